@@ -1,0 +1,48 @@
+# Portcullis — build, lab, tests and benchmarks. See README.md.
+SHELL := /bin/bash
+GO ?= go
+# clang is pinned: the committed bpf2go objects are built with this one.
+CLANG ?= clang-16
+STRIP ?= llvm-strip-16
+BIN := bin
+TEST_TIMEOUT ?= 30m
+FUZZTIME ?= 60s
+
+.PHONY: all build generate deps test test-unit fuzz soak bench demo demo-down clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/portcullis ./cmd/portcullis
+	$(GO) build -o $(BIN)/lab-origin ./internal/lab/cmd/lab-origin
+
+# Regenerates the committed eBPF objects (needs clang; go build does not).
+generate:
+	cd agent && BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...
+
+deps:
+	scripts/deps.sh
+	$(GO) mod download
+
+# The whole suite: unit, privileged integration (network namespaces, eBPF),
+# fuzz targets on their seed corpus. Needs root; CI runs it as root.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+fuzz: deps
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: deps build
+	scripts/bench.sh
+
+demo: deps build
+	scripts/lab.sh up
+	scripts/demo.sh start
+
+demo-down:
+	-scripts/demo.sh stop
+	scripts/lab.sh down
+
+clean:
+	rm -rf $(BIN)

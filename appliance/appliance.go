@@ -1,0 +1,319 @@
+package appliance
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-gw/portcullis/agent"
+	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/portcullis-gw/portcullis/proxy"
+)
+
+// Appliance is one running gateway: CA, proxy pipeline, listeners, kernel
+// datapath and management endpoints.
+type Appliance struct {
+	cfg       *Config
+	log       *slog.Logger
+	accessOut io.WriteCloser
+
+	ca       *proxy.CA
+	certs    *proxy.CertStore
+	proxy    *proxy.Server
+	datapath *agent.Agent
+	registry *prometheus.Registry
+
+	transparent []net.Listener
+	explicitLn  net.Listener
+	mgmtLn      net.Listener
+	mgmt        *http.Server
+	closers     []func()
+}
+
+// New prepares everything that can fail before any traffic is taken: the CA,
+// the upstream roots, the listeners and the datapath. On error nothing is
+// left behind.
+func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
+	level := new(slog.LevelVar)
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	a = &Appliance{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+			a = nil
+		}
+	}()
+
+	if a.ca, err = proxy.LoadOrCreateCA(filepath.Join(cfg.StateDir, "ca")); err != nil {
+		return nil, err
+	}
+	a.certs = proxy.NewCertStore(a.ca, proxy.CertStoreOptions{})
+	a.closers = append(a.closers, a.certs.Close)
+
+	roots, err := upstreamRoots(cfg.Upstream.ExtraRoots)
+	if err != nil {
+		return nil, err
+	}
+	decider, err := newAccessDecider(cfg.Access)
+	if err != nil {
+		return nil, err
+	}
+	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
+		return nil, err
+	}
+	a.proxy, err = proxy.NewServer(proxy.Config{
+		Certs:            a.certs,
+		Conn:             decider,
+		UpstreamRoots:    roots,
+		TLSPorts:         cfg.Transparent.TLSPorts,
+		HandshakeTimeout: cfg.Timeouts.Handshake,
+		IdleTimeout:      cfg.Timeouts.Idle,
+		DialTimeout:      cfg.Upstream.DialTimeout,
+		Hosts:            cfg.Hosts,
+		AccessLog:        slog.New(slog.NewJSONHandler(a.accessOut, nil)),
+		Log:              a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newProxyCollector(&a.proxy.Stats, a.certs))
+
+	if cfg.Transparent.Enabled {
+		if err := a.listenTransparent(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Explicit.Enabled {
+		if a.explicitLn, err = net.Listen("tcp", cfg.Explicit.Listen); err != nil {
+			return nil, fmt.Errorf("explicit listener: %w", err)
+		}
+	}
+	if a.mgmtLn, err = net.Listen("tcp", cfg.Management.Listen); err != nil {
+		return nil, fmt.Errorf("management listener: %w", err)
+	}
+	a.mgmt = &http.Server{Handler: a.managementHandler(), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+func (a *Appliance) listenTransparent() error {
+	ctx := context.Background()
+	v4, err := proxy.ListenTransparent(ctx, "tcp4", a.cfg.Transparent.ListenV4)
+	if err != nil {
+		return err
+	}
+	a.transparent = append(a.transparent, v4)
+	v6, err := proxy.ListenTransparent(ctx, "tcp6", a.cfg.Transparent.ListenV6)
+	if err != nil {
+		return err
+	}
+	a.transparent = append(a.transparent, v6)
+	if !a.cfg.Datapath.Enabled {
+		return nil
+	}
+	a.datapath, err = agent.Start(agentConfig(a.cfg.Datapath))
+	if err != nil {
+		return fmt.Errorf("datapath: %w", err)
+	}
+	for _, l := range []struct {
+		ln   *net.TCPListener
+		ipv6 bool
+	}{{v4, false}, {v6, true}} {
+		if err := withFD(l.ln, func(fd uintptr) error { return a.datapath.SetListener(fd, l.ipv6) }); err != nil {
+			return fmt.Errorf("datapath listener: %w", err)
+		}
+	}
+	a.registry.MustRegister(a.datapath.Collector())
+	return nil
+}
+
+func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(fd) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// Run serves until ctx is cancelled, then shuts down within a bounded time.
+func (a *Appliance) Run(ctx context.Context) error {
+	errc := make(chan error, len(a.transparent)+2)
+	var wg sync.WaitGroup
+	serve := func(fn func() error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- fn() }()
+	}
+	for _, ln := range a.transparent {
+		serve(func() error { return a.proxy.Serve(ln) })
+	}
+	if a.explicitLn != nil {
+		serve(func() error { return a.proxy.ServeExplicit(a.explicitLn) })
+	}
+	serve(func() error { return ignoreClosed(a.mgmt.Serve(a.mgmtLn)) })
+	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
+		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	a.log.Info("portcullis stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
+	a.closeAll()
+	wg.Wait()
+	return err
+}
+
+// ManagementAddr is where /metrics and /healthz are served.
+func (a *Appliance) ManagementAddr() string { return a.mgmtLn.Addr().String() }
+
+// closeAll releases in reverse order of creation. The datapath is kept or
+// detached as configured: kept, the pinned program goes on deciding (fail
+// closed or open) until the next start takes it over.
+func (a *Appliance) closeAll() {
+	for _, ln := range append(a.transparent, a.explicitLn, a.mgmtLn) {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if a.datapath != nil {
+		var err error
+		if a.cfg.Datapath.OnStop == "detach" {
+			err = a.datapath.Detach()
+		} else {
+			err = a.datapath.Close()
+		}
+		if err != nil {
+			a.log.Error("datapath stop", "err", err)
+		}
+		a.datapath = nil
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+	if a.accessOut != nil {
+		_ = a.accessOut.Close()
+	}
+}
+
+func (a *Appliance) managementHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelError)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+		_, _ = w.Write(a.ca.CertPEM())
+	})
+	return mux
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// upstreamRoots is the system pool plus the admin's extra roots. It fails on
+// an unreadable file or one without a certificate, so a typo never silently
+// leaves origins unverifiable.
+func upstreamRoots(files []string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range files {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.extra_roots: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.extra_roots: %s holds no PEM certificate", f)
+		}
+	}
+	return pool, nil
+}
+
+func openAccessLog(dest string, fallback io.Writer) (io.WriteCloser, error) {
+	switch strings.ToLower(dest) {
+	case "", "stdout":
+		return nopCloser{os.Stdout}, nil
+	case "stderr":
+		return nopCloser{fallback}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("log.access: %w", err)
+	}
+	return f, nil
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// accessDecider is the connection-level access decision until the policy
+// engine takes over: bypass and block lists of server names.
+type accessDecider struct {
+	bypass, block *policy.DomainSet
+}
+
+func newAccessDecider(c AccessConfig) (*accessDecider, error) {
+	bypass, err := policy.NewDomainSet(c.BypassHosts)
+	if err != nil {
+		return nil, fmt.Errorf("access.bypass_hosts: %w", err)
+	}
+	block, err := policy.NewDomainSet(c.BlockHosts)
+	if err != nil {
+		return nil, fmt.Errorf("access.block_hosts: %w", err)
+	}
+	return &accessDecider{bypass: bypass, block: block}, nil
+}
+
+func (d *accessDecider) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
+	name := ci.ServerName()
+	switch {
+	case d.block.Match(name):
+		return proxy.ConnDecision{Verdict: proxy.VerdictBlock, Reason: "access.block_hosts"}
+	case d.bypass.Match(name):
+		return proxy.ConnDecision{Verdict: proxy.VerdictBypass, Reason: "access.bypass_hosts"}
+	}
+	return proxy.ConnDecision{Verdict: proxy.VerdictIntercept}
+}
+
+var _ proxy.ConnDecider = (*accessDecider)(nil)
+
+func agentConfig(d DatapathConfig) agent.Config {
+	return agent.Config{
+		Interface:      d.Interface,
+		ClientPrefixes: d.ClientPrefixes,
+		InterceptPorts: d.InterceptPorts,
+		BypassPrefixes: d.BypassPrefixes,
+		DropQUIC:       d.DropQUIC,
+		FailOpen:       d.FailOpen,
+		PinDir:         d.PinDir,
+	}
+}

@@ -1,0 +1,267 @@
+package appliance
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultConfig returns the embedded default configuration file.
+func DefaultConfig() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is the whole appliance configuration, decoded strictly from YAML.
+type Config struct {
+	StateDir    string              `mapstructure:"state_dir"`
+	Management  ManagementConfig    `mapstructure:"management"`
+	Log         LogConfig           `mapstructure:"log"`
+	Transparent TransparentConfig   `mapstructure:"transparent"`
+	Explicit    ExplicitConfig      `mapstructure:"explicit"`
+	Datapath    DatapathConfig      `mapstructure:"datapath"`
+	Upstream    UpstreamConfig      `mapstructure:"upstream"`
+	Access      AccessConfig        `mapstructure:"access"`
+	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
+	Hosts       map[string][]string `mapstructure:"hosts"`
+}
+
+type ManagementConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+type LogConfig struct {
+	Access string `mapstructure:"access"`
+	Level  string `mapstructure:"level"`
+}
+
+type TransparentConfig struct {
+	Enabled  bool     `mapstructure:"enabled"`
+	ListenV4 string   `mapstructure:"listen_v4"`
+	ListenV6 string   `mapstructure:"listen_v6"`
+	TLSPorts []uint16 `mapstructure:"tls_ports"`
+}
+
+type ExplicitConfig struct {
+	Enabled bool   `mapstructure:"enabled"`
+	Listen  string `mapstructure:"listen"`
+}
+
+type DatapathConfig struct {
+	Enabled        bool           `mapstructure:"enabled"`
+	Interface      string         `mapstructure:"interface"`
+	ClientPrefixes []netip.Prefix `mapstructure:"client_prefixes"`
+	InterceptPorts []uint16       `mapstructure:"intercept_ports"`
+	BypassPrefixes []netip.Prefix `mapstructure:"bypass_prefixes"`
+	DropQUIC       bool           `mapstructure:"drop_quic"`
+	FailOpen       bool           `mapstructure:"fail_open"`
+	OnStop         string         `mapstructure:"on_stop"`
+	PinDir         string         `mapstructure:"pin_dir"`
+}
+
+type UpstreamConfig struct {
+	ExtraRoots  []string      `mapstructure:"extra_roots"`
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+}
+
+type AccessConfig struct {
+	BypassHosts []string `mapstructure:"bypass_hosts"`
+	BlockHosts  []string `mapstructure:"block_hosts"`
+}
+
+type TimeoutsConfig struct {
+	Handshake time.Duration `mapstructure:"handshake"`
+	Idle      time.Duration `mapstructure:"idle"`
+}
+
+// LoadConfig reads the embedded default, then overlays the file at path (if
+// path is not empty). Unknown keys and values of the wrong type are errors
+// naming the file, line and column.
+func LoadConfig(path string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(defaultYAML)); err != nil {
+		return nil, fmt.Errorf("embedded default config: %w", err)
+	}
+	var src []byte
+	if path != "" {
+		var err error
+		if src, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := checkKeys(path, src); err != nil {
+			return nil, err
+		}
+		if err := v.MergeConfig(bytes.NewReader(src)); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	var cfg Config
+	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.TextUnmarshallerHookFunc(),
+	)))
+	if err != nil {
+		return nil, locateDecodeError(path, src, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		if path == "" {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &cfg, nil
+}
+
+// Validate checks values that decode fine but make no sense together.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) { errs = append(errs, fmt.Errorf(key+": "+format, a...)) }
+	if c.StateDir == "" {
+		bad("state_dir", "must be set")
+	}
+	if c.Transparent.Enabled && c.Datapath.Enabled && c.Datapath.Interface == "" {
+		bad("datapath.interface", "must name the LAN interface")
+	}
+	switch c.Datapath.OnStop {
+	case "keep", "detach":
+	default:
+		bad("datapath.on_stop", "%q is not one of keep, detach", c.Datapath.OnStop)
+	}
+	for _, p := range c.Datapath.InterceptPorts {
+		if p == 0 {
+			bad("datapath.intercept_ports", "port 0 is not a port")
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Timeouts.Handshake <= 0 || c.Timeouts.Idle <= 0 || c.Upstream.DialTimeout <= 0 {
+		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// checkKeys walks the YAML the admin wrote against the Config struct and
+// reports every key it does not know, with its line and column. (mapstructure
+// names only the leaf of a nested unknown key, which is not enough to find it.)
+func checkKeys(path string, src []byte) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(root.Content) == 0 {
+		return nil
+	}
+	var errs []error
+	walkKeys(root.Content[0], reflect.TypeOf(Config{}), "", func(key string, n *yaml.Node) {
+		errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q (`portcullis config default` lists every key)", path, n.Line, n.Column, key))
+	})
+	return errors.Join(errs...)
+}
+
+func walkKeys(n *yaml.Node, t reflect.Type, prefix string, unknown func(string, *yaml.Node)) {
+	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		return
+	}
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+			fields[tag] = t.Field(i).Type
+		}
+	}
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		k, v := n.Content[j], n.Content[j+1]
+		key := prefix + k.Value
+		ft, ok := fields[strings.ToLower(k.Value)]
+		if !ok {
+			unknown(key, k)
+			continue
+		}
+		walkKeys(v, ft, key+".", unknown)
+	}
+}
+
+var decodeLineRE = regexp.MustCompile(`'([^']+)' (.*)`)
+
+// locateDecodeError rewrites mapstructure's "'a.b[0]' message" lines as
+// "file:line:col: a.b[0]: message", pointing at the offending value.
+func locateDecodeError(path string, src []byte, err error) error {
+	var root yaml.Node
+	if path == "" || yaml.Unmarshal(src, &root) != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var errs []error
+	for _, m := range decodeLineRE.FindAllStringSubmatch(err.Error(), -1) {
+		line, col := findKey(&root, splitKeyPath(m[1]))
+		errs = append(errs, fmt.Errorf("%s:%d:%d: %s: %s", path, line, col, m[1], m[2]))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return errors.Join(errs...)
+}
+
+// splitKeyPath turns "a.b[2]" into ["a", "b", "[2]"].
+func splitKeyPath(key string) []string {
+	var out []string
+	for _, part := range strings.Split(key, ".") {
+		if i := strings.IndexByte(part, '['); i > 0 {
+			out = append(out, part[:i], part[i:])
+			continue
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// findKey returns the position of a dotted key in a YAML document, or 0,0.
+func findKey(n *yaml.Node, path []string) (int, int) {
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for i, name := range path {
+		if n.Kind == yaml.SequenceNode && strings.HasPrefix(name, "[") {
+			idx, err := strconv.Atoi(strings.Trim(name, "[]"))
+			if err != nil || idx >= len(n.Content) {
+				return 0, 0
+			}
+			n = n.Content[idx]
+			if i == len(path)-1 {
+				return n.Line, n.Column
+			}
+			continue
+		}
+		if n.Kind != yaml.MappingNode {
+			return 0, 0
+		}
+		found := false
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if strings.EqualFold(n.Content[j].Value, name) {
+				if i == len(path)-1 {
+					return n.Content[j].Line, n.Content[j].Column
+				}
+				n, found = n.Content[j+1], true
+				break
+			}
+		}
+		if !found {
+			return 0, 0
+		}
+	}
+	return 0, 0
+}

@@ -1,0 +1,317 @@
+package appliance
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
+)
+
+// Origin addresses in the lab. Each serves a different certificate so one
+// origin namespace covers every upstream case.
+var (
+	originGood      = netip.MustParseAddr("198.18.2.2")
+	originBypassNet = netip.MustParseAddr("198.18.3.2") // in datapath.bypass_prefixes
+	originExpired   = netip.MustParseAddr("198.18.2.10")
+	originWrongHost = netip.MustParseAddr("198.18.2.11")
+	originUntrusted = netip.MustParseAddr("198.18.2.12")
+	originGood6     = netip.MustParseAddr("fd00:7c:2::2")
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// portcullisBinary builds cmd/portcullis once per test run.
+func portcullisBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portcullis-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "portcullis")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/portcullis").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// e2eLab is the three-host lab with origins started and an appliance config
+// written; start runs the real binary on the gateway.
+type e2eLab struct {
+	*lab.Gateway
+	t       *testing.T
+	dir     string
+	labCA   *lab.TestCA
+	pinDir  string
+	cfgPath string
+	proc    *exec.Cmd
+	procErr chan error
+}
+
+func newE2ELab(t *testing.T, extraConfig string) *e2eLab {
+	t.Helper()
+	lab.RequireRoot(t)
+	g := lab.NewGateway(t)
+	l := &e2eLab{Gateway: g, t: t, dir: t.TempDir()}
+	for _, a := range []string{"198.18.2.10/24", "198.18.2.11/24", "198.18.2.12/24"} {
+		g.Origin.IP("addr", "add", a, "dev", "eth0")
+	}
+	g.Origin.IP("addr", "add", "198.18.3.2/24", "dev", "eth0")
+	g.GW.IP("route", "add", "198.18.3.0/24", "via", "198.18.2.2")
+	g.Client.SetHosts(map[string]netip.Addr{"origin.lab": originGood})
+
+	var err error
+	if l.labCA, err = lab.NewTestCA("lab origin CA"); err != nil {
+		t.Fatal(err)
+	}
+	l.startOrigins()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	l.pinDir = "/sys/fs/bpf/pc-e2e-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { _ = os.RemoveAll(l.pinDir) })
+	caFile := filepath.Join(l.dir, "lab-ca.pem")
+	if err := os.WriteFile(caFile, l.labCA.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`state_dir: %s/state
+management:
+  listen: 127.0.0.1:9780
+log:
+  access: %s/access.log
+  level: debug
+explicit:
+  enabled: true
+  listen: 198.18.1.1:3128
+datapath:
+  interface: lan0
+  bypass_prefixes: [198.18.3.0/24]
+  pin_dir: %s
+upstream:
+  extra_roots: [%s]
+access:
+  bypass_hosts: [bypass.lab]
+  block_hosts: [blocked.lab]
+hosts:
+  origin.lab: [198.18.2.2]
+%s`, l.dir, l.dir, l.pinDir, caFile, extraConfig)
+	l.cfgPath = filepath.Join(l.dir, "portcullis.yaml")
+	if err := os.WriteFile(l.cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.stop(syscall.SIGKILL)
+		// Whatever the test did, leave no datapath behind.
+		_ = g.GW.DaemonCommand(context.Background(), portcullisBinary(t), "datapath", "detach", "-config", l.cfgPath).Run()
+	})
+	return l
+}
+
+// startOrigins serves HTTPS on :443 and HTTP on :80 in the origin namespace;
+// the certificate depends on which local address the client reached.
+func (l *e2eLab) startOrigins() {
+	t := l.t
+	good, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab", "bypass.lab", "blocked.lab", "198.18.2.2", "198.18.3.2", "fd00:7c:2::2"}})
+	expired, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab"}, NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	wrong, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"someone-else.lab"}})
+	stranger, _ := lab.NewTestCA("stranger CA")
+	untrusted, _ := stranger.Leaf(lab.LeafOptions{Names: []string{"origin.lab"}})
+	byAddr := map[netip.Addr]*tls.Certificate{originExpired: &expired, originWrongHost: &wrong, originUntrusted: &untrusted}
+	tlsConf := &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		local := h.Conn.LocalAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		if c, ok := byAddr[local]; ok {
+			return c, nil
+		}
+		return &good, nil
+	}, NextProtos: []string{"h2", "http/1.1"}}
+	h := lab.OriginHandler("lab origin")
+	for _, addr := range []string{":443", ":80"} {
+		ln, err := l.Origin.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		if addr == ":443" {
+			srv.TLSConfig = tlsConf
+			go func() { _ = srv.ServeTLS(ln, "", "") }()
+		} else {
+			go func() { _ = srv.Serve(ln) }()
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+}
+
+// start runs the appliance binary on the gateway and waits for /healthz.
+func (l *e2eLab) start() {
+	t := l.t
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(l.dir, "portcullis.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.proc = l.GW.DaemonCommand(context.Background(), portcullisBinary(t), "run", "-config", l.cfgPath)
+	l.proc.Stdout, l.proc.Stderr = logf, logf
+	if err := l.proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l.procErr = make(chan error, 1)
+	go func() { l.procErr <- l.proc.Wait(); logf.Close() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if l.get("http://127.0.0.1:9780/healthz") == "ok\n" {
+			return
+		}
+		select {
+		case err := <-l.procErr:
+			t.Fatalf("appliance exited: %v\n%s", err, l.log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("appliance not healthy within 15s\n%s", l.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop signals the appliance and waits (bounded) for it to exit.
+func (l *e2eLab) stop(sig syscall.Signal) {
+	if l.proc == nil || l.proc.Process == nil {
+		return
+	}
+	_ = l.proc.Process.Signal(sig)
+	select {
+	case <-l.procErr:
+	case <-time.After(15 * time.Second):
+		_ = l.proc.Process.Kill()
+		<-l.procErr
+	}
+	l.proc = nil
+}
+
+func (l *e2eLab) log() string {
+	b, _ := os.ReadFile(filepath.Join(l.dir, "portcullis.log"))
+	return string(b)
+}
+
+// get fetches a management URL from inside the gateway namespace.
+func (l *e2eLab) get(url string) string {
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return l.GW.Dial(ctx, network, addr)
+		},
+	}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func (l *e2eLab) applianceCA() *x509.Certificate {
+	out, err := exec.Command(portcullisBinary(l.t), "ca", "cert", "-config", l.cfgPath).Output()
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(out) {
+		l.t.Fatalf("ca cert printed no certificate: %q", out)
+	}
+	p := filepath.Join(l.dir, "appliance-ca.pem")
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	blk, _ := pem.Decode(out)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return cert
+}
+
+// client is a Go HTTP client in the client namespace. Every connection goes
+// to dest (name resolution is the test's); roots verify what it is shown.
+func (l *e2eLab) client(dest netip.AddrPort, roots *x509.CertPool, h2 bool) *http.Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return l.Client.Dial(ctx, "tcp", dest.String())
+		},
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: h2,
+		DisableKeepAlives: false,
+	}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	l.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+}
+
+func (l *e2eLab) accessLog() []map[string]any {
+	f, err := os.Open(filepath.Join(l.dir, "access.log"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitAccessLog waits for an access-log line for which match is true.
+func (l *e2eLab) waitAccessLog(match func(map[string]any) bool) map[string]any {
+	l.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, m := range l.accessLog() {
+			if match(m) {
+				return m
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.t.Fatalf("no matching access-log line; log:\n%v", l.accessLog())
+	return nil
+}
+
+func pool(certs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/deptest"
+)
+
+func TestImportBoundaries(t *testing.T) {
+	deptest.Check(t, "appliance", "proxy", "agent", "policy")
+}

@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// Mode is how a connection entered the appliance.
+type Mode uint8
+
+const (
+	ModeTransparent Mode = iota // steered by the eBPF datapath
+	ModeExplicit                // CONNECT or absolute-form request to the explicit listener
+)
+
+func (m Mode) String() string {
+	if m == ModeExplicit {
+		return "explicit"
+	}
+	return "transparent"
+}
+
+// ConnInfo is what the pipeline knows about one client connection. It is
+// filled in as the connection progresses and read by decision hooks and the
+// access log.
+type ConnInfo struct {
+	ID     uint64
+	Mode   Mode
+	Client netip.AddrPort
+	// Dest is the original destination: the accepted socket's local address
+	// in transparent mode, the resolved CONNECT target in explicit mode. The
+	// upstream is always dialled here, never at an address taken from a Host
+	// header.
+	Dest netip.AddrPort
+	// ConnectHost is the host name of an explicit CONNECT request.
+	ConnectHost string
+	// Hello is the peeked ClientHello, nil for plain HTTP.
+	Hello *ClientHello
+	JA4   string
+	TLS   bool
+	Start time.Time
+
+	upstream http.RoundTripper
+	closers  []func()
+}
+
+// ServerName is the name the client asked for: its SNI, else the CONNECT
+// host, else "" (an IP-only connection).
+func (ci *ConnInfo) ServerName() string {
+	if ci.Hello != nil && ci.Hello.ServerName != "" {
+		return ci.Hello.ServerName
+	}
+	return ci.ConnectHost
+}
+
+// certName is the name the client-side leaf is minted for and the upstream
+// certificate is verified against.
+func (ci *ConnInfo) certName() string {
+	if n := ci.ServerName(); n != "" {
+		return n
+	}
+	return ci.Dest.Addr().Unmap().String()
+}
+
+func (ci *ConnInfo) release() {
+	for _, f := range ci.closers {
+		f()
+	}
+	ci.closers = nil
+}
+
+type connInfoKey struct{}
+
+func withConnInfo(ctx context.Context, ci *ConnInfo) context.Context {
+	return context.WithValue(ctx, connInfoKey{}, ci)
+}
+
+// ConnInfoFrom returns the connection a request arrived on.
+func ConnInfoFrom(ctx context.Context) *ConnInfo {
+	ci, _ := ctx.Value(connInfoKey{}).(*ConnInfo)
+	return ci
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

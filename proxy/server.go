@@ -1,0 +1,297 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// Config is the pipeline's configuration. Certs is required; everything else
+// has a secure default.
+type Config struct {
+	// Certs mints the client-facing leaves.
+	Certs *CertStore
+	// Conn makes the access decision; nil intercepts every connection.
+	Conn ConnDecider
+	// Request makes the session decision; nil allows every request.
+	Request RequestDecider
+	// UpstreamRoots verifies origins; nil means the system roots. It is never
+	// possible to turn verification off.
+	UpstreamRoots *x509.CertPool
+	// TLSPorts are destination ports where only TLS is accepted; anything else
+	// arriving there is closed and counted. Default: 443.
+	TLSPorts []uint16
+	// HandshakeTimeout bounds peeking the ClientHello and the client-side TLS
+	// handshake. Default 10s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections on both sides. Default 120s.
+	IdleTimeout time.Duration
+	// DialTimeout bounds connecting to the origin. Default 10s.
+	DialTimeout time.Duration
+	// Hosts maps names to addresses for explicit-proxy requests before DNS.
+	Hosts map[string][]string
+	// AccessLog receives one line per request and per non-intercepted
+	// connection; Log receives operational messages. Both default to discard.
+	AccessLog *slog.Logger
+	Log       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.TLSPorts == nil {
+		c.TLSPorts = []uint16{443}
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	discard := slog.New(slog.DiscardHandler)
+	if c.AccessLog == nil {
+		c.AccessLog = discard
+	}
+	if c.Log == nil {
+		c.Log = discard
+	}
+}
+
+// Server runs the connection pipeline. One Server serves every listener.
+type Server struct {
+	cfg   Config
+	Stats Stats
+
+	clientTLS   *tls.Config // shared by every intercepted connection
+	upstreamTLS *tls.Config // template cloned per connection with its ServerName
+	dialer      net.Dialer
+	resolver    *net.Resolver
+
+	h1       *http.Server // serves intercepted and plain connections, h2 via TLSNextProto
+	inbox    *connInbox
+	rproxy   *httputil.ReverseProxy
+	explicit *http.Server
+
+	// allowLoopbackDest lets in-package tests use loopback origins through
+	// the explicit proxy; it is never set outside tests.
+	allowLoopbackDest bool
+
+	nextID  atomic.Uint64
+	conns   sync.WaitGroup
+	closing atomic.Bool
+	lnMu    sync.Mutex
+	lns     []net.Listener
+}
+
+// NewServer builds the pipeline. Call Serve for each listener and Close at
+// the end.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Certs == nil {
+		return nil, errors.New("proxy config: a certificate store is required")
+	}
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver}
+	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	s.clientTLS = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			name := hello.ServerName
+			if pc, ok := hello.Conn.(*peekedConn); ok {
+				name = pc.ci.certName()
+			}
+			return cfg.Certs.Certificate(name)
+		},
+	}
+	s.upstreamTLS = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            cfg.UpstreamRoots,
+		ClientSessionCache: tls.NewLRUClientSessionCache(4096),
+	}
+	s.rproxy = &httputil.ReverseProxy{
+		Rewrite:      rewriteToOrigin,
+		Transport:    connTransport{},
+		ErrorHandler: s.upstreamError,
+		BufferPool:   copyBuffers,
+		ErrorLog:     slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+	}
+	s.h1 = &http.Server{
+		Handler:           http.HandlerFunc(s.serveRequest),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout,
+		ConnContext:       connContext,
+		ConnState:         connStateRelease,
+		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+	}
+	if err := http2.ConfigureServer(s.h1, &http2.Server{IdleTimeout: cfg.IdleTimeout, MaxConcurrentStreams: 250}); err != nil {
+		return nil, fmt.Errorf("configure http2: %w", err)
+	}
+	go func() { _ = s.h1.Serve(s.inbox) }()
+	return s, nil
+}
+
+// Serve accepts connections from a transparent listener until it is closed.
+// Each accepted socket's local address is the original destination.
+func (s *Server) Serve(ln net.Listener) error {
+	s.track(ln)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		ci := s.newConnInfo(ModeTransparent, c)
+		ci.Dest = addrPortOf(c.LocalAddr())
+		s.goHandle(c, ci)
+	}
+}
+
+func (s *Server) newConnInfo(mode Mode, c net.Conn) *ConnInfo {
+	s.Stats.ConnsAccepted.Add(1)
+	return &ConnInfo{ID: s.nextID.Add(1), Mode: mode, Client: addrPortOf(c.RemoteAddr()), Start: time.Now()}
+}
+
+func (s *Server) goHandle(c net.Conn, ci *ConnInfo) {
+	s.conns.Add(1)
+	go func() {
+		defer s.conns.Done()
+		s.handle(c, ci)
+	}()
+}
+
+func (s *Server) track(ln net.Listener) {
+	s.lnMu.Lock()
+	s.lns = append(s.lns, ln)
+	s.lnMu.Unlock()
+}
+
+// handle runs one connection through peek → access decision → enforcement.
+func (s *Server) handle(c net.Conn, ci *ConnInfo) {
+	_ = c.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	hello, peeked, err := ReadClientHello(c)
+	switch {
+	case err == nil:
+		ci.Hello, ci.TLS, ci.JA4 = hello, true, hello.JA4()
+	case errors.Is(err, ErrNotTLS) && !slices.Contains(s.cfg.TLSPorts, ci.Dest.Port()):
+		// Plain HTTP (port 80, or a CONNECT tunnel to a plain port).
+	case errors.Is(err, ErrNotTLS):
+		s.Stats.ConnsNotTLS.Add(1)
+		s.logConn(ci, "block", "not TLS on a TLS port", 0, 0)
+		_ = c.Close()
+		return
+	default:
+		if len(peeked) > 0 {
+			s.Stats.HelloMalformed.Add(1)
+			s.logConn(ci, "block", "malformed ClientHello: "+err.Error(), 0, 0)
+		}
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+
+	d := ConnDecision{Verdict: VerdictIntercept}
+	if s.cfg.Conn != nil {
+		d = s.cfg.Conn.DecideConn(ci)
+	}
+	switch d.Verdict {
+	case VerdictBypass:
+		s.Stats.Bypassed.Add(1)
+		s.splice(c, peeked, ci, d.Reason)
+	case VerdictBlock:
+		s.Stats.Blocked.Add(1)
+		s.refuse(c, ci)
+		s.logConn(ci, "block", d.Reason, 0, 0)
+	default:
+		s.Stats.Intercepted.Add(1)
+		s.intercept(&peekedConn{Conn: c, peeked: peeked, ci: ci}, ci)
+	}
+}
+
+// refuse ends a blocked connection: a fatal access_denied alert for TLS, a
+// reset for plain HTTP, so the client fails at once instead of timing out.
+func (s *Server) refuse(c net.Conn, ci *ConnInfo) {
+	if ci.TLS {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte{21, 3, 3, 0, 2, 2, 49})
+	} else if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
+	if !ci.TLS {
+		ci.upstream = s.newUpstream(ci)
+		s.inbox.push(pc)
+		return
+	}
+	tc := tls.Server(pc, s.clientTLS)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.Stats.HandshakeFailed.Add(1)
+		s.logConn(ci, "error", "client TLS handshake: "+err.Error(), 0, 0)
+		_ = tc.Close()
+		return
+	}
+	ci.upstream = s.newUpstream(ci)
+	s.inbox.push(tc)
+}
+
+// Close stops the listeners and the HTTP servers and waits (bounded by ctx)
+// for connection handlers to finish.
+func (s *Server) Close(ctx context.Context) error {
+	s.closing.Store(true)
+	s.lnMu.Lock()
+	for _, ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.lnMu.Unlock()
+	err := s.h1.Shutdown(ctx)
+	if s.explicit != nil {
+		err = errors.Join(err, s.explicit.Shutdown(ctx))
+	}
+	_ = s.h1.Close()
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+// copyBuffers bounds the memory of every body copy: 32 KiB per direction.
+var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
+
+// discardCloser is used where an io.Closer is needed for a value without one.
+var _ io.Closer = (*net.TCPConn)(nil)

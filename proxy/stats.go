@@ -1,0 +1,20 @@
+package proxy
+
+import "sync/atomic"
+
+// Stats are the pipeline's counters, read at scrape time by the appliance's
+// collector. Every field only ever grows.
+type Stats struct {
+	ConnsAccepted      atomic.Uint64
+	ConnsNotTLS        atomic.Uint64 // non-TLS bytes on a TLS port: closed
+	HelloMalformed     atomic.Uint64 // garbage ClientHello: closed
+	HandshakeFailed    atomic.Uint64 // client-side TLS handshake failed
+	Intercepted        atomic.Uint64
+	Bypassed           atomic.Uint64
+	Blocked            atomic.Uint64
+	Requests           atomic.Uint64
+	RequestsBlocked    atomic.Uint64
+	Misdirected        atomic.Uint64
+	UpstreamUnverified atomic.Uint64 // origin certificate failed verification
+	UpstreamErrors     atomic.Uint64 // origin unreachable or broke mid-response
+}

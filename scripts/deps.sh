@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building, the lab and the test suite need on Debian 12.
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+pkgs=(
+  clang-16 llvm-16 libbpf-dev           # make generate (bpf2go); clang is pinned to 16
+  iproute2 iputils-ping util-linux       # lab namespaces, nsenter
+  curl wrk linux-perf ca-certificates    # end-to-end clients and benchmarks
+  procps psmisc
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# bpffs for pinned programs and maps.
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

@@ -42,6 +42,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.conns, s.ConnsAccepted.Load(), "accepted")
 	counter(c.conns, s.ConnsNotTLS.Load(), "not_tls")
 	counter(c.conns, s.HelloMalformed.Load(), "malformed_hello")
+	counter(c.conns, s.HelloIncomplete.Load(), "incomplete_hello")
 	counter(c.conns, s.HandshakeFailed.Load(), "handshake_failed")
 	counter(c.decisions, s.Intercepted.Load(), "intercept")
 	counter(c.decisions, s.Bypassed.Load(), "bypass")

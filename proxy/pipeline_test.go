@@ -223,7 +223,7 @@ func TestGarbageHelloIsClosedAndCounted(t *testing.T) {
 		}
 		conn.Close()
 	}
-	waitFor(t, func() bool { return h.srv.Stats.HelloMalformed.Load() == 2 })
+	waitFor(t, func() bool { return h.srv.Stats.HelloMalformed.Load() == 1 && h.srv.Stats.HelloIncomplete.Load() == 1 })
 }
 
 func TestPlainHTTPProxiedThroughHooks(t *testing.T) {

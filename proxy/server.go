@@ -200,10 +200,16 @@ func (s *Server) handle(c net.Conn, ci *ConnInfo) {
 		s.logConn(ci, "block", "not TLS on a TLS port", 0, 0)
 		_ = c.Close()
 		return
+	case errors.Is(err, ErrMalformedClientHello):
+		s.Stats.HelloMalformed.Add(1)
+		s.logConn(ci, "block", err.Error(), 0, 0)
+		_ = c.Close()
+		return
 	default:
+		// Closed or timed out part-way: nothing to decide about.
 		if len(peeked) > 0 {
-			s.Stats.HelloMalformed.Add(1)
-			s.logConn(ci, "block", "malformed ClientHello: "+err.Error(), 0, 0)
+			s.Stats.HelloIncomplete.Add(1)
+			s.logConn(ci, "error", "incomplete ClientHello: "+err.Error(), 0, 0)
 		}
 		_ = c.Close()
 		return

@@ -8,6 +8,7 @@ type Stats struct {
 	ConnsAccepted      atomic.Uint64
 	ConnsNotTLS        atomic.Uint64 // non-TLS bytes on a TLS port: closed
 	HelloMalformed     atomic.Uint64 // garbage ClientHello: closed
+	HelloIncomplete    atomic.Uint64 // client closed or stalled mid-hello
 	HandshakeFailed    atomic.Uint64 // client-side TLS handshake failed
 	Intercepted        atomic.Uint64
 	Bypassed           atomic.Uint64

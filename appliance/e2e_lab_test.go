@@ -43,7 +43,7 @@ var (
 )
 
 // portcullisBinary builds cmd/portcullis once per test run.
-func portcullisBinary(t *testing.T) string {
+func portcullisBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "portcullis-bin")
@@ -67,7 +67,7 @@ func portcullisBinary(t *testing.T) string {
 // written; start runs the real binary on the gateway.
 type e2eLab struct {
 	*lab.Gateway
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	labCA   *lab.TestCA
 	pinDir  string
@@ -76,7 +76,7 @@ type e2eLab struct {
 	procErr chan error
 }
 
-func newE2ELab(t *testing.T, extraConfig string) *e2eLab {
+func newE2ELab(t testing.TB, extraConfig string) *e2eLab {
 	t.Helper()
 	lab.RequireRoot(t)
 	g := lab.NewGateway(t)
@@ -152,13 +152,15 @@ func (l *e2eLab) startOrigins() {
 		return &good, nil
 	}, NextProtos: []string{"h2", "http/1.1"}}
 	h := lab.OriginHandler("lab origin")
-	for _, addr := range []string{":443", ":80"} {
+	// :8443 is not an intercepted port: it measures the datapath's cost on
+	// traffic it only looks at.
+	for _, addr := range []string{":443", ":80", ":8443"} {
 		ln, err := l.Origin.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		if addr == ":443" {
+		if addr != ":80" {
 			srv.TLSConfig = tlsConf
 			go func() { _ = srv.ServeTLS(ln, "", "") }()
 		} else {

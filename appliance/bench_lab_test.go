@@ -1,0 +1,320 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
+)
+
+// BenchmarkLab is the lab harness behind `make bench`: it builds the
+// three-host lab, measures each path through the gateway against direct
+// routing measured in the same run, and writes bench/results/. Run it with
+// -benchtime=1x; every figure it reports is a ratio against its baseline.
+func BenchmarkLab(b *testing.B) {
+	lab.RequireRoot(b)
+	for _, tool := range []string{"curl", "wrk", "bpftool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			b.Fatalf("%s not installed (scripts/deps.sh installs it)", tool)
+		}
+	}
+	l := newE2ELab(b, "")
+	r := newLabReport()
+	const bulk = 512 << 20
+	reps := 3
+
+	// Phase 1: no appliance. The gateway is a plain router.
+	for range reps {
+		r.add("download_direct", l.download(b, "origin.lab", originGood, 443, bulk, l.dir+"/lab-ca.pem"))
+		r.add("download_direct_8443", l.download(b, "origin.lab", originGood, 8443, bulk, l.dir+"/lab-ca.pem"))
+	}
+	r.add("rps_keepalive_direct", l.wrk(b, false).rps)
+	r.add("cps_direct", l.wrk(b, true).rps)
+
+	// Phase 2: appliance running with its datapath attached.
+	l.start()
+	l.applianceCA()
+	_ = os.WriteFile("/proc/sys/kernel/bpf_stats_enabled", []byte("1"), 0o644)
+	statsStart := steerStats(b)
+	for range reps {
+		r.add("download_bypass_prefix", l.download(b, "origin.lab", originBypassNet, 443, bulk, l.dir+"/lab-ca.pem"))
+		r.add("download_program_attached_8443", l.download(b, "origin.lab", originGood, 8443, bulk, l.dir+"/lab-ca.pem"))
+	}
+	statsEnd := steerStats(b)
+	_ = os.WriteFile("/proc/sys/kernel/bpf_stats_enabled", []byte("0"), 0o644)
+	if n := statsEnd.count - statsStart.count; n > 0 {
+		r.set("steer_ns_per_packet", float64(statsEnd.ns-statsStart.ns)/float64(n))
+		r.set("steer_packets_measured", float64(n))
+	}
+	for range reps {
+		r.add("download_spliced", l.download(b, "bypass.lab", originGood, 443, bulk, l.dir+"/lab-ca.pem"))
+		r.add("download_intercepted", l.download(b, "origin.lab", originGood, 443, bulk, l.dir+"/appliance-ca.pem"))
+	}
+	cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+	ka := l.wrk(b, false)
+	cpuApp1, cpuOrigin1 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+	r.add("rps_keepalive_intercepted", ka.rps)
+	r.set("cpu_per_request_appliance_us", (cpuApp1-cpuApp0)/ka.requests*1e6)
+	r.set("cpu_per_request_origin_us", (cpuOrigin1-cpuOrigin0)/ka.requests*1e6)
+	r.add("cps_intercepted", l.wrk(b, true).rps)
+	r.set("idle_conn_bytes_intercepted", l.idleConnMemory(b, "origin.lab", 400))
+	r.set("idle_conn_bytes_bypassed", l.idleConnMemory(b, "bypass.lab", 400))
+	l.stop(syscall.SIGTERM)
+
+	// Phase 3: detached again, second baseline against drift.
+	_ = l.GW.DaemonCommand(context.Background(), portcullisBinary(b), "datapath", "detach", "-config", l.cfgPath).Run()
+	for range reps {
+		r.add("download_direct", l.download(b, "origin.lab", originGood, 443, bulk, l.dir+"/lab-ca.pem"))
+		r.add("download_direct_8443", l.download(b, "origin.lab", originGood, 8443, bulk, l.dir+"/lab-ca.pem"))
+	}
+
+	r.ratio("bypass prefix (kernel-forwarded) download vs direct", "download_bypass_prefix", "download_direct", 0.97)
+	r.ratio("bypass SNI (peeked, spliced) download vs direct", "download_spliced", "download_direct", 0.90)
+	r.ratio("intercepted download vs direct", "download_intercepted", "download_direct", 0.85)
+	r.ratio("intercepted keep-alive requests/s vs direct", "rps_keepalive_intercepted", "rps_keepalive_direct", 0.45)
+	r.ratio("new intercepted connections/s vs direct", "cps_intercepted", "cps_direct", 0.45)
+	r.ratio("throughput with steering program attached vs not (port 8443)", "download_program_attached_8443", "download_direct_8443", 0.98)
+	r.limit("appliance CPU per request / origin CPU per request", r.value("cpu_per_request_appliance_us")/r.value("cpu_per_request_origin_us"), 2.5)
+	r.limit("idle intercepted keep-alive connection, KiB", r.value("idle_conn_bytes_intercepted")/1024, 64)
+	r.limit("idle bypassed connection, KiB", r.value("idle_conn_bytes_bypassed")/1024, 20)
+	r.limit("steering program ns per packet (kernel bpf stats)", r.value("steer_ns_per_packet"), 100)
+	for _, t := range r.Targets {
+		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
+	}
+	r.write(b)
+}
+
+type labReport struct {
+	Machine map[string]string    `json:"machine"`
+	Raw     map[string][]float64 `json:"raw"`
+	Targets []labTarget          `json:"targets"`
+}
+
+type labTarget struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	Kind   string  `json:"kind"` // "ratio>=" or "<="
+	Met    bool    `json:"met"`
+}
+
+func newLabReport() *labReport {
+	model := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		if m := regexp.MustCompile(`model name\s*:\s*(.*)`).FindSubmatch(b); m != nil {
+			model = string(m[1])
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	return &labReport{Raw: map[string][]float64{}, Machine: map[string]string{
+		"cpu": model, "cpus": strconv.Itoa(runtime.NumCPU()), "kernel": strings.TrimSpace(string(kernel)),
+		"go": runtime.Version(), "date": time.Now().UTC().Format(time.RFC3339),
+	}}
+}
+
+func (r *labReport) add(k string, v float64) { r.Raw[k] = append(r.Raw[k], v) }
+func (r *labReport) set(k string, v float64) { r.Raw[k] = []float64{v} }
+
+// value is the median of a measurement's repetitions.
+func (r *labReport) value(k string) float64 {
+	v := slices.Clone(r.Raw[k])
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func (r *labReport) ratio(name, num, den string, min float64) {
+	v := r.value(num) / r.value(den)
+	r.Targets = append(r.Targets, labTarget{Name: name, Value: v, Target: min, Kind: ">=", Met: v >= min})
+}
+
+func (r *labReport) limit(name string, v, max float64) {
+	r.Targets = append(r.Targets, labTarget{Name: name, Value: v, Target: max, Kind: "<=", Met: v <= max})
+}
+
+func (r *labReport) write(b testing.TB) {
+	var md strings.Builder
+	fmt.Fprintf(&md, "# Lab benchmark %s\n\n", r.Machine["date"])
+	fmt.Fprintf(&md, "Machine: %s × %s, kernel %s, %s\n\n", r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"])
+	fmt.Fprintf(&md, "| measure | value | target | met |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&md, "| %s | %.3f | %s %.2f | %v |\n", t.Name, t.Value, t.Kind, t.Target, t.Met)
+	}
+	fmt.Fprintf(&md, "\nRaw (medians of repetitions are used; downloads in bytes/s, rates per second):\n\n")
+	keys := make([]string, 0, len(r.Raw))
+	for k := range r.Raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&md, "- %s: %v\n", k, r.Raw[k])
+	}
+	fmt.Print("\n" + md.String())
+	dir := filepath.Join("..", "bench", "results")
+	_ = os.MkdirAll(dir, 0o755)
+	stamp := time.Now().UTC().Format("20060102-150405")
+	js, _ := json.MarshalIndent(r, "", "  ")
+	for name, data := range map[string][]byte{"lab-" + stamp + ".json": js, "lab-latest.md": []byte(md.String())} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// download fetches size bytes with curl in the client namespace and returns
+// bytes per second.
+func (l *e2eLab) download(b testing.TB, name string, addr netip.Addr, port, size int, caFile string) float64 {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("https://%s:%d/bytes/%d", name, port, size)
+	out, err := l.Client.Exec(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+		"--cacert", caFile, "--resolve", fmt.Sprintf("%s:%d:%s", name, port, addr), url)
+	if err != nil {
+		b.Fatalf("curl %s via %s: %v: %s", url, addr, err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 || f[1] != strconv.Itoa(size) {
+		b.Fatalf("curl %s: %q", url, out)
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+type wrkResult struct{ rps, requests float64 }
+
+var (
+	wrkRPS  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkReqs = regexp.MustCompile(`([0-9]+) requests in`)
+)
+
+// wrk loads https://origin.lab/ (a small response) from the client
+// namespace for a few seconds; newConns closes the connection after every
+// response so each request is a new TLS connection.
+func (l *e2eLab) wrk(b testing.TB, newConns bool) wrkResult {
+	b.Helper()
+	args := []string{"-t1", "-c16", "-d6s"}
+	if newConns {
+		args = append(args, "-H", "Connection: close")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := l.Client.Exec(ctx, "wrk", append(args, "https://origin.lab/")...)
+	m, n := wrkRPS.FindSubmatch(out), wrkReqs.FindSubmatch(out)
+	if err != nil || m == nil || n == nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	reqs, _ := strconv.ParseFloat(string(n[1]), 64)
+	if strings.Contains(string(out), "Non-2xx") || strings.Contains(string(out), "Socket errors") && !newConns {
+		b.Logf("wrk reported errors:\n%s", out)
+	}
+	return wrkResult{rps: rps, requests: reqs}
+}
+
+// idleConnMemory opens n TLS keep-alive connections for name through the
+// gateway, makes one request on each, leaves them idle, and returns the
+// appliance's resident memory growth per connection.
+func (l *e2eLab) idleConnMemory(b testing.TB, name string, n int) float64 {
+	b.Helper()
+	pid := l.proc.Process.Pid
+	time.Sleep(time.Second)
+	before := rss(b, pid)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	req := []byte("GET / HTTP/1.1\r\nHost: " + name + "\r\n\r\n")
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		raw, err := l.Client.Dial(ctx, "tcp", netip.AddrPortFrom(originGood, 443).String())
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := tls.Client(raw, &tls.Config{ServerName: name, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // measuring memory, not trust
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(2 * time.Second)
+	after := rss(b, pid)
+	return float64(after-before) / float64(n)
+}
+
+func rss(b testing.TB, pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// procCPU is a process's user+system CPU time in seconds.
+func procCPU(b testing.TB, pid int) float64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+type progStats struct{ ns, count uint64 }
+
+// steerStats sums kernel run-time statistics of the steering programs.
+func steerStats(b testing.TB) progStats {
+	out, err := exec.Command("bpftool", "-j", "prog", "show").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var progs []struct {
+		Name  string `json:"name"`
+		RunNs uint64 `json:"run_time_ns"`
+		RunCt uint64 `json:"run_cnt"`
+	}
+	if err := json.Unmarshal(out, &progs); err != nil {
+		b.Fatal(err)
+	}
+	var s progStats
+	for _, p := range progs {
+		if strings.HasPrefix(p.Name, "steer") {
+			s.ns += p.RunNs
+			s.count += p.RunCt
+		}
+	}
+	return s
+}

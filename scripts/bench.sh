@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: Go micro-benchmarks of the hot functions, then the lab harness
+# (appliance.BenchmarkLab), which measures every path through the gateway
+# against direct routing in the same run. Results go to bench/results/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/results
+mkdir -p "$out"
+stamp=$(date -u +%Y%m%d-%H%M%S)
+{
+  echo "# go test -bench, $(date -u +%FT%TZ), $(go version), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+  go test -run '^$' -bench . -benchmem -count 3 ./proxy ./policy/... ./agent
+} | tee "$out/go-$stamp.txt"
+go test -run '^$' -bench '^BenchmarkLab$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-$stamp.txt"
+echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md"

@@ -34,6 +34,9 @@ func ListenTransparent(ctx context.Context, network, addr string) (*net.TCPListe
 		}
 		return serr
 	}}
+	// Go defaults listeners to MPTCP; the datapath's sockmap accepts plain TCP
+	// sockets only.
+	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("transparent listen %s %s: %w", network, addr, err)

@@ -101,23 +101,35 @@ func (n *NS) DaemonCommand(ctx context.Context, name string, args ...string) *ex
 
 // Do runs fn on an OS thread switched into the namespace. Sockets created by fn
 // stay in the namespace for their whole life, whichever thread uses them later.
+// The thread is switched back afterwards; if that fails it stays locked, so
+// the runtime retires it instead of reusing it in the wrong namespace.
 func (n *NS) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: it exits with this goroutine, so no other
-		// goroutine ever runs in the test namespace by accident.
 		runtime.LockOSThread()
-		f, err := os.Open(n.Path())
+		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			errc <- err
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer orig.Close()
+		target, err := os.Open(n.Path())
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", n.Name, err)
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
 	}()
 	return <-errc
 }

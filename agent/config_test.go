@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+func TestConfigValidateFillsDefaults(t *testing.T) {
+	cfg := Config{Interface: "lan0", BypassPrefixes: []netip.Prefix{
+		netip.MustParsePrefix("198.18.9.7/24"), netip.MustParsePrefix("198.18.9.0/24"), netip.MustParsePrefix("fd00:7c:9::1/48"),
+	}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Interface:      "lan0",
+		ClientPrefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+		InterceptPorts: []uint16{443, 80},
+		BypassPrefixes: []netip.Prefix{netip.MustParsePrefix("198.18.9.0/24"), netip.MustParsePrefix("fd00:7c:9::/48")},
+		PinDir:         DefaultPinDir, Mark: DefaultMark, Table: DefaultTable, RulePriority: DefaultRulePriority,
+	}
+	if !slices.Equal(cfg.ClientPrefixes, want.ClientPrefixes) || !slices.Equal(cfg.InterceptPorts, want.InterceptPorts) ||
+		!slices.Equal(cfg.BypassPrefixes, want.BypassPrefixes) || cfg.PinDir != want.PinDir || cfg.Mark != want.Mark ||
+		cfg.Table != want.Table || cfg.RulePriority != want.RulePriority {
+		t.Errorf("validated config\n got %+v\nwant %+v", cfg, want)
+	}
+	// Validating again changes nothing.
+	again := cfg
+	if err := again.Validate(); err != nil || !slices.Equal(again.BypassPrefixes, cfg.BypassPrefixes) {
+		t.Errorf("second Validate: %v, %+v", err, again)
+	}
+}
+
+func TestConfigValidateRejects(t *testing.T) {
+	manyPorts := make([]uint16, 65)
+	for i := range manyPorts {
+		manyPorts[i] = uint16(1000 + i)
+	}
+	cases := map[string]Config{
+		"no interface":       {},
+		"interface too long": {Interface: "an-interface-name"},
+		"interface path":     {Interface: "../lan0"},
+		"port 0":             {Interface: "lan0", InterceptPorts: []uint16{0}},
+		"too many ports":     {Interface: "lan0", InterceptPorts: manyPorts},
+		"invalid prefix":     {Interface: "lan0", BypassPrefixes: []netip.Prefix{{}}},
+		"ipv4-mapped prefix": {Interface: "lan0", ClientPrefixes: []netip.Prefix{netip.MustParsePrefix("::ffff:198.18.0.0/112")}},
+		"relative pin dir":   {Interface: "lan0", PinDir: "bpf/portcullis"},
+		"root pin dir":       {Interface: "lan0", PinDir: "/"},
+		"main table":         {Interface: "lan0", Table: 254},
+		"negative table":     {Interface: "lan0", Table: -1},
+		"rule priority":      {Interface: "lan0", RulePriority: 32766},
+	}
+	for name, cfg := range cases {
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}

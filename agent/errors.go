@@ -1,0 +1,29 @@
+package agent
+
+import "errors"
+
+// Errors callers can match with errors.Is. Everything else the agent returns
+// is an operational failure (a syscall, netlink or bpffs error) described by
+// its message.
+var (
+	// ErrInvalidConfig means a Config (or a value passed to a setter) cannot
+	// be applied; the wrapping error names the field and why.
+	ErrInvalidConfig = errors.New("invalid datapath config")
+
+	// ErrUnsupportedKernel means the running kernel lacks something the
+	// datapath needs: TCX links (Linux 6.6), bpf_sk_assign, or BPF itself.
+	ErrUnsupportedKernel = errors.New("kernel does not support the datapath")
+
+	// ErrNotListener means SetListener was given a socket the datapath
+	// cannot steer to: not a listening, transparent (IP_TRANSPARENT or
+	// IPV6_TRANSPARENT), plain TCP socket of the requested family.
+	ErrNotListener = errors.New("not a transparent TCP listener")
+
+	// ErrRestartRequired means Update was asked to change a setting that only
+	// Start applies (interface, pin directory, mark, routing table or rule
+	// priority).
+	ErrRestartRequired = errors.New("datapath setting needs a restart")
+
+	// ErrClosed means the Agent was closed or detached.
+	ErrClosed = errors.New("datapath agent closed")
+)

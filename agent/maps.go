@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+)
+
+// Bits of the settings map's flags, as in bpf/steer.c.
+const (
+	settingFailOpen = 1 << 0
+	settingDropQUIC = 1 << 1
+)
+
+// Keys of the listeners map, as in bpf/steer.c.
+const (
+	listenerIPv4 uint32 = 0
+	listenerIPv6 uint32 = 1
+)
+
+// present is the value of every set-like map (prefixes, ports): the program
+// only asks whether a key exists.
+const present uint8 = 1
+
+func lpmKeyV4(p netip.Prefix) steerLpmV4Key {
+	return steerLpmV4Key{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As4()}
+}
+
+func lpmKeyV6(p netip.Prefix) steerLpmV6Key {
+	return steerLpmV6Key{Prefixlen: uint32(p.Bits()), Addr: p.Addr().As16()}
+}
+
+// syncPrefixes makes the pair of LPM maps hold exactly prefixes.
+func syncPrefixes(v4, v6 *ebpf.Map, prefixes []netip.Prefix) error {
+	want4 := map[steerLpmV4Key]struct{}{}
+	want6 := map[steerLpmV6Key]struct{}{}
+	for _, p := range prefixes {
+		if p.Addr().Is4() {
+			want4[lpmKeyV4(p)] = struct{}{}
+		} else {
+			want6[lpmKeyV6(p)] = struct{}{}
+		}
+	}
+	if err := syncSet(v4, want4); err != nil {
+		return err
+	}
+	return syncSet(v6, want6)
+}
+
+// syncPorts makes the intercept_ports map hold exactly ports.
+func syncPorts(m *ebpf.Map, ports []uint16) error {
+	want := map[uint16]struct{}{}
+	for _, p := range ports {
+		want[p] = struct{}{}
+	}
+	return syncSet(m, want)
+}
+
+// syncSet makes a set-like map hold exactly the keys in want. New keys go in
+// before stale ones come out, so a key in both the old and the new set is
+// never missing, even for a moment.
+func syncSet[K comparable](m *ebpf.Map, want map[K]struct{}) error {
+	var (
+		stale []K
+		key   K
+		value uint8
+	)
+	it := m.Iterate()
+	for it.Next(&key, &value) {
+		if _, ok := want[key]; !ok {
+			stale = append(stale, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read map %s: %w", m, err)
+	}
+	for k := range want {
+		if err := m.Update(k, present, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("update map %s: %w", m, err)
+		}
+	}
+	for _, k := range stale {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete from map %s: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func settingsOf(cfg *Config) steerRuntimeSettings {
+	s := steerRuntimeSettings{Mark: cfg.Mark}
+	if cfg.FailOpen {
+		s.Flags |= settingFailOpen
+	}
+	if cfg.DropQUIC {
+		s.Flags |= settingDropQUIC
+	}
+	return s
+}
+
+// writeConfig makes every map the configuration owns match cfg. The
+// listeners and counters maps are runtime state and are left alone.
+func writeConfig(maps *steerMaps, cfg *Config) error {
+	if err := syncPrefixes(maps.ClientV4, maps.ClientV6, cfg.ClientPrefixes); err != nil {
+		return fmt.Errorf("client prefixes: %w", err)
+	}
+	if err := syncPrefixes(maps.BypassV4, maps.BypassV6, cfg.BypassPrefixes); err != nil {
+		return fmt.Errorf("bypass prefixes: %w", err)
+	}
+	if err := syncPorts(maps.InterceptPorts, cfg.InterceptPorts); err != nil {
+		return fmt.Errorf("intercept ports: %w", err)
+	}
+	if err := maps.Settings.Update(uint32(0), settingsOf(cfg), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	return nil
+}

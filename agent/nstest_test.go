@@ -1,0 +1,157 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
+)
+
+// Helpers for the tests that attach the datapath inside throwaway network
+// namespaces.
+
+// testPinDir returns a unique pin directory on bpffs, removed (with any
+// temporary siblings) when the test ends.
+func testPinDir(t testing.TB) string {
+	t.Helper()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	dir := filepath.Join("/sys/fs/bpf", "portcullis-test-"+hex.EncodeToString(b[:]))
+	t.Cleanup(func() { _ = removePins(dir) })
+	return dir
+}
+
+// quietNS is a namespace with an interface "if0" to attach to, for tests
+// that need an interface but no traffic (a veth pair: CI kernels may lack
+// the dummy driver).
+func quietNS(t testing.TB) *lab.NS {
+	t.Helper()
+	ns := lab.NewNS(t, "a")
+	ns.IP("link", "add", "if0", "type", "veth", "peer", "name", "if1")
+	ns.IP("link", "set", "if0", "up")
+	return ns
+}
+
+// startIn runs Start inside ns, where the interface lives, and closes the
+// agent when the test ends.
+func startIn(t testing.TB, ns *lab.NS, cfg Config) *Agent {
+	t.Helper()
+	var a *Agent
+	if err := ns.Do(func() (err error) { a, err = Start(cfg); return }); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+// tcxPrograms counts the programs attached to the TCX ingress of ifname.
+func tcxPrograms(t testing.TB, ns *lab.NS, ifname string) int {
+	t.Helper()
+	var n int
+	err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		res, err := link.QueryPrograms(link.QueryOptions{Target: ifi.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		n = len(res.Programs)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query tcx programs: %v", err)
+	}
+	return n
+}
+
+// waitTCXPrograms waits (bounded) until ifname has want programs: releasing
+// a link happens when its last reference goes, which is prompt but not
+// necessarily synchronous with close(2).
+func waitTCXPrograms(t testing.TB, ns *lab.NS, ifname string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := tcxPrograms(t, ns, ifname)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d tcx ingress programs, want %d", ifname, n, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// routingLeft lists the policy rules and routes of cfg's table in ns.
+func routingLeft(t testing.TB, ns *lab.NS, cfg Config) (rules []netlink.Rule, routes []netlink.Route) {
+	t.Helper()
+	err := ns.Do(func() error {
+		for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
+			rs, err := netlink.RuleListFiltered(family, &netlink.Rule{Table: cfg.Table}, netlink.RT_FILTER_TABLE)
+			if err != nil {
+				return err
+			}
+			rules = append(rules, rs...)
+			rts, err := netlink.RouteListFiltered(family, &netlink.Route{Table: cfg.Table}, netlink.RT_FILTER_TABLE)
+			if err != nil {
+				return err
+			}
+			routes = append(routes, rts...)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list routing: %v", err)
+	}
+	return rules, routes
+}
+
+// requireNothingLeft checks that no trace of the datapath remains: no pins,
+// no program on the interface, no rules or routes.
+func requireNothingLeft(t testing.TB, ns *lab.NS, ifname string, cfg Config) {
+	t.Helper()
+	if _, err := os.Stat(cfg.PinDir); !os.IsNotExist(err) {
+		t.Errorf("pin directory %s still there (%v)", cfg.PinDir, err)
+	}
+	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(cfg.PinDir), tmpPattern(cfg.PinDir))); len(stale) > 0 {
+		t.Errorf("temporary pin directories left: %v", stale)
+	}
+	waitTCXPrograms(t, ns, ifname, 0)
+	rules, routes := routingLeft(t, ns, cfg)
+	if len(rules) > 0 || len(routes) > 0 {
+		t.Errorf("routing left: rules %v routes %v", rules, routes)
+	}
+}
+
+// transparentListenerIn listens in ns as the proxy does (see
+// transparentListener).
+func transparentListenerIn(t testing.TB, ns *lab.NS, network, addr string) *net.TCPListener {
+	t.Helper()
+	var ln *net.TCPListener
+	if err := ns.Do(func() error { ln = transparentListener(t, network, addr); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// dialTimeout bounds every connection attempt of the end-to-end tests.
+const dialTimeout = 3 * time.Second
+
+func dialFrom(ns *lab.NS, network, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	return ns.Dial(ctx, network, addr)
+}

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * steer: TCX ingress program on the gateway's LAN interface.
+ *
+ * TCP from client prefixes to intercepted ports is handed to the proxy's
+ * transparent listener with bpf_sk_assign and marked, so that policy routing
+ * (fwmark -> table with "local 0.0.0.0/0 dev lo" and "local ::/0 dev lo")
+ * delivers it locally: the accepted socket's local address is the original
+ * destination. Nothing is rewritten, nothing goes through conntrack or NAT.
+ * Destinations in the bypass maps are forwarded by the kernel untouched.
+ * QUIC can be dropped so browsers fall back to TCP, which is steered.
+ *
+ * The map names and layouts are a contract with the Go agent (agent/).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "parse.h"
+#include "reset.h"
+
+/* Map sizes; the agent validates its configuration against the same numbers. */
+#define CLIENT_PREFIXES_MAX 1024
+#define BYPASS_PREFIXES_MAX 65536
+#define INTERCEPT_PORTS_MAX 64
+
+/* Keys of the listeners map. */
+#define LISTENER_IPV4 0
+#define LISTENER_IPV6 1
+
+/* Bits of settings.flags. */
+#define SETTING_FAIL_OPEN (1 << 0)
+#define SETTING_DROP_QUIC (1 << 1)
+
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct runtime_settings {
+	__u32 flags;
+	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
+};
+
+/*
+ * One result per packet (bar COUNTER_ASSIGN_ERRORS), summed per CPU. The
+ * agent exports them as portcullis_datapath_packets_total{result}.
+ */
+enum counter {
+	COUNTER_STEERED,             /* SYN assigned to the listener: a new steered flow */
+	COUNTER_ESTABLISHED,         /* assigned to the socket of a known flow (or a valid SYN cookie ACK to the listener) */
+	COUNTER_BYPASSED,            /* destination in a bypass map: forwarded untouched */
+	COUNTER_NO_LISTENER_REFUSED, /* SYN with no listener, fail-closed: reset (or dropped) */
+	COUNTER_NO_LISTENER_PASSED,  /* SYN with no listener, fail-open: forwarded untouched */
+	COUNTER_ORPHAN_REFUSED,      /* non-SYN no socket owns, fail-closed: reset (or dropped) */
+	COUNTER_ORPHAN_PASSED,       /* non-SYN no socket owns, fail-open: forwarded untouched */
+	COUNTER_QUIC_DROPPED,        /* UDP to an intercepted port with drop_quic */
+	COUNTER_FRAGMENT_DROPPED,    /* first fragment to an intercepted port: cannot be steered */
+	COUNTER_NOT_INTERCEPTED,     /* not from a client, not to an intercepted port, not TCP/UDP */
+	COUNTER_MALFORMED,           /* truncated or inconsistent headers: left to the kernel */
+	COUNTER_ASSIGN_ERRORS,       /* diagnostic: bpf_sk_assign failed (the packet is counted elsewhere too) */
+	COUNTER_MAX,
+};
+
+/*
+ * Never called and never loaded: it only puts enum counter into the object's
+ * BTF (inlined uses leave no trace there), so bpf2go generates its values as
+ * Go constants and the agent never restates them.
+ */
+__attribute__((used)) enum counter counter_btf_anchor(enum counter c)
+{
+	return c;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CLIENT_PREFIXES_MAX);
+	__type(key, struct lpm_v4_key);
+	__type(value, __u8);
+} client_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, CLIENT_PREFIXES_MAX);
+	__type(key, struct lpm_v6_key);
+	__type(value, __u8);
+} client_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, BYPASS_PREFIXES_MAX);
+	__type(key, struct lpm_v4_key);
+	__type(value, __u8);
+} bypass_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, BYPASS_PREFIXES_MAX);
+	__type(key, struct lpm_v6_key);
+	__type(value, __u8);
+} bypass_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, INTERCEPT_PORTS_MAX);
+	__type(key, __u16); /* host order */
+	__type(value, __u8);
+} intercept_ports SEC(".maps");
+
+/*
+ * The proxy's transparent listening sockets. A socket leaves a sockmap by
+ * itself when it is closed, so a stopped proxy reads as "no listener" here
+ * and the fail mode applies.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct runtime_settings);
+} settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline int count(enum counter c, int verdict)
+{
+	__u32 key = c;
+	__u64 *n = bpf_map_lookup_elem(&counters, &key);
+
+	if (n)
+		*n += 1;
+	return verdict;
+}
+
+static __always_inline int from_client(const struct flow *f)
+{
+	if (f->ipv6) {
+		struct lpm_v6_key k = {.prefixlen = 128};
+		__builtin_memcpy(k.addr, &f->ip.v6.saddr, sizeof(k.addr));
+		return bpf_map_lookup_elem(&client_v6, &k) != NULL;
+	}
+	struct lpm_v4_key k = {.prefixlen = 32};
+	__builtin_memcpy(k.addr, &f->ip.v4.saddr, sizeof(k.addr));
+	return bpf_map_lookup_elem(&client_v4, &k) != NULL;
+}
+
+static __always_inline int to_bypassed(const struct flow *f)
+{
+	if (f->ipv6) {
+		struct lpm_v6_key k = {.prefixlen = 128};
+		__builtin_memcpy(k.addr, &f->ip.v6.daddr, sizeof(k.addr));
+		return bpf_map_lookup_elem(&bypass_v6, &k) != NULL;
+	}
+	struct lpm_v4_key k = {.prefixlen = 32};
+	__builtin_memcpy(k.addr, &f->ip.v4.daddr, sizeof(k.addr));
+	return bpf_map_lookup_elem(&bypass_v4, &k) != NULL;
+}
+
+static __always_inline int to_intercepted_port(const struct flow *f)
+{
+	__u16 port = bpf_ntohs(f->l4.tcp.dest); /* same offset in UDP */
+
+	return bpf_map_lookup_elem(&intercept_ports, &port) != NULL;
+}
+
+/* socket_of looks the flow up the way the stack would on delivery:
+ * established, request (SYN_RECV) and TIME_WAIT sockets, then listeners. */
+static __always_inline struct bpf_sock *socket_of(struct __sk_buff *skb, const struct flow *f)
+{
+	struct bpf_sock_tuple t;
+
+	__builtin_memset(&t, 0, sizeof(t));
+	if (f->ipv6) {
+		__builtin_memcpy(t.ipv6.saddr, &f->ip.v6.saddr, sizeof(t.ipv6.saddr));
+		__builtin_memcpy(t.ipv6.daddr, &f->ip.v6.daddr, sizeof(t.ipv6.daddr));
+		t.ipv6.sport = f->l4.tcp.source;
+		t.ipv6.dport = f->l4.tcp.dest;
+		return bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	t.ipv4.saddr = f->ip.v4.saddr;
+	t.ipv4.daddr = f->ip.v4.daddr;
+	t.ipv4.sport = f->l4.tcp.source;
+	t.ipv4.dport = f->l4.tcp.dest;
+	return bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+}
+
+/* valid_syncookie reports whether the segment is the ACK completing a
+ * handshake the listener answered with a SYN cookie (its SYN queue was full,
+ * so no request socket exists to find). */
+static __always_inline int valid_syncookie(struct bpf_sock *listener, struct flow *f)
+{
+	if (f->ipv6)
+		return bpf_tcp_check_syncookie(listener, &f->ip.v6, sizeof(f->ip.v6),
+					       &f->l4.tcp, sizeof(f->l4.tcp)) == 0;
+	return bpf_tcp_check_syncookie(listener, &f->ip.v4, sizeof(f->ip.v4),
+				       &f->l4.tcp, sizeof(f->l4.tcp)) == 0;
+}
+
+/*
+ * steer_tcp decides an intercepted TCP segment from a client.
+ *
+ * 1. A socket already owns the flow (an established steered connection, a
+ *    handshake in progress, a TIME_WAIT): deliver to it.
+ * 2. A SYN, or the ACK of a SYN cookie: deliver to the listener.
+ * 3. Otherwise nobody can take the segment: a SYN while the proxy is down, or
+ *    a non-SYN that no socket owns (a flow from before the datapath was
+ *    attached, or whose proxy socket died with a restart). Fail-open forwards
+ *    it untouched: a flow begun while the proxy was down keeps running, and a
+ *    dead steered flow is reset by the origin, which has never heard of it.
+ *    Fail-closed answers with a reset so the client fails at once instead of
+ *    retransmitting into a black hole, and nothing unsteered reaches the
+ *    origin on an intercepted port.
+ */
+static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
+				     const struct runtime_settings *s)
+{
+	struct tcphdr *th = &f->l4.tcp;
+	int syn = th->syn && !th->ack && !th->rst;
+	struct bpf_sock *sk;
+
+	sk = socket_of(skb, f);
+	if (sk) {
+		if (sk->state != BPF_TCP_LISTEN) {
+			long err = bpf_sk_assign(skb, sk, 0);
+			bpf_sk_release(sk);
+			if (err == 0) {
+				skb->mark = s->mark;
+				return count(COUNTER_ESTABLISHED, TC_ACT_OK);
+			}
+			count(COUNTER_ASSIGN_ERRORS, 0);
+		} else {
+			/* Some other local service listens on the original port:
+			 * not ours to deliver to. */
+			bpf_sk_release(sk);
+		}
+	}
+
+	__u32 key = f->ipv6 ? LISTENER_IPV6 : LISTENER_IPV4;
+	struct bpf_sock *listener = bpf_map_lookup_elem(&listeners, &key);
+	if (listener) {
+		enum counter result = COUNTER_STEERED;
+		long err = -1;
+
+		if (!syn && valid_syncookie(listener, f))
+			result = COUNTER_ESTABLISHED;
+		if (syn || result == COUNTER_ESTABLISHED) {
+			err = bpf_sk_assign(skb, listener, 0);
+			if (err)
+				count(COUNTER_ASSIGN_ERRORS, 0);
+		}
+		bpf_sk_release(listener);
+		if (err == 0) {
+			skb->mark = s->mark;
+			return count(result, TC_ACT_OK);
+		}
+	}
+
+	if (s->flags & SETTING_FAIL_OPEN)
+		return count(syn ? COUNTER_NO_LISTENER_PASSED : COUNTER_ORPHAN_PASSED, TC_ACT_OK);
+	return count(syn ? COUNTER_NO_LISTENER_REFUSED : COUNTER_ORPHAN_REFUSED, send_reset(skb, f));
+}
+
+SEC("tc")
+int steer(struct __sk_buff *skb)
+{
+	struct flow f;
+	__u32 zero = 0;
+
+	__builtin_memset(&f, 0, sizeof(f));
+	switch (parse(skb, &f)) {
+	case PARSE_OK:
+		break;
+	case PARSE_OTHER:
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	default:
+		return count(COUNTER_MALFORMED, TC_ACT_OK);
+	}
+
+	const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
+	if (!s)
+		return TC_ACT_OK;
+
+	/* Cheapest test first: most traffic is to ports nobody intercepts. */
+	if (f.proto == IPPROTO_UDP && !(s->flags & SETTING_DROP_QUIC))
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	if (!to_intercepted_port(&f) || !from_client(&f))
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	if (to_bypassed(&f))
+		return count(COUNTER_BYPASSED, TC_ACT_OK);
+
+	/* QUIC runs on the port of the TLS service it shadows. Dropping it makes
+	 * browsers fall back to TCP, which is steered. */
+	if (f.proto == IPPROTO_UDP)
+		return count(COUNTER_QUIC_DROPPED, TC_ACT_SHOT);
+	/* The rest of the datagram would be forwarded while this part went to
+	 * the proxy: neither side could reassemble it. TCP does not fragment
+	 * (DF and MSS), so only crafted traffic lands here. */
+	if (f.first_fragment)
+		return count(COUNTER_FRAGMENT_DROPPED, TC_ACT_SHOT);
+	return steer_tcp(skb, &f, s);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

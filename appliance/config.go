@@ -90,7 +90,9 @@ type TimeoutsConfig struct {
 // path is not empty). Unknown keys and values of the wrong type are errors
 // naming the file, line and column.
 func LoadConfig(path string) (*Config, error) {
-	v := viper.New()
+	// Host names are map keys under "hosts:", so the key path delimiter must be
+	// something a host name cannot contain.
+	v := viper.NewWithOptions(viper.KeyDelimiter("::"))
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(defaultYAML)); err != nil {
 		return nil, fmt.Errorf("embedded default config: %w", err)

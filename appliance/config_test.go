@@ -33,13 +33,16 @@ func TestDefaultConfigLoads(t *testing.T) {
 }
 
 func TestConfigOverlay(t *testing.T) {
-	p := writeConfig(t, "datapath:\n  interface: eth7\n  bypass_prefixes: [198.18.9.0/24, \"fd00:7c:9::/48\"]\naccess:\n  bypass_hosts: [\"*.bank.example\"]\n")
+	p := writeConfig(t, "hosts:\n  origin.lab: [198.18.2.2]\ndatapath:\n  interface: eth7\n  bypass_prefixes: [198.18.9.0/24, \"fd00:7c:9::/48\"]\naccess:\n  bypass_hosts: [\"*.bank.example\"]\n")
 	cfg, err := LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Datapath.Interface != "eth7" || len(cfg.Datapath.BypassPrefixes) != 2 || cfg.Access.BypassHosts[0] != "*.bank.example" {
 		t.Errorf("overlay not applied: %+v %+v", cfg.Datapath, cfg.Access)
+	}
+	if got := cfg.Hosts["origin.lab"]; len(got) != 1 || got[0] != "198.18.2.2" {
+		t.Errorf("hosts[origin.lab] = %v: dotted map keys must stay whole", got)
 	}
 	if cfg.Management.Listen != "127.0.0.1:9780" {
 		t.Errorf("defaults lost under overlay: management.listen = %q", cfg.Management.Listen)

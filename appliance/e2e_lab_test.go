@@ -295,8 +295,8 @@ func (l *e2eLab) accessLog() []map[string]any {
 }
 
 // waitAccessLog waits for an access-log line for which match is true.
-func (l *e2eLab) waitAccessLog(match func(map[string]any) bool) map[string]any {
-	l.t.Helper()
+func (l *e2eLab) waitAccessLog(t testing.TB, match func(map[string]any) bool) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, m := range l.accessLog() {
@@ -306,7 +306,7 @@ func (l *e2eLab) waitAccessLog(match func(map[string]any) bool) map[string]any {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	l.t.Fatalf("no matching access-log line; log:\n%v", l.accessLog())
+	t.Fatalf("no matching access-log line; log:\n%v", l.accessLog())
 	return nil
 }
 

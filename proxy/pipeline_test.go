@@ -304,3 +304,33 @@ func isReset(err error) bool {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// An upstream session verified at one address is never resumed at another,
+// even when that server holds the same ticket keys: resumption skips the
+// certificate, so it would serve an origin whose certificate is bad.
+func TestUpstreamResumptionScopedToDestination(t *testing.T) {
+	h := newHarness(t, nil)
+	good, _ := h.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.test"}})
+	expired, _ := h.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.test"}, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	// Two origins sharing one session ticket key, as one server behind two
+	// addresses would.
+	var ticketKey [32]byte
+	origin := func(cert tls.Certificate) netip.AddrPort {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := &tls.Config{Certificates: []tls.Certificate{cert}}
+		conf.SetSessionTicketKeys([][32]byte{ticketKey})
+		srv := &http.Server{Handler: lab.OriginHandler("origin"), TLSConfig: conf}
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return addrPortOf(ln.Addr())
+	}
+	goodAddr, badAddr := origin(good), origin(expired)
+	get(t, h.client(goodAddr, false), "https://origin.test/")
+	resp, body := get(t, h.client(badAddr, false), "https://origin.test/")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "expired") {
+		t.Fatalf("status %d body %q: a session from another address was resumed", resp.StatusCode, body)
+	}
+}

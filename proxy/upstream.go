@@ -20,6 +20,7 @@ func (s *Server) newUpstream(ci *ConnInfo) http.RoundTripper {
 	dest := ci.Dest.String()
 	tlsConf := s.upstreamTLS.Clone()
 	tlsConf.ServerName = ci.certName()
+	tlsConf.ClientSessionCache = destSessionCache{shared: s.upstreamTLS.ClientSessionCache, dest: dest}
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return s.dialer.DialContext(ctx, "tcp", dest)
@@ -112,4 +113,22 @@ func certFailure(err error) (string, bool) {
 		return verr.Err.Error(), true
 	}
 	return "", false
+}
+
+// destSessionCache scopes upstream TLS session resumption to the address the
+// session was verified at: a session is only resumed with the same
+// destination and server name, never with another address that happens to
+// hold the same ticket keys. Resumption skips certificate presentation, so it
+// must not stretch trust beyond where a full handshake established it.
+type destSessionCache struct {
+	shared tls.ClientSessionCache
+	dest   string
+}
+
+func (c destSessionCache) Get(key string) (*tls.ClientSessionState, bool) {
+	return c.shared.Get(c.dest + "|" + key)
+}
+
+func (c destSessionCache) Put(key string, cs *tls.ClientSessionState) {
+	c.shared.Put(c.dest+"|"+key, cs)
 }

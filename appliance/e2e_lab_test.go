@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -159,7 +160,7 @@ func (l *e2eLab) startOrigins() {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 		if addr != ":80" {
 			srv.TLSConfig = tlsConf
 			go func() { _ = srv.ServeTLS(ln, "", "") }()

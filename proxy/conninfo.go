@@ -44,7 +44,6 @@ type ConnInfo struct {
 	Start time.Time
 
 	upstream http.RoundTripper
-	closers  []func()
 }
 
 // ServerName is the name the client asked for: its SNI, else the CONNECT
@@ -63,13 +62,6 @@ func (ci *ConnInfo) certName() string {
 		return n
 	}
 	return ci.Dest.Addr().Unmap().String()
-}
-
-func (ci *ConnInfo) release() {
-	for _, f := range ci.closers {
-		f()
-	}
-	ci.closers = nil
 }
 
 type connInfoKey struct{}

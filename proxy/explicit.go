@@ -110,8 +110,7 @@ func (s *Server) serveAbsolute(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del("Proxy-Authorization")
 	r.Host = r.URL.Host
 	ci := &ConnInfo{ID: s.nextID.Add(1), Mode: ModeExplicit, Client: addrPortOf(remoteAddr(r)), Dest: dest, ConnectHost: normalizeHost(host), Start: time.Now()}
-	ci.upstream = s.newUpstream(ci)
-	defer ci.release()
+	ci.upstream = s.upstreamFor(ci, false)
 	s.serveRequest(w, r.WithContext(withConnInfo(r.Context(), ci)))
 }
 

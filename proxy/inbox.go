@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/http"
 	"sync"
 )
 
@@ -63,14 +62,4 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 		return withConnInfo(ctx, ci)
 	}
 	return ctx
-}
-
-// connStateRelease closes the connection's upstream side with it.
-func connStateRelease(c net.Conn, st http.ConnState) {
-	if st != http.StateClosed && st != http.StateHijacked {
-		return
-	}
-	if ci := connInfoOf(c); ci != nil {
-		ci.release()
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,5 +333,41 @@ func TestUpstreamResumptionScopedToDestination(t *testing.T) {
 	resp, body := get(t, h.client(badAddr, false), "https://origin.test/")
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "expired") {
 		t.Fatalf("status %d body %q: a session from another address was resumed", resp.StatusCode, body)
+	}
+}
+
+// Client connections to the same origin share upstream connections, and the
+// upstream speaks the client's HTTP version.
+func TestUpstreamConnectionsSharedPerOriginAndProtocol(t *testing.T) {
+	h := newHarness(t, nil)
+	cert, _ := h.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.test"}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newConns atomic.Int32
+	srv := &http.Server{Handler: lab.OriginHandler("origin"), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				newConns.Add(1)
+			}
+		}}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	dest := addrPortOf(ln.Addr())
+	for range 5 {
+		c := h.client(dest, false) // a new client connection each time
+		_, body := get(t, c, "https://origin.test/")
+		if !strings.Contains(body, "(HTTP/1.1 origin.test)") {
+			t.Fatalf("HTTP/1.1 client: origin saw %q", body)
+		}
+		c.CloseIdleConnections()
+	}
+	if n := newConns.Load(); n != 1 {
+		t.Errorf("5 sequential client connections opened %d upstream connections, want 1", n)
+	}
+	_, body := get(t, h.client(dest, true), "https://origin.test/")
+	if !strings.Contains(body, "(HTTP/2.0 origin.test)") {
+		t.Fatalf("HTTP/2 client: origin saw %q", body)
 	}
 }

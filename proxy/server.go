@@ -81,6 +81,8 @@ type Server struct {
 	dialer      net.Dialer
 	resolver    *net.Resolver
 
+	upstreams *upstreamPool
+
 	h1       *http.Server // serves intercepted and plain connections, h2 via TLSNextProto
 	inbox    *connInbox
 	rproxy   *httputil.ReverseProxy
@@ -104,7 +106,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy config: a certificate store is required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver}
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024)}
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	s.clientTLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -134,7 +136,6 @@ func NewServer(cfg Config) (*Server, error) {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       cfg.IdleTimeout,
 		ConnContext:       connContext,
-		ConnState:         connStateRelease,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
 	if err := http2.ConfigureServer(s.h1, &http2.Server{IdleTimeout: cfg.IdleTimeout, MaxConcurrentStreams: 250}); err != nil {
@@ -248,7 +249,7 @@ func (s *Server) refuse(c net.Conn, ci *ConnInfo) {
 
 func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 	if !ci.TLS {
-		ci.upstream = s.newUpstream(ci)
+		ci.upstream = s.upstreamFor(ci, false)
 		s.inbox.push(pc)
 		return
 	}
@@ -262,7 +263,7 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 		_ = tc.Close()
 		return
 	}
-	ci.upstream = s.newUpstream(ci)
+	ci.upstream = s.upstreamFor(ci, tc.ConnectionState().NegotiatedProtocol == "h2")
 	s.inbox.push(tc)
 }
 
@@ -280,6 +281,7 @@ func (s *Server) Close(ctx context.Context) error {
 		err = errors.Join(err, s.explicit.Shutdown(ctx))
 	}
 	_ = s.h1.Close()
+	s.upstreams.closeAll()
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {

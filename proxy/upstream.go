@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,33 +10,110 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
+	"sync"
 	"time"
 )
 
-// newUpstream gives one client connection its own upstream transport, dialling
-// only the original destination and verifying the origin against the name
-// the client asked for. Keeping upstream connections per client connection
-// means no request of one user ever rides a connection opened for another.
-func (s *Server) newUpstream(ci *ConnInfo) http.RoundTripper {
-	dest := ci.Dest.String()
-	tlsConf := s.upstreamTLS.Clone()
-	tlsConf.ServerName = ci.certName()
-	tlsConf.ClientSessionCache = destSessionCache{shared: s.upstreamTLS.ClientSessionCache, dest: dest}
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return s.dialer.DialContext(ctx, "tcp", dest)
-		},
-		TLSClientConfig:       tlsConf,
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   s.cfg.HandshakeTimeout,
-		IdleConnTimeout:       s.cfg.IdleTimeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConnsPerHost:   4,
-		// Bodies pass through with the encoding the origin chose.
-		DisableCompression: true,
+// upstreamKey identifies what an upstream connection may be reused for: the
+// address dialled, the name verified there, and the protocol spoken.
+type upstreamKey struct {
+	dest netip.AddrPort
+	name string
+	tls  bool
+	h2   bool
+}
+
+// upstreamPool shares upstream transports between client connections to the
+// same destination and name, so a new client connection costs one TLS
+// handshake (the client's) instead of two, and idle client connections do not
+// each pin an upstream connection. It is bounded: the least recently used
+// transport is closed when the pool is full.
+//
+// Sharing is by (address, verified name, protocol) only: a connection is
+// never used for a name it was not verified for. Connection-bound
+// authentication (NTLM/Negotiate) would need per-client pinning; it is not
+// offered here.
+type upstreamPool struct {
+	mu    sync.Mutex
+	byKey map[upstreamKey]*list.Element
+	lru   *list.List // of *pooledTransport, most recent first
+	max   int
+}
+
+type pooledTransport struct {
+	key upstreamKey
+	t   *http.Transport
+}
+
+func newUpstreamPool(max int) *upstreamPool {
+	return &upstreamPool{byKey: map[upstreamKey]*list.Element{}, lru: list.New(), max: max}
+}
+
+func (p *upstreamPool) get(key upstreamKey, build func() *http.Transport) *http.Transport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.byKey[key]; ok {
+		p.lru.MoveToFront(e)
+		return e.Value.(*pooledTransport).t
 	}
-	ci.closers = append(ci.closers, t.CloseIdleConnections)
-	return t
+	pt := &pooledTransport{key: key, t: build()}
+	p.byKey[key] = p.lru.PushFront(pt)
+	for p.lru.Len() > p.max {
+		old := p.lru.Remove(p.lru.Back()).(*pooledTransport)
+		delete(p.byKey, old.key)
+		// In-flight requests finish; only idle connections close now, the
+		// rest when their responses end.
+		old.t.CloseIdleConnections()
+	}
+	return pt.t
+}
+
+func (p *upstreamPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for e := p.lru.Front(); e != nil; e = e.Next() {
+		e.Value.(*pooledTransport).t.CloseIdleConnections()
+	}
+	p.lru.Init()
+	clear(p.byKey)
+}
+
+// upstreamFor returns the transport for a connection: it dials only the
+// original destination, verifies the origin against the name the client
+// asked for, and speaks the HTTP version the client chose.
+func (s *Server) upstreamFor(ci *ConnInfo, h2 bool) http.RoundTripper {
+	key := upstreamKey{dest: ci.Dest, name: ci.certName(), tls: ci.TLS, h2: h2 && ci.TLS}
+	return s.upstreams.get(key, func() *http.Transport {
+		dest := key.dest.String()
+		t := &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return s.dialer.DialContext(ctx, "tcp", dest)
+			},
+			TLSHandshakeTimeout:   s.cfg.HandshakeTimeout,
+			IdleConnTimeout:       s.cfg.IdleTimeout,
+			ExpectContinueTimeout: time.Second,
+			MaxIdleConnsPerHost:   64,
+			// Bodies pass through with the encoding the origin chose.
+			DisableCompression: true,
+		}
+		if key.tls {
+			conf := s.upstreamTLS.Clone()
+			conf.ServerName = key.name
+			conf.ClientSessionCache = destSessionCache{shared: s.upstreamTLS.ClientSessionCache, dest: dest}
+			t.TLSClientConfig = conf
+		}
+		if key.h2 {
+			t.ForceAttemptHTTP2 = true
+		} else {
+			// An empty map turns the transport's HTTP/2 off.
+			t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			if t.TLSClientConfig != nil {
+				t.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
+		}
+		return t
+	})
 }
 
 // connTransport sends each request over its connection's own upstream.

@@ -260,15 +260,15 @@ func upstreamRoots(files []string) (*x509.CertPool, error) {
 func openAccessLog(dest string, fallback io.Writer) (io.WriteCloser, error) {
 	switch strings.ToLower(dest) {
 	case "", "stdout":
-		return nopCloser{os.Stdout}, nil
+		return newBufferedLog(nopCloser{os.Stdout}), nil
 	case "stderr":
-		return nopCloser{fallback}, nil
+		return newBufferedLog(nopCloser{fallback}), nil
 	}
 	f, err := os.OpenFile(dest, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("log.access: %w", err)
 	}
-	return f, nil
+	return newBufferedLog(f), nil
 }
 
 type nopCloser struct{ io.Writer }

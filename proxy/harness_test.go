@@ -21,7 +21,7 @@ import (
 // accepted sockets are handed to the pipeline with Dest set to the origin the
 // test chose, which is what the datapath's socket assignment gives in the lab.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	ca    *CA
 	labCA *lab.TestCA
@@ -40,7 +40,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 // lines returns the access-log lines written so far, decoded.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+func (s *syncBuffer) lines(t testing.TB) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any
@@ -57,7 +57,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
-func newHarness(t *testing.T, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	ca, err := LoadOrCreateCA(t.TempDir() + "/ca")
 	if err != nil {

@@ -1,0 +1,60 @@
+package appliance
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuf struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes int
+	closed bool
+}
+
+func (b *lockedBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.writes++
+	return b.b.Write(p)
+}
+
+func (b *lockedBuf) Close() error { b.mu.Lock(); b.closed = true; b.mu.Unlock(); return nil }
+
+func (b *lockedBuf) snapshot() (string, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String(), b.writes
+}
+
+func TestBufferedLogBatchesAndLosesNothing(t *testing.T) {
+	dst := &lockedBuf{}
+	l := newBufferedLog(dst)
+	for range 1000 {
+		_, _ = l.Write([]byte("{\"msg\":\"request\"}\n"))
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s, writes := dst.snapshot()
+		if strings.Count(s, "\n") == 1000 {
+			if writes > 10 {
+				t.Errorf("1000 lines took %d writes, want them batched", writes)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lines not flushed within 2s: %d", strings.Count(s, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, _ = l.Write([]byte("last\n"))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := dst.snapshot(); !strings.HasSuffix(s, "last\n") || !dst.closed {
+		t.Fatal("Close lost the buffered tail or did not close the destination")
+	}
+}

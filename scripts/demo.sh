@@ -41,7 +41,7 @@ stop() {
     [ -f $RUN/$p.pid ] && kill "$(cat $RUN/$p.pid)" 2>/dev/null || true
   done
   sleep 0.5
-  bin/portcullis datapath detach 2>/dev/null || true
+  [ -e /run/netns/$G ] && nsenter --net=/run/netns/$G bin/portcullis datapath detach || true
   rm -rf $RUN
 }
 

@@ -224,7 +224,11 @@ func TestDetachRemovesEverything(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if out, _ := l.GW.Exec(ctx, "bpftool", "net", "show", "dev", "lan0"); strings.Contains(string(out), "tcx") && strings.Contains(string(out), "steer") {
+	out, err := l.GW.Exec(ctx, "bpftool", "net", "show", "dev", "lan0")
+	if err != nil {
+		t.Fatalf("bpftool net show: %v: %s", err, out)
+	}
+	if strings.Contains(string(out), "steer") {
 		t.Errorf("program still attached:\n%s", out)
 	}
 	// With the datapath gone the gateway is a plain router again.

@@ -371,3 +371,43 @@ func TestUpstreamConnectionsSharedPerOriginAndProtocol(t *testing.T) {
 		t.Fatalf("HTTP/2 client: origin saw %q", body)
 	}
 }
+
+// TLS 1.2 is the floor on both sides: an old client is refused at the
+// handshake, and an origin that offers only TLS 1.1 is never served.
+func TestTLSBelow12RefusedOnBothSides(t *testing.T) {
+	h := newHarness(t, nil)
+	dest := h.origin(nil, "origin.test")
+	roots := x509.NewCertPool()
+	roots.AddCert(h.ca.Certificate())
+	conn, err := net.Dial("tcp", h.front(dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: "origin.test", RootCAs: roots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("a TLS 1.1 client completed a handshake")
+	}
+	tc.Close()
+
+	cert, _ := h.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.test"}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &http.Server{Handler: lab.OriginHandler("old"), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}}
+	go func() { _ = old.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = old.Close() })
+	// The old origin does speak TLS 1.1 to a client that allows it, so the
+	// refusal below is the appliance's floor, not a broken origin.
+	labRoots := x509.NewCertPool()
+	labRoots.AddCert(h.labCA.Cert)
+	oc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "origin.test", RootCAs: labRoots, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err != nil {
+		t.Fatalf("TLS 1.1 origin unreachable even for a TLS 1.1 client: %v", err)
+	}
+	oc.Close()
+	resp, body := get(t, h.client(addrPortOf(ln.Addr()), false), "https://origin.test/")
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "hello from old") {
+		t.Fatalf("TLS 1.1 origin: status %d body %q", resp.StatusCode, body)
+	}
+}

@@ -6,7 +6,7 @@ pkgs=(
   clang-16 llvm-16 libbpf-dev           # make generate (bpf2go); clang is pinned to 16
   iproute2 iputils-ping util-linux       # lab namespaces, nsenter
   curl wrk linux-perf ca-certificates    # end-to-end clients and benchmarks
-  procps psmisc
+  procps psmisc bpftool                  # bpftool: datapath checks in tests and benchmarks
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -40,6 +40,7 @@ type Config struct {
 
 type ManagementConfig struct {
 	Listen string `mapstructure:"listen"`
+	PProf  bool   `mapstructure:"pprof"`
 }
 
 type LogConfig struct {

@@ -74,7 +74,8 @@ type e2eLab struct {
 	pinDir  string
 	cfgPath string
 	proc    *exec.Cmd
-	procErr chan error
+	exited  chan struct{} // closed when proc has exited; procErr is then set
+	procErr error
 }
 
 func newE2ELab(t testing.TB, extraConfig string) *e2eLab {
@@ -184,16 +185,17 @@ func (l *e2eLab) start() {
 	if err := l.proc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	l.procErr = make(chan error, 1)
-	go func() { l.procErr <- l.proc.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	l.exited = exited
+	go func() { l.procErr = l.proc.Wait(); logf.Close(); close(exited) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if l.get("http://127.0.0.1:9780/healthz") == "ok\n" {
 			return
 		}
 		select {
-		case err := <-l.procErr:
-			t.Fatalf("appliance exited: %v\n%s", err, l.log())
+		case <-l.exited:
+			t.Fatalf("appliance exited: %v\n%s", l.procErr, l.log())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -210,10 +212,10 @@ func (l *e2eLab) stop(sig syscall.Signal) {
 	}
 	_ = l.proc.Process.Signal(sig)
 	select {
-	case <-l.procErr:
+	case <-l.exited:
 	case <-time.After(15 * time.Second):
 		_ = l.proc.Process.Kill()
-		<-l.procErr
+		<-l.exited
 	}
 	l.proc = nil
 }
@@ -225,7 +227,7 @@ func (l *e2eLab) log() string {
 
 // get fetches a management URL from inside the gateway namespace.
 func (l *e2eLab) get(url string) string {
-	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return l.GW.Dial(ctx, network, addr)
 		},

@@ -15,7 +15,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,16 +54,40 @@ func NewNS(t testing.TB, role string) *NS {
 	if len(name) > 15 {
 		name = name[:15]
 	}
+	sweepOnce.Do(sweepStale)
 	run(t, "ip", "netns", "add", name)
 	ns := &NS{Name: name, t: t}
-	t.Cleanup(func() {
-		_ = exec.Command("ip", "netns", "pids", name).Run()
-		killAll(name)
-		_ = exec.Command("ip", "netns", "del", name).Run()
-		_ = os.RemoveAll(filepath.Join("/etc/netns", name))
-	})
+	// Record the owner so a later run removes this namespace even if this
+	// process dies before its cleanups run (a test timeout panics past them).
+	_ = os.MkdirAll(ownersDir, 0o755)
+	_ = os.WriteFile(filepath.Join(ownersDir, name), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	t.Cleanup(func() { removeNS(name) })
 	ns.IP("link", "set", "lo", "up")
 	return ns
+}
+
+// ownersDir maps each lab namespace to the PID of the process that made it.
+const ownersDir = "/run/portcullis-lab/owners"
+
+var sweepOnce sync.Once
+
+// sweepStale removes lab namespaces whose owning process is gone.
+func sweepStale() {
+	entries, _ := os.ReadDir(ownersDir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(ownersDir, e.Name()))
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || unix.Kill(pid, 0) == unix.ESRCH {
+			removeNS(e.Name())
+		}
+	}
+}
+
+func removeNS(name string) {
+	killAll(name)
+	_ = exec.Command("ip", "netns", "del", name).Run()
+	_ = os.RemoveAll(filepath.Join("/etc/netns", name))
+	_ = os.Remove(filepath.Join(ownersDir, name))
 }
 
 func killAll(name string) {

@@ -20,6 +20,9 @@ commands:
   config default   print the embedded default configuration
   config check     validate a configuration file (-config FILE)
   datapath detach  remove the pinned kernel datapath, its routing and pins
+  policy check DIR validate policy files (file:line:col errors with fix hints)
+  policy explain --request FILE [--policies DIR]
+                   evaluate a sample request and explain every matching policy
 `
 
 // errUsage marks command-line mistakes (exit status 2).
@@ -40,6 +43,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "policy" {
+		// Policy commands take positional arguments and their own flags.
+		return policyMain(rest, stdout, stderr)
+	}
 	if len(rest) > 0 && (cmd == "ca" || cmd == "config" || cmd == "datapath") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}

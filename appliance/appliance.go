@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +38,7 @@ type Appliance struct {
 	certs    *proxy.CertStore
 	proxy    *proxy.Server
 	datapath *agent.Agent
+	policies *policyEnforcer
 	registry *prometheus.Registry
 
 	transparent []net.Listener
@@ -69,8 +72,11 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	decider, err := newAccessDecider(cfg.Access)
+	static, err := newAccessDecider(cfg.Access)
 	if err != nil {
+		return nil, err
+	}
+	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, static); err != nil {
 		return nil, err
 	}
 	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
@@ -78,7 +84,8 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	}
 	a.proxy, err = proxy.NewServer(proxy.Config{
 		Certs:            a.certs,
-		Conn:             decider,
+		Conn:             a.policies,
+		Request:          a.policies,
 		UpstreamRoots:    roots,
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,
@@ -173,10 +180,20 @@ func (a *Appliance) Run(ctx context.Context) error {
 	serve(func() error { return ignoreClosed(a.mgmt.Serve(a.mgmtLn)) })
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-errc:
+			break wait
+		case <-hup:
+			a.reload()
+		}
 	}
 	a.log.Info("portcullis stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -323,4 +340,17 @@ func agentConfig(d DatapathConfig) agent.Config {
 		FailOpen:       d.FailOpen,
 		PinDir:         d.PinDir,
 	}
+}
+
+// reload re-reads what can change without a restart: the policies. A bad
+// directory is reported and the running policies stay.
+func (a *Appliance) reload() {
+	if a.cfg.Policy.Dir == "" {
+		return
+	}
+	if err := a.policies.reload(); err != nil {
+		a.log.Error("reload refused, running policies kept", "err", err)
+		return
+	}
+	a.log.Info("policies reloaded", "dir", a.cfg.Policy.Dir)
 }

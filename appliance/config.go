@@ -34,6 +34,7 @@ type Config struct {
 	Datapath    DatapathConfig      `mapstructure:"datapath"`
 	Upstream    UpstreamConfig      `mapstructure:"upstream"`
 	Access      AccessConfig        `mapstructure:"access"`
+	Policy      PolicyConfig        `mapstructure:"policy"`
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 }
@@ -80,6 +81,12 @@ type UpstreamConfig struct {
 type AccessConfig struct {
 	BypassHosts []string `mapstructure:"bypass_hosts"`
 	BlockHosts  []string `mapstructure:"block_hosts"`
+}
+
+type PolicyConfig struct {
+	// Dir holds the policy YAML files; empty means no policies (every
+	// connection intercepted, every request allowed and logged).
+	Dir string `mapstructure:"dir"`
 }
 
 type TimeoutsConfig struct {

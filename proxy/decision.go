@@ -42,8 +42,10 @@ type ConnDecider interface {
 
 // RequestDecision is the session decision for one request.
 type RequestDecision struct {
-	Block  bool
-	Reason string
+	Block bool
+	// Monitor lets the request through and records it as a policy match.
+	Monitor bool
+	Reason  string
 	// Message is shown to the user on the block page.
 	Message string
 }

@@ -63,7 +63,11 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.Request != nil {
-		if d := s.cfg.Request.DecideRequest(ci, r); d.Block {
+		d := s.cfg.Request.DecideRequest(ci, r)
+		if d.Monitor {
+			st.set("monitor", d.Reason)
+		}
+		if d.Block {
 			s.Stats.RequestsBlocked.Add(1)
 			st.set("block", d.Reason)
 			writeBlockPage(rec, http.StatusForbidden, blockPage{

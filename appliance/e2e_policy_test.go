@@ -1,0 +1,99 @@
+package appliance
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const blockDownloadsPolicy = `session_policies:
+  - id: no-lab-downloads
+    filters:
+      apps: [origin-lab]
+    control: block_activities
+    activities: [download_file]
+    action: block
+    message: Downloads from the lab origin are blocked by policy.
+`
+
+// TestPoliciesEnforcedAndReloaded runs the appliance with a policy directory:
+// session policies block an activity with the admin's message, hosts outside
+// the catalog are spliced untouched, and SIGHUP swaps in a new directory only
+// when it is valid.
+func TestPoliciesEnforcedAndReloaded(t *testing.T) {
+	l := newE2ELab(t, "")
+	polDir := filepath.Join(l.dir, "policies")
+	if err := os.MkdirAll(polDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	polFile := filepath.Join(polDir, "lab.yaml")
+	if err := os.WriteFile(polFile, []byte(blockDownloadsPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(l.cfgPath)
+	if err := os.WriteFile(l.cfgPath, append(b, []byte("policy:\n  dir: "+polDir+"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.start()
+	ca := l.applianceCA()
+	good := netip.AddrPortFrom(originGood, 443)
+	c := l.client(good, pool(ca), false)
+
+	resp, body := fetch(t, c, "https://origin.lab/files/report.pdf")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "Downloads from the lab origin are blocked by policy.") {
+		t.Fatalf("download: status %d body %q, want the policy's block page", resp.StatusCode, body)
+	}
+	if _, body = fetch(t, c, "https://origin.lab/"); !strings.Contains(body, "hello from lab origin") {
+		t.Fatalf("a page outside the activity was not served: %q", body)
+	}
+	l.waitAccessLog(t, func(m map[string]any) bool {
+		return m["path"] == "/files/report.pdf" && m["decision"] == "block" && strings.Contains(m["reason"].(string), "no-lab-downloads")
+	})
+
+	// A host that is not an onboarded app is spliced: the origin's own
+	// certificate (which does not cover the name, hence no verification here).
+	tr := &http.Transport{DialContext: c.Transport.(*http.Transport).DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the issuer is what is checked
+	defer tr.CloseIdleConnections()
+	resp, _ = fetch(t, &http.Client{Transport: tr, Timeout: 10 * time.Second}, "https://unlisted.example/")
+	if iss := resp.TLS.PeerCertificates[0].Issuer.CommonName; iss != "lab origin CA" {
+		t.Errorf("unlisted host: issuer %q, want the origin's own (spliced)", iss)
+	}
+
+	// A broken directory is refused on reload and the running policies stay.
+	if err := os.WriteFile(polFile, []byte("session_policies:\n  - id: x\n    bogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.proc.Process.Signal(syscall.SIGHUP)
+	waitLog(t, l, "reload refused")
+	if resp, _ = fetch(t, c, "https://origin.lab/files/report.pdf"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after a refused reload: status %d, want the old policy still blocking", resp.StatusCode)
+	}
+	// A valid directory replaces them.
+	if err := os.WriteFile(polFile, []byte(strings.Replace(blockDownloadsPolicy, "action: block", "action: monitor", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.proc.Process.Signal(syscall.SIGHUP)
+	waitLog(t, l, "policies reloaded")
+	if resp, body = fetch(t, c, "https://origin.lab/files/report.pdf"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after reload to monitor: status %d body %q", resp.StatusCode, body)
+	}
+	l.waitAccessLog(t, func(m map[string]any) bool { return m["path"] == "/files/report.pdf" && m["decision"] == "monitor" })
+}
+
+func waitLog(t *testing.T, l *e2eLab, text string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(l.log(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("appliance log lacks %q:\n%s", text, l.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

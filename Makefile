@@ -33,6 +33,10 @@ test: deps
 fuzz: deps
 	scripts/fuzz.sh $(FUZZTIME)
 
+# Long runs: the activity store's search budget at 10 million events.
+soak: deps
+	PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 60m -run TestSearchScale -v ./appliance/activity
+
 bench: deps build
 	scripts/bench.sh
 

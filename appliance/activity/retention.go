@@ -1,0 +1,154 @@
+package activity
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// pruneChunk bounds one retention transaction: the writer shares the write
+// connection, so a long delete would stall group commits and fill the queue.
+const pruneChunk = 5000
+
+// PruneResult says what one Prune deleted.
+type PruneResult struct {
+	Deleted int64
+	// Undelivered of them were past the slowest sink's cursor: retention
+	// outran an exporter and those events never left the appliance.
+	Undelivered int64
+}
+
+// Prune applies retention once: events older than now-MaxAge, then the
+// oldest events while the database is larger than MaxBytes. It runs in small
+// transactions beside the writer. Undelivered events are deleted too: a full
+// disk would stop the audit trail for everyone, so retention wins over a
+// stalled exporter, and the loss is counted.
+func (s *Store) Prune(now time.Time) (PruneResult, error) {
+	var res PruneResult
+	slowest, err := s.slowestCursor()
+	if err != nil {
+		return res, err
+	}
+	if s.opt.MaxAge > 0 {
+		cutoff := now.Add(-s.opt.MaxAge).UnixNano()
+		for {
+			n, err := s.deleteChunk(&res, slowest,
+				"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING seq",
+				cutoff, pruneChunk)
+			if err != nil {
+				return res, err
+			}
+			if n < pruneChunk {
+				break
+			}
+		}
+	}
+	if s.opt.MaxBytes > 0 {
+		if err := s.pruneToSize(&res, slowest); err != nil {
+			return res, err
+		}
+	}
+	s.stats.pruned.Add(uint64(res.Deleted))
+	s.stats.prunedUndelivered.Add(uint64(res.Undelivered))
+	if res.Deleted > 0 {
+		// Give freed pages back to the file system (auto_vacuum=incremental).
+		if _, err := s.wdb.Exec("PRAGMA incremental_vacuum"); err != nil {
+			return res, fmt.Errorf("prune: vacuum: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// pruneToSize deletes the oldest events (by Seq) in chunks sized from the
+// average row cost until the used pages fit MaxBytes.
+func (s *Store) pruneToSize(res *PruneResult, slowest sql.NullInt64) error {
+	for {
+		used, err := s.usedBytes()
+		if err != nil {
+			return err
+		}
+		if used <= s.opt.MaxBytes {
+			return nil
+		}
+		var lo, hi sql.NullInt64
+		if err := s.wdb.QueryRow("SELECT min(seq), max(seq) FROM events").Scan(&lo, &hi); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		if !lo.Valid {
+			return nil // empty: the rest is schema and free pages
+		}
+		rows := hi.Int64 - lo.Int64 + 1
+		perRow := max(used/rows, 1)
+		n := min(max((used-s.opt.MaxBytes)/perRow+1, 1), pruneChunk)
+		if _, err := s.deleteChunk(res, slowest,
+			"DELETE FROM events WHERE seq < ? RETURNING seq", lo.Int64+n); err != nil {
+			return err
+		}
+	}
+}
+
+// deleteChunk runs one DELETE … RETURNING seq and counts what it removed.
+func (s *Store) deleteChunk(res *PruneResult, slowest sql.NullInt64, query string, args ...any) (int64, error) {
+	rows, err := s.wdb.Query(query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return n, fmt.Errorf("prune: %w", err)
+		}
+		n++
+		if slowest.Valid && seq > slowest.Int64 {
+			res.Undelivered++
+		}
+	}
+	res.Deleted += n
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("prune: %w", err)
+	}
+	return n, nil
+}
+
+// slowestCursor is the lowest sink cursor; invalid when there are no sinks.
+func (s *Store) slowestCursor() (sql.NullInt64, error) {
+	var seq sql.NullInt64
+	err := s.wdb.QueryRow("SELECT min(seq) FROM sink_cursor").Scan(&seq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return seq, fmt.Errorf("prune: read cursors: %w", err)
+	}
+	return seq, nil
+}
+
+// usedBytes is the database size without its free pages.
+func (s *Store) usedBytes() (int64, error) {
+	var pages, free, size int64
+	err := s.wdb.QueryRow(
+		"SELECT p.page_count, f.freelist_count, s.page_size FROM pragma_page_count p, pragma_freelist_count f, pragma_page_size s",
+	).Scan(&pages, &free, &size)
+	if err != nil {
+		return 0, fmt.Errorf("prune: database size: %w", err)
+	}
+	return (pages - free) * size, nil
+}
+
+// pruneLoop applies retention every PruneInterval until Close.
+func (s *Store) pruneLoop() {
+	defer close(s.prunerDone)
+	tick := time.NewTicker(s.opt.PruneInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case now := <-tick.C:
+			if _, err := s.Prune(now); err != nil {
+				s.stats.pruneErrors.Add(1)
+				s.setError(err)
+			}
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package activity
+
+import (
+	"database/sql"
+	"fmt"
+)
+
+// schemaVersion is stored in PRAGMA user_version; Open refuses a database
+// written by a newer layout rather than misread it.
+const schemaVersion = 1
+
+// schema is the whole layout, idempotent so Open can run it every time.
+//
+// seq is AUTOINCREMENT so a sequence number is never reused, even after
+// retention has emptied the table: sink cursors are kept in it.
+//
+// Every search filter has an index ending in ts (and, implicitly, seq), so
+// "WHERE col = ? ORDER BY ts DESC, seq DESC LIMIT n" walks the index backwards
+// and stops after n rows whatever the table size. Policies and device tags are
+// lists, so they get side tables with the same shape, kept in step by
+// triggers so no code path can forget them.
+const schema = `
+CREATE TABLE IF NOT EXISTS events (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          BLOB    NOT NULL,
+	ts          INTEGER NOT NULL,
+	mode        TEXT    NOT NULL,
+	user_name   TEXT    NOT NULL,
+	user_groups TEXT,
+	source_ip   TEXT    NOT NULL,
+	device_tags TEXT,
+	client_app  TEXT    NOT NULL,
+	ja4         TEXT    NOT NULL,
+	app         TEXT    NOT NULL,
+	host        TEXT    NOT NULL,
+	method      TEXT    NOT NULL,
+	path        TEXT    NOT NULL,
+	activity    TEXT    NOT NULL,
+	file_name   TEXT    NOT NULL,
+	file_size   INTEGER NOT NULL,
+	file_sha256 TEXT    NOT NULL,
+	policies    TEXT,
+	action      TEXT    NOT NULL,
+	reason      TEXT    NOT NULL,
+	bytes_up    INTEGER NOT NULL,
+	bytes_down  INTEGER NOT NULL,
+	session_id  TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts         ON events(ts);
+CREATE INDEX IF NOT EXISTS events_user       ON events(user_name, ts);
+CREATE INDEX IF NOT EXISTS events_app        ON events(app, ts);
+CREATE INDEX IF NOT EXISTS events_action     ON events(action, ts);
+CREATE INDEX IF NOT EXISTS events_activity   ON events(activity, ts);
+CREATE INDEX IF NOT EXISTS events_client_app ON events(client_app, ts);
+
+CREATE TABLE IF NOT EXISTS event_policy (
+	policy TEXT    NOT NULL,
+	ts     INTEGER NOT NULL,
+	seq    INTEGER NOT NULL,
+	PRIMARY KEY (policy, ts, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_tag (
+	tag TEXT    NOT NULL,
+	ts  INTEGER NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY (tag, ts, seq)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS events_policy_add AFTER INSERT ON events
+WHEN new.policies IS NOT NULL BEGIN
+	INSERT OR IGNORE INTO event_policy SELECT value, new.ts, new.seq FROM json_each(new.policies);
+END;
+CREATE TRIGGER IF NOT EXISTS events_tag_add AFTER INSERT ON events
+WHEN new.device_tags IS NOT NULL BEGIN
+	INSERT OR IGNORE INTO event_tag SELECT value, new.ts, new.seq FROM json_each(new.device_tags);
+END;
+CREATE TRIGGER IF NOT EXISTS events_policy_del AFTER DELETE ON events
+WHEN old.policies IS NOT NULL BEGIN
+	DELETE FROM event_policy WHERE ts = old.ts AND seq = old.seq
+		AND policy IN (SELECT value FROM json_each(old.policies));
+END;
+CREATE TRIGGER IF NOT EXISTS events_tag_del AFTER DELETE ON events
+WHEN old.device_tags IS NOT NULL BEGIN
+	DELETE FROM event_tag WHERE ts = old.ts AND seq = old.seq
+		AND tag IN (SELECT value FROM json_each(old.device_tags));
+END;
+
+-- One row per exporter: the seq of the last event it delivered.
+CREATE TABLE IF NOT EXISTS sink_cursor (
+	name TEXT PRIMARY KEY,
+	seq  INTEGER NOT NULL
+);
+`
+
+// migrate creates or checks the layout on the write connection.
+func migrate(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this build's %d", v, schemaVersion)
+	}
+	if _, err := db.Exec(schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("write schema version: %w", err)
+	}
+	return nil
+}

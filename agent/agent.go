@@ -196,7 +196,13 @@ func (a *Agent) SetBypass(prefixes []netip.Prefix) error {
 	if err := syncPrefixes(a.objs.BypassV4, a.objs.BypassV6, prefixes); err != nil {
 		return fmt.Errorf("bypass prefixes: %w", err)
 	}
-	a.cfg.BypassPrefixes = prefixes
+	// After the map: the settings say whether the program looks it up.
+	next := a.cfg
+	next.BypassPrefixes = prefixes
+	if err := a.objs.Settings.Update(uint32(0), settingsOf(&next), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	a.cfg = next
 	return nil
 }
 

@@ -66,6 +66,9 @@ type Config struct {
 	RulePriority int
 }
 
+// maxInterceptPorts bounds Config.InterceptPorts.
+const maxInterceptPorts = 64
+
 // mapLimits are the capacities of the program's maps, read from the compiled
 // object so that the C source stays the single place they are set.
 var mapLimits = sync.OnceValues(func() (limits struct{ clients, bypass, ports int }, err error) {
@@ -75,7 +78,9 @@ var mapLimits = sync.OnceValues(func() (limits struct{ clients, bypass, ports in
 	}
 	limits.clients = int(spec.Maps[steerMapClientV4].MaxEntries)
 	limits.bypass = int(spec.Maps[steerMapBypassV4].MaxEntries)
-	limits.ports = int(spec.Maps[steerMapInterceptPorts].MaxEntries)
+	// The port bitmap has room for every port; the limit is a sanity bound
+	// on configurations, kept from when the ports were a small hash map.
+	limits.ports = maxInterceptPorts
 	return limits, nil
 })
 

@@ -13,7 +13,7 @@ import (
 // AssignErrors.
 type Counters struct {
 	Steered           uint64 // SYNs assigned to the listener: new steered flows
-	Established       uint64 // packets assigned to the socket of a known steered flow
+	Established       uint64 // packets of a flow a local socket owns (a steered flow), marked for local delivery
 	Bypassed          uint64 // destination in the bypass set: forwarded untouched
 	NoListenerRefused uint64 // SYNs refused (reset) because no listener is present, fail-closed
 	NoListenerPassed  uint64 // SYNs forwarded unsteered because no listener is present, fail-open

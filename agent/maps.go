@@ -10,9 +10,16 @@ import (
 
 // Bits of the settings map's flags, as in bpf/steer.c.
 const (
-	settingFailOpen = 1 << 0
-	settingDropQUIC = 1 << 1
+	settingFailOpen     = 1 << 0
+	settingDropQUIC     = 1 << 1
+	settingAllClientsV4 = 1 << 2 // a client prefix is 0.0.0.0/0: no lookup
+	settingAllClientsV6 = 1 << 3 // a client prefix is ::/0: no lookup
+	settingBypassV4     = 1 << 4 // some IPv4 bypass prefix: look up
+	settingBypassV6     = 1 << 5 // some IPv6 bypass prefix: look up
 )
+
+// portWords is the number of 64-bit words of the intercept_ports bitmap.
+const portWords = 65536 / 64
 
 // Keys of the listeners map, as in bpf/steer.c.
 const (
@@ -49,13 +56,37 @@ func syncPrefixes(v4, v6 *ebpf.Map, prefixes []netip.Prefix) error {
 	return syncSet(v6, want6)
 }
 
-// syncPorts makes the intercept_ports map hold exactly ports.
+// syncPorts makes the intercept_ports bitmap hold exactly ports. Only the
+// words that change are written, each whole, so a port in both the old and
+// the new set is never missing.
 func syncPorts(m *ebpf.Map, ports []uint16) error {
-	want := map[uint16]struct{}{}
+	var want [portWords]uint64
 	for _, p := range ports {
-		want[p] = struct{}{}
+		want[p/64] |= 1 << (p % 64)
 	}
-	return syncSet(m, want)
+	var (
+		key  uint32
+		word uint64
+		have [portWords]uint64
+	)
+	it := m.Iterate()
+	for it.Next(&key, &word) {
+		if key < portWords {
+			have[key] = word
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read map %s: %w", m, err)
+	}
+	for i := range want {
+		if want[i] == have[i] {
+			continue
+		}
+		if err := m.Update(uint32(i), want[i], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("update map %s: %w", m, err)
+		}
+	}
+	return nil
 }
 
 // syncSet makes a set-like map hold exactly the keys in want. New keys go in
@@ -89,6 +120,10 @@ func syncSet[K comparable](m *ebpf.Map, want map[K]struct{}) error {
 	return nil
 }
 
+// settingsOf returns the settings map's value for cfg (normalized: prefixes
+// masked). The prefix flags summarize the prefix maps, which must already
+// hold cfg's prefixes when the value is written: then a packet judged while
+// the configuration changes gets either the old or the new decision.
 func settingsOf(cfg *Config) steerRuntimeSettings {
 	s := steerRuntimeSettings{Mark: cfg.Mark}
 	if cfg.FailOpen {
@@ -97,11 +132,27 @@ func settingsOf(cfg *Config) steerRuntimeSettings {
 	if cfg.DropQUIC {
 		s.Flags |= settingDropQUIC
 	}
+	for _, p := range cfg.ClientPrefixes {
+		if p.Bits() == 0 {
+			s.Flags |= familyFlag(p, settingAllClientsV4, settingAllClientsV6)
+		}
+	}
+	for _, p := range cfg.BypassPrefixes {
+		s.Flags |= familyFlag(p, settingBypassV4, settingBypassV6)
+	}
 	return s
 }
 
-// writeConfig makes every map the configuration owns match cfg. The
-// listeners and counters maps are runtime state and are left alone.
+func familyFlag(p netip.Prefix, v4, v6 uint32) uint32 {
+	if p.Addr().Is4() {
+		return v4
+	}
+	return v6
+}
+
+// writeConfig makes every map the configuration owns match cfg, the
+// settings last (see settingsOf). The listeners and counters maps are
+// runtime state and are left alone.
 func writeConfig(maps *steerMaps, cfg *Config) error {
 	if err := syncPrefixes(maps.ClientV4, maps.ClientV6, cfg.ClientPrefixes); err != nil {
 		return fmt.Errorf("client prefixes: %w", err)

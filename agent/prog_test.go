@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -21,10 +22,11 @@ import (
 //
 // What prog.Run can and cannot show: the test skb is not at TC ingress, so
 // bpf_sk_assign refuses every socket there (the kernel allows it only on
-// ingress). A packet that finds its listener or its established socket is
-// therefore seen here as one AssignErrors followed by the fail mode's
-// result; that an assignment really delivers to the socket is proven by the
-// end-to-end tests. Everything else (parsing, maps, verdicts, the reset the
+// ingress). A packet that finds its listener is therefore seen here as one
+// AssignErrors followed by the fail mode's result; that an assignment really
+// delivers to the socket is proven by the end-to-end tests. A packet of an
+// established flow needs no assignment (it is only marked), so it is seen
+// here as it is on the hook. Everything else (parsing, maps, verdicts, the reset the
 // program builds) is fully visible.
 
 // TC verdicts (linux/pkt_cls.h).
@@ -470,8 +472,8 @@ func TestProgramSurvivesGarbage(t *testing.T) {
 }
 
 // The fast path finds an established socket by the packet's tuple: the same
-// segment that is an orphan without the connection is matched (and its
-// assignment attempted) with it.
+// segment that is an orphan without the connection is matched, and marked for
+// local delivery, with it.
 func TestProgramFindsEstablishedSocket(t *testing.T) {
 	lab.RequireRoot(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -498,13 +500,74 @@ func TestProgramFindsEstablishedSocket(t *testing.T) {
 	client := netip.MustParseAddrPort(c.LocalAddr().String())
 	seg := tcpSeg{ack: true, seq: 1, ackNum: 1, payload: []byte("x")}
 
-	_, _, got := h.run(t, tcpFrame(t, client, server, seg))
-	if got != (Counters{AssignErrors: 1, OrphanRefused: 1}) {
-		t.Errorf("segment of the connection: counters %+v, want the socket found (AssignErrors 1)", got)
+	verdict, _, got := h.run(t, tcpFrame(t, client, server, seg))
+	if verdict != tcActOK || got != (Counters{Established: 1}) {
+		t.Errorf("segment of the connection: verdict %d counters %+v, want OK and the socket found (Established 1)", verdict, got)
 	}
 	stranger := netip.AddrPortFrom(client.Addr(), client.Port()+1)
 	_, _, got = h.run(t, tcpFrame(t, stranger, server, seg))
 	if got != (Counters{OrphanRefused: 1}) {
 		t.Errorf("segment of no connection: counters %+v, want only OrphanRefused", got)
+	}
+}
+
+// The shortcuts the settings flags allow (every source a client, no bypass
+// prefix of a family) and the port bitmap follow configuration changes.
+func TestProgramFollowsConfigChanges(t *testing.T) {
+	cfg := Config{Interface: "lan0", FailOpen: true} // every source a client, no bypass
+	h := newHarness(t, cfg)
+	syn := tcpSeg{syn: true, seq: 1}
+	alt4 := netip.AddrPortFrom(origin4.Addr(), 8443)
+	alt6 := netip.AddrPortFrom(origin6.Addr(), 8443)
+	expect := func(step string, frame []byte, want Counters) {
+		t.Helper()
+		if _, _, got := h.run(t, frame); got != want {
+			t.Errorf("%s: counters %+v, want %+v", step, got, want)
+		}
+	}
+	apply := func(change func(c *Config)) {
+		t.Helper()
+		change(&cfg)
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeConfig(&h.objs.steerMaps, &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, src := range []netip.AddrPort{stranger4, client4} {
+		expect("default clients "+src.String(), tcpFrame(t, src, origin4, syn), Counters{NoListenerPassed: 1})
+	}
+	expect("default clients v6", tcpFrame(t, client6, origin6, syn), Counters{NoListenerPassed: 1})
+
+	apply(func(c *Config) {
+		c.BypassPrefixes = []netip.Prefix{netip.MustParsePrefix("198.18.2.0/24"), netip.MustParsePrefix("fd00:7c:2::/48")}
+	})
+	expect("bypass v4", tcpFrame(t, client4, origin4, syn), Counters{Bypassed: 1})
+	expect("bypass v6", tcpFrame(t, client6, origin6, syn), Counters{Bypassed: 1})
+	expect("not bypassed v4", tcpFrame(t, client4, bypass4, syn), Counters{NoListenerPassed: 1})
+
+	apply(func(c *Config) { c.BypassPrefixes = c.BypassPrefixes[1:] }) // IPv6 only
+	expect("v4 bypass removed", tcpFrame(t, client4, origin4, syn), Counters{NoListenerPassed: 1})
+	expect("v6 bypass kept", tcpFrame(t, client6, origin6, syn), Counters{Bypassed: 1})
+
+	apply(func(c *Config) { c.InterceptPorts = []uint16{8443, 1, 65535} })
+	expect("port no longer intercepted", tcpFrame(t, client4, origin4, syn), Counters{NotIntercepted: 1})
+	expect("new port v4", tcpFrame(t, client4, alt4, syn), Counters{NoListenerPassed: 1})
+	expect("new port v6", tcpFrame(t, client6, alt6, syn), Counters{Bypassed: 1})
+	for _, port := range []uint16{1, 65535} {
+		expect(fmt.Sprintf("port %d", port), tcpFrame(t, client4, netip.AddrPortFrom(origin4.Addr(), port), syn), Counters{NoListenerPassed: 1})
+	}
+	for _, port := range []uint16{2, 8442, 8444, 65534} {
+		expect(fmt.Sprintf("port %d", port), tcpFrame(t, client4, netip.AddrPortFrom(origin4.Addr(), port), syn), Counters{NotIntercepted: 1})
+	}
+
+	apply(func(c *Config) {
+		c.ClientPrefixes = []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("::/0")}
+	})
+	expect("not a client any more", tcpFrame(t, stranger4, alt4, syn), Counters{NotIntercepted: 1})
+	expect("still a client", tcpFrame(t, client4, alt4, syn), Counters{NoListenerPassed: 1})
+	if s := settingsOf(&cfg); s.Flags&(settingAllClientsV4|settingAllClientsV6|settingBypassV4|settingBypassV6) != settingAllClientsV6|settingBypassV6 {
+		t.Errorf("settings flags %#x", s.Flags)
 	}
 }

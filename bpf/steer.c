@@ -6,7 +6,13 @@
  * transparent listener with bpf_sk_assign and marked, so that policy routing
  * (fwmark -> table with "local 0.0.0.0/0 dev lo" and "local ::/0 dev lo")
  * delivers it locally: the accepted socket's local address is the original
- * destination. Nothing is rewritten, nothing goes through conntrack or NAT.
+ * destination, and the later segments of the flow, marked too, reach that
+ * socket by the stack's own lookup. Nothing is rewritten, nothing goes
+ * through conntrack or NAT.
+ *
+ * Cost: most packets are decided by the port bitmap alone, and intercepted
+ * ones skip the LPM lookups that settings flags say cannot change the answer
+ * (see SETTING_ALL_CLIENTS_V4 and below).
  * Destinations in the bypass maps are forwarded by the kernel untouched.
  * QUIC can be dropped so browsers fall back to TCP, which is steered.
  *
@@ -25,15 +31,27 @@
 /* Map sizes; the agent validates its configuration against the same numbers. */
 #define CLIENT_PREFIXES_MAX 1024
 #define BYPASS_PREFIXES_MAX 65536
-#define INTERCEPT_PORTS_MAX 64
+
+/* intercept_ports is a bitmap of all 65536 ports in 64-bit words. */
+#define PORT_WORDS (65536 / 64)
 
 /* Keys of the listeners map. */
 #define LISTENER_IPV4 0
 #define LISTENER_IPV6 1
 
-/* Bits of settings.flags. */
+/*
+ * Bits of settings.flags. The last four let the program skip an LPM lookup
+ * whose answer the agent already knows: every source of the family is a
+ * client (a /0 client prefix, the default), or the family has no bypass
+ * prefix at all. The agent writes them after the prefix maps, so while a
+ * change is applied a packet sees either the old or the new decision.
+ */
 #define SETTING_FAIL_OPEN (1 << 0)
 #define SETTING_DROP_QUIC (1 << 1)
+#define SETTING_ALL_CLIENTS_V4 (1 << 2)
+#define SETTING_ALL_CLIENTS_V6 (1 << 3)
+#define SETTING_BYPASS_V4 (1 << 4) /* bypass_v4 is not empty */
+#define SETTING_BYPASS_V6 (1 << 5) /* bypass_v6 is not empty */
 
 struct lpm_v4_key {
 	__u32 prefixlen;
@@ -56,7 +74,7 @@ struct runtime_settings {
  */
 enum counter {
 	COUNTER_STEERED,             /* SYN assigned to the listener: a new steered flow */
-	COUNTER_ESTABLISHED,         /* assigned to the socket of a known flow (or a valid SYN cookie ACK to the listener) */
+	COUNTER_ESTABLISHED,         /* a local socket owns the flow: marked for local delivery (or a valid SYN cookie ACK, assigned to the listener) */
 	COUNTER_BYPASSED,            /* destination in a bypass map: forwarded untouched */
 	COUNTER_NO_LISTENER_REFUSED, /* SYN with no listener, fail-closed: reset (or dropped) */
 	COUNTER_NO_LISTENER_PASSED,  /* SYN with no listener, fail-open: forwarded untouched */
@@ -112,11 +130,18 @@ struct {
 	__type(value, __u8);
 } bypass_v6 SEC(".maps");
 
+/*
+ * Port p (host order) is intercepted when bit p % 64 of word p / 64 is set.
+ * An array lookup is inlined by the verifier into a bounds check and a load
+ * of one cache line: the test most packets end at costs no helper call and
+ * no hashing. A word is written whole, so a port in both the old and the new
+ * set stays set while the agent changes the set.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, INTERCEPT_PORTS_MAX);
-	__type(key, __u16); /* host order */
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 } intercept_ports SEC(".maps");
 
 /*
@@ -155,25 +180,33 @@ static __always_inline int count(enum counter c, int verdict)
 	return verdict;
 }
 
-static __always_inline int from_client(const struct flow *f)
+static __always_inline int from_client(const struct flow *f, __u32 flags)
 {
 	if (f->ipv6) {
+		if (flags & SETTING_ALL_CLIENTS_V6)
+			return 1;
 		struct lpm_v6_key k = {.prefixlen = 128};
 		__builtin_memcpy(k.addr, &f->ip.v6.saddr, sizeof(k.addr));
 		return bpf_map_lookup_elem(&client_v6, &k) != NULL;
 	}
+	if (flags & SETTING_ALL_CLIENTS_V4)
+		return 1;
 	struct lpm_v4_key k = {.prefixlen = 32};
 	__builtin_memcpy(k.addr, &f->ip.v4.saddr, sizeof(k.addr));
 	return bpf_map_lookup_elem(&client_v4, &k) != NULL;
 }
 
-static __always_inline int to_bypassed(const struct flow *f)
+static __always_inline int to_bypassed(const struct flow *f, __u32 flags)
 {
 	if (f->ipv6) {
+		if (!(flags & SETTING_BYPASS_V6))
+			return 0;
 		struct lpm_v6_key k = {.prefixlen = 128};
 		__builtin_memcpy(k.addr, &f->ip.v6.daddr, sizeof(k.addr));
 		return bpf_map_lookup_elem(&bypass_v6, &k) != NULL;
 	}
+	if (!(flags & SETTING_BYPASS_V4))
+		return 0;
 	struct lpm_v4_key k = {.prefixlen = 32};
 	__builtin_memcpy(k.addr, &f->ip.v4.daddr, sizeof(k.addr));
 	return bpf_map_lookup_elem(&bypass_v4, &k) != NULL;
@@ -181,9 +214,11 @@ static __always_inline int to_bypassed(const struct flow *f)
 
 static __always_inline int to_intercepted_port(const struct flow *f)
 {
-	__u16 port = bpf_ntohs(f->l4.tcp.dest); /* same offset in UDP */
+	__u32 port = bpf_ntohs(f->l4.tcp.dest); /* same offset in UDP */
+	__u32 key = port / 64;
+	__u64 *word = bpf_map_lookup_elem(&intercept_ports, &key);
 
-	return bpf_map_lookup_elem(&intercept_ports, &port) != NULL;
+	return word && (*word >> (port % 64)) & 1;
 }
 
 /* socket_of looks the flow up the way the stack would on delivery:
@@ -223,8 +258,9 @@ static __always_inline int valid_syncookie(struct bpf_sock *listener, struct flo
  * steer_tcp decides an intercepted TCP segment from a client.
  *
  * 1. A socket already owns the flow (an established steered connection, a
- *    handshake in progress, a TIME_WAIT): deliver to it.
- * 2. A SYN, or the ACK of a SYN cookie: deliver to the listener.
+ *    handshake in progress, a TIME_WAIT): mark the segment and let the stack
+ *    deliver it to that socket.
+ * 2. A SYN, or the ACK of a SYN cookie: assign it to the listener and mark it.
  * 3. Otherwise nobody can take the segment: a SYN while the proxy is down, or
  *    a non-SYN that no socket owns (a flow from before the datapath was
  *    attached, or whose proxy socket died with a restart). Fail-open forwards
@@ -241,21 +277,38 @@ static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
 	int syn = th->syn && !th->ack && !th->rst;
 	struct bpf_sock *sk;
 
+	/*
+	 * Every segment of an intercepted flow is looked up, not only SYNs. The
+	 * mark alone would deliver the segments of a steered flow (the stack
+	 * finds the socket by its 4-tuple), but a segment no socket owns would
+	 * then be delivered locally too, to no one: IPv6 would answer with a
+	 * reset from the original destination while IPv4 cannot (see reset.h)
+	 * and drops it silently, and neither honours the fail mode. Such
+	 * segments are not rare: flows begun before the datapath was attached,
+	 * or while the proxy was down in fail-open mode (which must go on
+	 * reaching the origin), or whose proxy socket died with a restart, or
+	 * that a configuration change brought into the intercepted set. No
+	 * window after a restart covers them all, so the lookup stays.
+	 *
+	 * What a found socket does not need is bpf_sk_assign: the mark routes
+	 * the segment locally and the stack's early demux finds the very socket
+	 * this lookup found (and reuses its cached input route, where an
+	 * assigned skb takes the policy-routing lookup on every segment). That
+	 * saves the assignment's reference on a socket line the proxy is busy
+	 * with on another CPU. A socket closing between here and there meets
+	 * the stack's own handling, as it would a moment after an assignment.
+	 */
 	sk = socket_of(skb, f);
 	if (sk) {
-		if (sk->state != BPF_TCP_LISTEN) {
-			long err = bpf_sk_assign(skb, sk, 0);
-			bpf_sk_release(sk);
-			if (err == 0) {
-				skb->mark = s->mark;
-				return count(COUNTER_ESTABLISHED, TC_ACT_OK);
-			}
-			count(COUNTER_ASSIGN_ERRORS, 0);
-		} else {
-			/* Some other local service listens on the original port:
-			 * not ours to deliver to. */
-			bpf_sk_release(sk);
+		int listening = sk->state == BPF_TCP_LISTEN;
+
+		bpf_sk_release(sk);
+		if (!listening) {
+			skb->mark = s->mark;
+			return count(COUNTER_ESTABLISHED, TC_ACT_OK);
 		}
+		/* Some other local service listens on the original port: not ours
+		 * to deliver to. */
 	}
 
 	__u32 key = f->ipv6 ? LISTENER_IPV6 : LISTENER_IPV4;
@@ -299,16 +352,21 @@ int steer(struct __sk_buff *skb)
 		return count(COUNTER_MALFORMED, TC_ACT_OK);
 	}
 
+	/* Cheapest test first: most traffic is to ports nobody intercepts, and
+	 * deciding that touches one word of the port bitmap and nothing else. */
+	if (!to_intercepted_port(&f))
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+
 	const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
 	if (!s)
 		return TC_ACT_OK;
+	__u32 flags = s->flags;
 
-	/* Cheapest test first: most traffic is to ports nobody intercepts. */
-	if (f.proto == IPPROTO_UDP && !(s->flags & SETTING_DROP_QUIC))
+	if (f.proto == IPPROTO_UDP && !(flags & SETTING_DROP_QUIC))
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
-	if (!to_intercepted_port(&f) || !from_client(&f))
+	if (!from_client(&f, flags))
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
-	if (to_bypassed(&f))
+	if (to_bypassed(&f, flags))
 		return count(COUNTER_BYPASSED, TC_ACT_OK);
 
 	/* QUIC runs on the port of the TLS service it shadows. Dropping it makes

@@ -9,7 +9,11 @@ mkdir -p "$out"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 {
   echo "# go test -bench, $(date -u +%FT%TZ), $(go version), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
-  go test -run '^$' -bench . -benchmem -count 3 ./proxy ./policy/... ./agent
+  go test -run '^$' -bench . -benchmem -count 3 ./proxy ./policy/... ./appliance/activity
+  go test -run '^$' -bench '^BenchmarkProgram' -benchmem -count 3 ./agent
+  # Kernel-side cost of the steering program per path, with an empty program
+  # on the same hook as the floor, and throughput attached vs not.
+  go test -run '^$' -bench '^BenchmarkDatapath(Kernel|Throughput)$' -benchtime 5x ./agent
 } | tee "$out/go-$stamp.txt"
 go test -run '^$' -bench '^BenchmarkLab$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-$stamp.txt"
 echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md"

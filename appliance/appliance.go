@@ -39,6 +39,7 @@ type Appliance struct {
 	proxy    *proxy.Server
 	datapath *agent.Agent
 	policies *policyEnforcer
+	activity *activityRecorder
 	registry *prometheus.Registry
 
 	transparent []net.Listener
@@ -79,6 +80,14 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, static); err != nil {
 		return nil, err
 	}
+	if a.activity, err = openActivity(cfg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() {
+		if err := a.activity.Close(); err != nil {
+			a.log.Error("activity store close", "err", err)
+		}
+	})
 	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
 		return nil, err
 	}
@@ -86,6 +95,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 		Certs:            a.certs,
 		Conn:             a.policies,
 		Request:          a.policies,
+		Recorder:         a.activity,
 		UpstreamRoots:    roots,
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,
@@ -101,7 +111,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 
 	a.registry = prometheus.NewRegistry()
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newProxyCollector(&a.proxy.Stats, a.certs))
+		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
 
 	if cfg.Transparent.Enabled {
 		if err := a.listenTransparent(); err != nil {

@@ -35,6 +35,7 @@ type Config struct {
 	Upstream    UpstreamConfig      `mapstructure:"upstream"`
 	Access      AccessConfig        `mapstructure:"access"`
 	Policy      PolicyConfig        `mapstructure:"policy"`
+	Activity    ActivityConfig      `mapstructure:"activity"`
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 }
@@ -87,6 +88,13 @@ type PolicyConfig struct {
 	// Dir holds the policy YAML files; empty means no policies (every
 	// connection intercepted, every request allowed and logged).
 	Dir string `mapstructure:"dir"`
+}
+
+type ActivityConfig struct {
+	Path     string        `mapstructure:"path"`
+	Mode     string        `mapstructure:"mode"`
+	MaxAge   time.Duration `mapstructure:"max_age"`
+	MaxBytes int64         `mapstructure:"max_bytes"`
 }
 
 type TimeoutsConfig struct {
@@ -154,6 +162,14 @@ func (c *Config) Validate() error {
 		if p == 0 {
 			bad("datapath.intercept_ports", "port 0 is not a port")
 		}
+	}
+	switch c.Activity.Mode {
+	case "audit-strict", "best-effort":
+	default:
+		bad("activity.mode", "%q is not one of audit-strict, best-effort", c.Activity.Mode)
+	}
+	if c.Activity.MaxAge < 0 || c.Activity.MaxBytes < 0 {
+		bad("activity", "max_age and max_bytes cannot be negative")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/appliance/activity"
 )
 
 const blockDownloadsPolicy = `session_policies:
@@ -85,6 +87,28 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 		t.Fatalf("after reload to monitor: status %d body %q", resp.StatusCode, body)
 	}
 	l.waitAccessLog(t, func(m map[string]any) bool { return m["path"] == "/files/report.pdf" && m["decision"] == "monitor" })
+
+	// Every decision is an activity event, durable once the appliance stops.
+	l.stop(syscall.SIGTERM)
+	st, err := activity.Open(filepath.Join(l.dir, "state", "activity.db"), activity.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	page, err := st.Search(activity.Query{Policy: "no-lab-downloads", Action: "block"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 2 {
+		t.Fatalf("%d blocked download events for no-lab-downloads, want 2 (before and after the refused reload): %+v", len(page.Events), page.Events)
+	}
+	ev := page.Events[0]
+	if ev.Host != "origin.lab" || ev.Path != "/files/report.pdf" || ev.Method != "GET" || ev.SourceIP.String() != "198.18.1.2" || ev.JA4 == "" {
+		t.Errorf("event %+v lacks the request's details", ev)
+	}
+	if page, _ = st.Search(activity.Query{Action: "bypass"}); len(page.Events) == 0 || page.Events[0].Host != "unlisted.example" {
+		t.Errorf("no bypass event for the unlisted host: %+v", page.Events)
+	}
 }
 
 func waitLog(t *testing.T, l *e2eLab, text string) {

@@ -44,6 +44,7 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.conns, s.HelloMalformed.Load(), "malformed_hello")
 	counter(c.conns, s.HelloIncomplete.Load(), "incomplete_hello")
 	counter(c.conns, s.HandshakeFailed.Load(), "handshake_failed")
+	counter(c.conns, s.RefusedUnrecorded.Load(), "refused_unrecorded")
 	counter(c.decisions, s.Intercepted.Load(), "intercept")
 	counter(c.decisions, s.Bypassed.Load(), "bypass")
 	counter(c.decisions, s.Blocked.Load(), "block")

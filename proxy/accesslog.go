@@ -4,11 +4,17 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 )
 
 // logRequest writes the access-log line of one intercepted request.
 func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec *recorder, in int64, d time.Duration) {
+	s.record(Record{
+		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
+		Host: r.Host, Method: r.Method, Path: r.URL.Path, Status: rec.status,
+		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: rec.n, RequestID: st.id,
+	})
 	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
 		slog.String("id", st.id),
 		slog.String("mode", ci.Mode.String()),
@@ -32,6 +38,11 @@ func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec
 // logConn writes the access-log line of a connection that was not
 // intercepted (bypassed, blocked, or failed before any request).
 func (s *Server) logConn(ci *ConnInfo, decision, reason string, up, down int64) {
+	s.record(Record{
+		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
+		Host: ci.ServerName(), Decision: decision, Reason: reason, BytesIn: up, BytesOut: down,
+		RequestID: "c" + strconv.FormatUint(ci.ID, 10),
+	})
 	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "connection",
 		slog.Uint64("conn", ci.ID),
 		slog.String("mode", ci.Mode.String()),
@@ -45,4 +56,17 @@ func (s *Server) logConn(ci *ConnInfo, decision, reason string, up, down int64) 
 		slog.String("ja4", ci.JA4),
 		slog.Int64("duration_us", time.Since(ci.Start).Microseconds()),
 	)
+}
+
+// record hands a record to the activity log. A record it refuses is counted;
+// the admission check before each session is what stops service in
+// audit-strict mode.
+func (s *Server) record(r Record) {
+	if s.cfg.Recorder == nil {
+		return
+	}
+	if err := s.cfg.Recorder.Record(r); err != nil {
+		s.Stats.RecordsFailed.Add(1)
+		s.cfg.Log.Warn("activity record refused", "err", err, "id", r.RequestID)
+	}
 }

@@ -52,6 +52,18 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.logRequest(ci, r, st, rec, body.n, time.Since(start)) }()
 
+	if s.cfg.Recorder != nil {
+		if err := s.cfg.Recorder.Admit(); err != nil {
+			s.Stats.RefusedUnrecorded.Add(1)
+			st.set("block", "activity log unavailable")
+			writeBlockPage(rec, http.StatusServiceUnavailable, blockPage{
+				Title:  "Temporarily unavailable",
+				Reason: "The gateway cannot record activity right now, so it does not serve requests. Try again shortly.",
+				Host:   r.Host, RequestID: st.id,
+			})
+			return
+		}
+	}
 	if ci.TLS && !sameHost(r.Host, ci.certName()) {
 		s.Stats.Misdirected.Add(1)
 		st.set("block", ErrMisdirected.Error())

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -409,5 +410,52 @@ func TestTLSBelow12RefusedOnBothSides(t *testing.T) {
 	resp, body := get(t, h.client(addrPortOf(ln.Addr()), false), "https://origin.test/")
 	if resp.StatusCode != http.StatusBadGateway || strings.Contains(body, "hello from old") {
 		t.Fatalf("TLS 1.1 origin: status %d body %q", resp.StatusCode, body)
+	}
+}
+
+// refusingRecorder is an activity log that cannot accept anything.
+type refusingRecorder struct{ records atomic.Int32 }
+
+func (r *refusingRecorder) Admit() error            { return errors.New("store full") }
+func (r *refusingRecorder) Record(rec Record) error { r.records.Add(1); return nil }
+
+// When the activity log cannot record, no session is served: the connection
+// is refused, and the refusal itself is recorded.
+func TestUnrecordableSessionsAreRefused(t *testing.T) {
+	rr := &refusingRecorder{}
+	h := newHarness(t, func(c *Config) { c.Recorder = rr })
+	dest := h.origin(nil, "origin.test")
+	if _, err := h.client(dest, false).Get("https://origin.test/"); err == nil {
+		t.Fatal("a session was served while the activity log refused")
+	}
+	waitFor(t, func() bool { return h.srv.Stats.RefusedUnrecorded.Load() == 1 && rr.records.Load() == 1 })
+}
+
+// Closing the server ends spliced connections promptly and records them.
+func TestCloseEndsSplicedConnections(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Conn = ConnDeciderFunc(func(*ConnInfo) ConnDecision { return ConnDecision{Verdict: VerdictBypass, Reason: "test"} })
+	})
+	dest := h.origin(nil, "origin.test")
+	roots := x509.NewCertPool()
+	roots.AddCert(h.labCA.Cert)
+	c := h.client(dest, false)
+	c.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
+	get(t, c, "https://origin.test/") // the connection stays open, idle
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v with an idle spliced connection", d)
+	}
+	found := false
+	for _, l := range h.log.lines(t) {
+		found = found || l["decision"] == "bypass"
+	}
+	if !found {
+		t.Fatal("the spliced connection was not logged on close")
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Hosts maps names to addresses for explicit-proxy requests before DNS.
 	Hosts map[string][]string
+	// Recorder, when set, receives a record of every request and every
+	// non-intercepted connection, and may refuse new sessions (Admit).
+	Recorder Recorder
 	// AccessLog receives one line per request and per non-intercepted
 	// connection; Log receives operational messages. Both default to discard.
 	AccessLog *slog.Logger
@@ -97,6 +100,9 @@ type Server struct {
 	closing atomic.Bool
 	lnMu    sync.Mutex
 	lns     []net.Listener
+	// spliced are the bypassed connections in progress: Close ends them so
+	// they finish (and are recorded) instead of holding shutdown open.
+	spliced map[net.Conn]struct{}
 }
 
 // NewServer builds the pipeline. Call Serve for each listener and Close at
@@ -106,7 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy config: a certificate store is required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024)}
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), spliced: map[net.Conn]struct{}{}}
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	s.clientTLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -189,6 +195,14 @@ func (s *Server) track(ln net.Listener) {
 
 // handle runs one connection through peek → access decision → enforcement.
 func (s *Server) handle(c net.Conn, ci *ConnInfo) {
+	if s.cfg.Recorder != nil {
+		if err := s.cfg.Recorder.Admit(); err != nil {
+			s.Stats.RefusedUnrecorded.Add(1)
+			s.refuse(c, ci)
+			s.logConn(ci, "block", "activity log unavailable: "+err.Error(), 0, 0)
+			return
+		}
+	}
 	_ = c.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	hello, peeked, err := ReadClientHello(c)
 	switch {
@@ -282,6 +296,11 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	_ = s.h1.Close()
 	s.upstreams.closeAll()
+	s.lnMu.Lock()
+	for c := range s.spliced {
+		_ = c.Close()
+	}
+	s.lnMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {

@@ -28,6 +28,12 @@ func (s *Server) splice(c net.Conn, peeked []byte, ci *ConnInfo, reason string) 
 		return
 	}
 	upBytes = int64(len(peeked))
+	if !s.trackSplice(c, true) {
+		_ = up.Close()
+		_ = c.Close()
+		return
+	}
+	defer s.trackSplice(c, false)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -50,4 +56,20 @@ func closeWrite(c net.Conn) {
 	} else {
 		_ = c.Close()
 	}
+}
+
+// trackSplice adds or removes a spliced client connection; adding fails once
+// the server is closing.
+func (s *Server) trackSplice(c net.Conn, add bool) bool {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if !add {
+		delete(s.spliced, c)
+		return true
+	}
+	if s.closing.Load() {
+		return false
+	}
+	s.spliced[c] = struct{}{}
+	return true
 }

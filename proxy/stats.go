@@ -18,4 +18,6 @@ type Stats struct {
 	Misdirected        atomic.Uint64
 	UpstreamUnverified atomic.Uint64 // origin certificate failed verification
 	UpstreamErrors     atomic.Uint64 // origin unreachable or broke mid-response
+	RefusedUnrecorded  atomic.Uint64 // sessions refused: the activity log could not record them
+	RecordsFailed      atomic.Uint64 // records the activity log did not accept
 }

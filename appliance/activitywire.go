@@ -1,0 +1,121 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-gw/portcullis/appliance/activity"
+	"github.com/portcullis-gw/portcullis/proxy"
+)
+
+// errActivityUnavailable is why an audit-strict appliance refuses a session.
+var errActivityUnavailable = errors.New("activity store cannot accept events")
+
+// activityRecorder turns the proxy's records into activity events. In
+// audit-strict mode it refuses new sessions while the store is failing or
+// its queue is full, so nothing is served that could not be recorded.
+type activityRecorder struct {
+	store  *activity.Store
+	strict bool
+}
+
+var _ proxy.Recorder = (*activityRecorder)(nil)
+
+func openActivity(cfg *Config) (*activityRecorder, error) {
+	path := cfg.Activity.Path
+	if path == "" {
+		path = filepath.Join(cfg.StateDir, "activity.db")
+	}
+	mode := activity.AuditStrict
+	if cfg.Activity.Mode == "best-effort" {
+		mode = activity.BestEffort
+	}
+	st, err := activity.Open(path, activity.Options{Durability: mode, MaxAge: cfg.Activity.MaxAge, MaxBytes: cfg.Activity.MaxBytes})
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	return &activityRecorder{store: st, strict: mode == activity.AuditStrict}, nil
+}
+
+func (r *activityRecorder) Admit() error {
+	if !r.strict {
+		return nil
+	}
+	st := r.store.Stats()
+	if !st.Healthy || st.QueueDepth >= st.QueueCapacity {
+		return errActivityUnavailable
+	}
+	return nil
+}
+
+func (r *activityRecorder) Record(rec proxy.Record) error {
+	ev := activity.Event{
+		Time:      rec.Time,
+		Mode:      activity.Mode(rec.Mode.String()),
+		SourceIP:  rec.Client.Addr(),
+		ClientApp: "browser",
+		JA4:       rec.JA4,
+		Host:      rec.Host,
+		Method:    rec.Method,
+		Path:      rec.Path,
+		Action:    rec.Decision,
+		Reason:    rec.Reason,
+		BytesUp:   rec.BytesIn,
+		BytesDown: rec.BytesOut,
+		SessionID: rec.RequestID,
+	}
+	if id, ok := strings.CutPrefix(rec.Reason, "policy "); ok {
+		id, _, _ = strings.Cut(id, ":")
+		ev.Policies = []string{id}
+	}
+	return r.store.Emit(ev)
+}
+
+func (r *activityRecorder) Close() error { return r.store.Close() }
+
+// activityCollector exports the store's counters at scrape time.
+type activityCollector struct {
+	store        *activity.Store
+	events, lag  *prometheus.Desc
+	depth, sound *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*activityCollector)(nil)
+
+func newActivityCollector(s *activity.Store) *activityCollector {
+	return &activityCollector{
+		store:  s,
+		events: prometheus.NewDesc("portcullis_activity_events_total", "Activity events by outcome.", []string{"outcome"}, nil),
+		lag:    prometheus.NewDesc("portcullis_activity_commit_lag_seconds", "Time from the oldest event of the last group to its commit.", nil, nil),
+		depth:  prometheus.NewDesc("portcullis_activity_queue_depth", "Events waiting for the store writer.", nil, nil),
+		sound:  prometheus.NewDesc("portcullis_activity_store_healthy", "1 when the last commit succeeded.", nil, nil),
+	}
+}
+
+func (c *activityCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.events
+	ch <- c.lag
+	ch <- c.depth
+	ch <- c.sound
+}
+
+func (c *activityCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.store.Stats()
+	for outcome, v := range map[string]uint64{"queued": st.Queued, "written": st.Written, "dropped": st.Dropped, "refused": st.Refused, "lost": st.Lost} {
+		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(v), outcome)
+	}
+	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, st.LastCommitLag.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(st.QueueDepth))
+	ch <- prometheus.MustNewConstMetric(c.sound, prometheus.GaugeValue, gaugeOf(st.Healthy))
+}
+
+func gaugeOf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

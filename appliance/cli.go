@@ -20,6 +20,9 @@ commands:
   config default   print the embedded default configuration
   config check     validate a configuration file (-config FILE)
   datapath detach  remove the pinned kernel datapath, its routing and pins
+  activity search [-config FILE] [--user U] [--app A] [--action X] [--policy P]
+                  [--text T] [--since 1h] [--limit N] [--after TOKEN]
+                   search the activity log (JSON lines, newest first)
   policy check DIR validate policy files (file:line:col errors with fix hints)
   policy explain --request FILE [--policies DIR]
                    evaluate a sample request and explain every matching policy
@@ -47,12 +50,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Policy commands take positional arguments and their own flags.
 		return policyMain(rest, stdout, stderr)
 	}
-	if len(rest) > 0 && (cmd == "ca" || cmd == "config" || cmd == "datapath") {
+	if len(rest) > 0 && (cmd == "ca" || cmd == "config" || cmd == "datapath" || cmd == "activity") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	fs := flag.NewFlagSet("portcullis "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (YAML) overlaid on the embedded default")
+	if cmd == "activity search" {
+		// -config comes first; the rest are the search's own flags.
+		if len(rest) >= 2 && (rest[0] == "-config" || rest[0] == "--config") {
+			*configPath, rest = rest[1], rest[2:]
+		}
+		cfg, err := LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		return activitySearch(cfg, rest, stdout, stderr)
+	}
 	if err := fs.Parse(rest); err != nil {
 		return errUsage
 	}

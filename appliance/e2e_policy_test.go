@@ -109,6 +109,13 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 	if page, _ = st.Search(activity.Query{Action: "bypass"}); len(page.Events) == 0 || page.Events[0].Host != "unlisted.example" {
 		t.Errorf("no bypass event for the unlisted host: %+v", page.Events)
 	}
+	st.Close()
+
+	// The same search from the command line.
+	out, errOut, err := runCLI(t, "activity", "search", "-config", l.cfgPath, "--policy", "no-lab-downloads", "--action", "block", "--limit", "1")
+	if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"Path":"/files/report.pdf"`) || !strings.Contains(errOut, "more: --after ") {
+		t.Fatalf("activity search: %v\nstdout: %s\nstderr: %s", err, out, errOut)
+	}
 }
 
 func waitLog(t *testing.T, l *e2eLab, text string) {

@@ -30,6 +30,7 @@ Portcullis demo is running on $G (LAN lan0 198.18.1.1). Try, from the client:
       → the certificate is issued by the appliance's own CA ("Portcullis CA …")
   ip netns exec $C curl -s http://origin.lab/
   tail -n 2 $RUN/access.log            → one JSON access-log line per request (client, sni, ja4, decision …)
+  bin/portcullis activity search --limit 3   → the same decisions as durable activity events
   nsenter --net=/run/netns/$G curl -s 127.0.0.1:9780/metrics | grep portcullis_datapath
 
 Logs: $RUN/portcullis.log  Stop: make demo-down

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -319,6 +318,3 @@ func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 var _ httputil.BufferPool = (*bufferPool)(nil)
-
-// discardCloser is used where an io.Closer is needed for a value without one.
-var _ io.Closer = (*net.TCPConn)(nil)

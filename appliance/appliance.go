@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portcullis-gw/portcullis/agent"
+	"github.com/portcullis-gw/portcullis/appliance/activity"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
 )
@@ -190,6 +191,17 @@ func (a *Appliance) Run(ctx context.Context) error {
 	serve(func() error { return ignoreClosed(a.mgmt.Serve(a.mgmtLn)) })
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
+	expCtx, stopExport := context.WithCancel(context.Background())
+	exported := make(chan struct{})
+	go func() {
+		defer close(exported)
+		if j := a.cfg.Activity.JSONL; j.Path != "" {
+			exp := &activity.JSONLines{Store: a.activity.store, Path: j.Path, MaxBytes: j.MaxBytes, Keep: j.Keep}
+			if err := exp.Run(expCtx); err != nil {
+				a.log.Error("jsonl export", "err", err)
+			}
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -209,6 +221,8 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
+	stopExport()
+	<-exported
 	a.closeAll()
 	wg.Wait()
 	return err

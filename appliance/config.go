@@ -91,10 +91,17 @@ type PolicyConfig struct {
 }
 
 type ActivityConfig struct {
-	Path     string        `mapstructure:"path"`
-	Mode     string        `mapstructure:"mode"`
-	MaxAge   time.Duration `mapstructure:"max_age"`
-	MaxBytes int64         `mapstructure:"max_bytes"`
+	Path     string          `mapstructure:"path"`
+	Mode     string          `mapstructure:"mode"`
+	MaxAge   time.Duration   `mapstructure:"max_age"`
+	MaxBytes int64           `mapstructure:"max_bytes"`
+	JSONL    JSONLinesConfig `mapstructure:"jsonl"`
+}
+
+type JSONLinesConfig struct {
+	Path     string `mapstructure:"path"`
+	MaxBytes int64  `mapstructure:"max_bytes"`
+	Keep     int    `mapstructure:"keep"`
 }
 
 type TimeoutsConfig struct {

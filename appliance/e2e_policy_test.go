@@ -39,7 +39,8 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(l.cfgPath)
-	if err := os.WriteFile(l.cfgPath, append(b, []byte("policy:\n  dir: "+polDir+"\n")...), 0o600); err != nil {
+	jsonl := filepath.Join(l.dir, "events.jsonl")
+	if err := os.WriteFile(l.cfgPath, append(b, []byte("policy:\n  dir: "+polDir+"\nactivity:\n  jsonl:\n    path: "+jsonl+"\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l.start()
@@ -88,7 +89,19 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 	}
 	l.waitAccessLog(t, func(m map[string]any) bool { return m["path"] == "/files/report.pdf" && m["decision"] == "monitor" })
 
-	// Every decision is an activity event, durable once the appliance stops.
+	// Every decision is an activity event, durable once the appliance stops,
+	// and exported as JSON lines while it runs.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(jsonl)
+		if strings.Contains(string(b), `"Policies":["no-lab-downloads"]`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no exported event for the blocked download in %s:\n%s", jsonl, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	l.stop(syscall.SIGTERM)
 	st, err := activity.Open(filepath.Join(l.dir, "state", "activity.db"), activity.Options{})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // TestTransparentGatewayEndToEnd runs the real appliance binary on the
@@ -148,6 +150,17 @@ func TestTransparentGatewayEndToEnd(t *testing.T) {
 		}
 		if v := metricValue(m, `portcullis_datapath_packets_total{result="steered"}`); v < 5 {
 			t.Errorf("steered = %v, want the test's connections counted", v)
+		}
+		// The checks of `promtool check metrics`.
+		problems, err := promlint.New(strings.NewReader(m)).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("metric %s: %s", p.Metric, p.Text)
+		}
+		if !strings.Contains(m, `portcullis_activity_events_total{outcome="written"}`) {
+			t.Error("metrics lack the activity store's counters")
 		}
 	})
 }

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	_ "embed"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -27,6 +28,12 @@ import (
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
 )
+
+// grafanaDashboard is the dashboard shipped with the appliance, served at
+// /grafana-dashboard.json on the management address.
+//
+//go:embed assets/grafana-dashboard.json
+var grafanaDashboard []byte
 
 // Appliance is one running gateway: CA, proxy pipeline, listeners, kernel
 // datapath and management endpoints.
@@ -271,6 +278,10 @@ func (a *Appliance) managementHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	mux.HandleFunc("GET /grafana-dashboard.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(grafanaDashboard)
+	})
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
 		_, _ = w.Write(a.ca.CertPEM())

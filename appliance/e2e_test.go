@@ -3,10 +3,12 @@ package appliance
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -162,6 +164,15 @@ func TestTransparentGatewayEndToEnd(t *testing.T) {
 		if !strings.Contains(m, `portcullis_activity_events_total{outcome="written"}`) {
 			t.Error("metrics lack the activity store's counters")
 		}
+		if d := l.get("http://127.0.0.1:9780/grafana-dashboard.json"); !strings.Contains(d, `"uid": "portcullis"`) {
+			t.Error("the management address does not serve the Grafana dashboard")
+		}
+		// Every metric the shipped Grafana dashboard queries exists.
+		for _, name := range dashboardMetrics(t) {
+			if !strings.Contains(m, "\n"+name) {
+				t.Errorf("the dashboard queries %s, which /metrics does not serve", name)
+			}
+		}
 	})
 }
 
@@ -290,3 +301,41 @@ func metricValue(text, series string) float64 {
 	}
 	return -1
 }
+
+// dashboardMetrics lists the portcullis_* metric names the shipped Grafana
+// dashboard's queries use.
+func dashboardMetrics(t *testing.T) []string {
+	b, err := os.ReadFile("assets/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range d.Panels {
+		if len(p.Targets) == 0 {
+			t.Error("a dashboard panel has no query")
+		}
+		for _, tg := range p.Targets {
+			for _, n := range metricNameRE.FindAllString(tg.Expr, -1) {
+				if !seen[n] {
+					seen[n] = true
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	if len(names) < 8 {
+		t.Fatalf("dashboard queries only %v", names)
+	}
+	return names
+}
+
+var metricNameRE = regexp.MustCompile(`portcullis_[a-z_]+`)

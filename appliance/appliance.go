@@ -2,8 +2,8 @@ package appliance
 
 import (
 	"context"
-	_ "embed"
 	"crypto/x509"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"

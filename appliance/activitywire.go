@@ -1,6 +1,8 @@
 package appliance
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -118,4 +120,30 @@ func gaugeOf(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// activityExporters builds the configured sinks. Each has its own cursor in
+// the store, so a slow or absent collector never holds back another sink.
+func activityExporters(cfg *Config, st *activity.Store) (map[string]func(context.Context) error, error) {
+	out := map[string]func(context.Context) error{}
+	if j := cfg.Activity.JSONL; j.Path != "" {
+		exp := &activity.JSONLines{Store: st, Path: j.Path, MaxBytes: j.MaxBytes, Keep: j.Keep}
+		out["jsonl"] = exp.Run
+	}
+	if sc := cfg.Activity.Syslog; sc.Addr != "" {
+		exp := &activity.Syslog{Store: st, Network: sc.Network, Addr: sc.Addr, Format: sc.Format}
+		if sc.Network == "tls" {
+			roots, err := rootsWith("activity.syslog.roots", sc.Roots)
+			if err != nil {
+				return nil, err
+			}
+			host, _, _ := strings.Cut(sc.Addr, ":")
+			exp.TLS = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+		}
+		out["syslog"] = func(ctx context.Context) error {
+			defer exp.Close()
+			return exp.Run(ctx)
+		}
+	}
+	return out, nil
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portcullis-gw/portcullis/agent"
-	"github.com/portcullis-gw/portcullis/appliance/activity"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
 )
@@ -48,7 +47,9 @@ type Appliance struct {
 	datapath *agent.Agent
 	policies *policyEnforcer
 	activity *activityRecorder
-	registry *prometheus.Registry
+	// exporters deliver activity events to their sinks until the context ends.
+	exporters map[string]func(context.Context) error
+	registry  *prometheus.Registry
 
 	transparent []net.Listener
 	explicitLn  net.Listener
@@ -77,7 +78,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	a.certs = proxy.NewCertStore(a.ca, proxy.CertStoreOptions{})
 	a.closers = append(a.closers, a.certs.Close)
 
-	roots, err := upstreamRoots(cfg.Upstream.ExtraRoots)
+	roots, err := rootsWith("upstream.extra_roots", cfg.Upstream.ExtraRoots)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +97,9 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 			a.log.Error("activity store close", "err", err)
 		}
 	})
+	if a.exporters, err = activityExporters(cfg, a.activity.store); err != nil {
+		return nil, err
+	}
 	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
 		return nil, err
 	}
@@ -199,16 +203,16 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
-	exported := make(chan struct{})
-	go func() {
-		defer close(exported)
-		if j := a.cfg.Activity.JSONL; j.Path != "" {
-			exp := &activity.JSONLines{Store: a.activity.store, Path: j.Path, MaxBytes: j.MaxBytes, Keep: j.Keep}
-			if err := exp.Run(expCtx); err != nil {
-				a.log.Error("jsonl export", "err", err)
+	var exporters sync.WaitGroup
+	for name, run := range a.exporters {
+		exporters.Add(1)
+		go func() {
+			defer exporters.Done()
+			if err := run(expCtx); err != nil {
+				a.log.Error("activity export", "sink", name, "err", err)
 			}
-		}
-	}()
+		}()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -229,7 +233,7 @@ wait:
 	defer cancel()
 	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
 	stopExport()
-	<-exported
+	exporters.Wait()
 	a.closeAll()
 	wg.Wait()
 	return err
@@ -296,10 +300,10 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// upstreamRoots is the system pool plus the admin's extra roots. It fails on
-// an unreadable file or one without a certificate, so a typo never silently
-// leaves origins unverifiable.
-func upstreamRoots(files []string) (*x509.CertPool, error) {
+// rootsWith is the system pool plus the admin's extra roots (the config key
+// names them in errors). It fails on an unreadable file or one without a
+// certificate, so a typo never silently leaves a peer unverifiable.
+func rootsWith(key string, files []string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
@@ -307,10 +311,10 @@ func upstreamRoots(files []string) (*x509.CertPool, error) {
 	for _, f := range files {
 		pem, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("upstream.extra_roots: %w", err)
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.extra_roots: %s holds no PEM certificate", f)
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", key, f)
 		}
 	}
 	return pool, nil

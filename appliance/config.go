@@ -96,6 +96,14 @@ type ActivityConfig struct {
 	MaxAge   time.Duration   `mapstructure:"max_age"`
 	MaxBytes int64           `mapstructure:"max_bytes"`
 	JSONL    JSONLinesConfig `mapstructure:"jsonl"`
+	Syslog   SyslogConfig    `mapstructure:"syslog"`
+}
+
+type SyslogConfig struct {
+	Addr    string   `mapstructure:"addr"`
+	Network string   `mapstructure:"network"`
+	Format  string   `mapstructure:"format"`
+	Roots   []string `mapstructure:"roots"`
 }
 
 type JSONLinesConfig struct {
@@ -174,6 +182,12 @@ func (c *Config) Validate() error {
 	case "audit-strict", "best-effort":
 	default:
 		bad("activity.mode", "%q is not one of audit-strict, best-effort", c.Activity.Mode)
+	}
+	if c.Activity.Syslog.Network != "tcp" && c.Activity.Syslog.Network != "tls" {
+		bad("activity.syslog.network", "%q is not one of tls, tcp", c.Activity.Syslog.Network)
+	}
+	if c.Activity.Syslog.Format != "rfc5424" && c.Activity.Syslog.Format != "cef" {
+		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
 	}
 	if c.Activity.MaxAge < 0 || c.Activity.MaxBytes < 0 {
 		bad("activity", "max_age and max_bytes cannot be negative")

@@ -1,7 +1,10 @@
 package appliance
 
 import (
+	"bufio"
 	"crypto/tls"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/appliance/activity"
+	"github.com/portcullis-gw/portcullis/internal/lab"
 )
 
 const blockDownloadsPolicy = `session_policies:
@@ -40,7 +44,10 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 	}
 	b, _ := os.ReadFile(l.cfgPath)
 	jsonl := filepath.Join(l.dir, "events.jsonl")
-	if err := os.WriteFile(l.cfgPath, append(b, []byte("policy:\n  dir: "+polDir+"\nactivity:\n  jsonl:\n    path: "+jsonl+"\n")...), 0o600); err != nil {
+	syslogMsgs := l.syslogReceiver(t)
+	extra := "policy:\n  dir: " + polDir + "\nactivity:\n  jsonl:\n    path: " + jsonl +
+		"\n  syslog:\n    addr: 127.0.0.1:6514\n    roots: [" + filepath.Join(l.dir, "lab-ca.pem") + "]\n"
+	if err := os.WriteFile(l.cfgPath, append(b, []byte(extra)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l.start()
@@ -102,6 +109,16 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// ... and delivered to the syslog collector over TLS (RFC 5424/5425).
+	select {
+	case m := <-syslogMsgs:
+		sd := m.SD["portcullis@32473"]
+		if sd["policies"] != "no-lab-downloads" || sd["action"] != "block" || sd["path"] != "/files/report.pdf" {
+			t.Errorf("first syslog event %+v, want the blocked download", sd)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no syslog message within 5s")
+	}
 	l.stop(syscall.SIGTERM)
 	st, err := activity.Open(filepath.Join(l.dir, "state", "activity.db"), activity.Options{})
 	if err != nil {
@@ -140,4 +157,46 @@ func waitLog(t *testing.T, l *e2eLab, text string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// syslogReceiver listens with TLS on 127.0.0.1:6514 in the gateway namespace
+// and yields every octet-counted RFC 5424 message it receives.
+func (l *e2eLab) syslogReceiver(t *testing.T) <-chan *activity.SyslogMessage {
+	cert, err := l.labCA.Leaf(lab.LeafOptions{Names: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := l.GW.Listen("tcp", "127.0.0.1:6514")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan *activity.SyslogMessage, 1000)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					var n int
+					if _, err := fmt.Fscanf(r, "%d ", &n); err != nil || n <= 0 || n > 1<<20 {
+						return
+					}
+					frame := make([]byte, n)
+					if _, err := io.ReadFull(r, frame); err != nil {
+						return
+					}
+					if m, err := activity.ParseRFC5424(frame); err == nil {
+						out <- m
+					}
+				}
+			}()
+		}
+	}()
+	return out
 }

@@ -145,7 +145,7 @@ func TestTransparentGatewayEndToEnd(t *testing.T) {
 
 	t.Run("metrics expose datapath and proxy counters", func(t *testing.T) {
 		m := l.get("http://127.0.0.1:9780/metrics")
-		for _, want := range []string{`portcullis_datapath_packets_total{result="steered"}`, `portcullis_proxy_access_decisions_total{verdict="intercept"}`, `portcullis_proxy_upstream_failures_total{reason="certificate"} 3`} {
+		for _, want := range []string{`portcullis_proxy_request_duration_seconds_bucket{le="0.005"}`, `portcullis_datapath_packets_total{result="steered"}`, `portcullis_proxy_access_decisions_total{verdict="intercept"}`, `portcullis_proxy_upstream_failures_total{reason="certificate"} 3`} {
 			if !strings.Contains(m, want) {
 				t.Errorf("metrics lack %s", want)
 			}

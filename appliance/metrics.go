@@ -11,7 +11,7 @@ type proxyCollector struct {
 	stats *proxy.Stats
 	certs *proxy.CertStore
 
-	conns, decisions, requests, upstream, leaf *prometheus.Desc
+	conns, decisions, requests, upstream, leaf, latency *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*proxyCollector)(nil)
@@ -25,11 +25,12 @@ func newProxyCollector(s *proxy.Stats, certs *proxy.CertStore) *proxyCollector {
 		requests:  prometheus.NewDesc("portcullis_proxy_requests_total", "Intercepted requests by outcome.", []string{"outcome"}, nil),
 		upstream:  prometheus.NewDesc("portcullis_proxy_upstream_failures_total", "Requests that failed upstream, by reason.", []string{"reason"}, nil),
 		leaf:      prometheus.NewDesc("portcullis_proxy_leaf_certificates_total", "Leaf certificate cache events.", []string{"event"}, nil),
+		latency:   prometheus.NewDesc("portcullis_proxy_request_duration_seconds", "Intercepted request durations, from request to the end of the response.", nil, nil),
 	}
 }
 
 func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.decisions, c.requests, c.upstream, c.leaf} {
+	for _, d := range []*prometheus.Desc{c.conns, c.decisions, c.requests, c.upstream, c.leaf, c.latency} {
 		ch <- d
 	}
 }
@@ -53,6 +54,12 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.requests, s.Misdirected.Load(), "misdirected")
 	counter(c.upstream, s.UpstreamUnverified.Load(), "certificate")
 	counter(c.upstream, s.UpstreamErrors.Load(), "error")
+	h := s.RequestLatency()
+	buckets := make(map[float64]uint64, len(proxy.LatencyBuckets))
+	for i, b := range proxy.LatencyBuckets {
+		buckets[b] = h.Cumulative[i]
+	}
+	ch <- prometheus.MustNewConstHistogram(c.latency, h.Count, h.Sum, buckets)
 	st := c.certs.Stats()
 	counter(c.leaf, st.Hits, "hit")
 	counter(c.leaf, st.Misses, "miss")

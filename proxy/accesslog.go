@@ -10,6 +10,7 @@ import (
 
 // logRequest writes the access-log line of one intercepted request.
 func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec *recorder, in int64, d time.Duration) {
+	s.Stats.latency.observe(d)
 	s.record(Record{
 		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
 		Host: r.Host, Method: r.Method, Path: r.URL.Path, Status: rec.status,

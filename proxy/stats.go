@@ -20,4 +20,6 @@ type Stats struct {
 	UpstreamErrors     atomic.Uint64 // origin unreachable or broke mid-response
 	RefusedUnrecorded  atomic.Uint64 // sessions refused: the activity log could not record them
 	RecordsFailed      atomic.Uint64 // records the activity log did not accept
+
+	latency latencyHistogram // intercepted request durations
 }

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func labMapper(t testing.TB) *SuffixMapper {
+	onboarded := map[string]bool{"app.example.com": true, "wiki.lab": true, "xn--bcher-kva.example": true}
+	m, err := NewSuffixMapper("gw.corp.example", func(h string) bool { return onboarded[h] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSuffixMapping(t *testing.T) {
+	m := labMapper(t)
+	for in, want := range map[string]string{
+		"app.example.com.gw.corp.example":       "app.example.com",
+		"APP.Example.COM.gw.CORP.example.":      "app.example.com",
+		"app.example.com.gw.corp.example:8443":  "app.example.com",
+		"wiki.lab.gw.corp.example":              "wiki.lab",
+		"bücher.example.gw.corp.example":        "xn--bcher-kva.example",
+		"xn--bcher-kva.example.gw.corp.example": "xn--bcher-kva.example",
+	} {
+		got, err := m.ToOrigin(in)
+		if err != nil || got != want {
+			t.Errorf("ToOrigin(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if back, ok := m.ToSuffixed(got); !ok || back != got+".gw.corp.example" {
+			t.Errorf("ToSuffixed(%q) = %q, %v", got, back, ok)
+		}
+	}
+}
+
+// The SSRF corpus: every one of these is refused, with the reason, before
+// anything could be dialled.
+func TestSuffixMappingRefusesSSRFCorpus(t *testing.T) {
+	m := labMapper(t)
+	for in, want := range map[string]error{
+		"127.0.0.1.gw.corp.example":                ErrIPLiteral,
+		"169.254.169.254.gw.corp.example":          ErrIPLiteral,
+		"2130706433.gw.corp.example":               ErrIPLiteral,
+		"0x7f.1.gw.corp.example":                   ErrIPLiteral,
+		"127.1.gw.corp.example":                    ErrIPLiteral,
+		"127.0.0.1":                                ErrIPLiteral,
+		"[::1]:443":                                ErrIPLiteral,
+		"evil.com.app.example.com.gw.corp.example": ErrNotOnboarded,
+		"app.example.com.evil.com.gw.corp.example": ErrNotOnboarded,
+		"localhost.gw.corp.example":                ErrNotOnboarded,
+		"metadata.google.internal.gw.corp.example": ErrNotOnboarded,
+		"app.example.com":                          ErrNotSuffixed,
+		"app.example.com.gw.corp.example.evil.com": ErrNotSuffixed,
+		"gw.corp.example":                          ErrNotSuffixed,
+		".gw.corp.example":                         ErrBadHost,
+		"app..example.com.gw.corp.example":         ErrBadHost,
+		"app.example.com.gw.corp.example:0":        ErrBadHost,
+		"app.example.com.gw.corp.example:99999":    ErrBadHost,
+		"app.example.com.gw.corp.example:80:80":    ErrBadHost,
+		"app_example.com.gw.corp.example":          ErrBadHost,
+		"app.example.com%2e.gw.corp.example":       ErrBadHost,
+		"app.example.com\x00.gw.corp.example":      ErrBadHost,
+		"":                                         ErrBadHost,
+	} {
+		_, err := m.ToOrigin(in)
+		if !errors.Is(err, want) {
+			t.Errorf("ToOrigin(%q) error = %v, want %v", in, err, want)
+		}
+	}
+}
+
+func TestForbiddenOriginAddr(t *testing.T) {
+	for a, want := range map[string]bool{
+		"127.0.0.1": true, "10.1.2.3": true, "172.16.0.1": true, "192.168.1.1": true, "169.254.169.254": true,
+		"100.64.0.1": true, "0.0.0.0": true, "::1": true, "fe80::1": true, "fd00:ec2::254": true, "::ffff:10.0.0.1": true,
+		"198.18.2.2": false, "8.8.8.8": false, "2001:4860::8888": false,
+	} {
+		if got := ForbiddenOriginAddr(netip.MustParseAddr(a)); got != want {
+			t.Errorf("ForbiddenOriginAddr(%s) = %v, want %v", a, got, want)
+		}
+	}
+}
+
+// FuzzSuffixMapping: whatever the Host header, a successful mapping yields
+// an onboarded host that maps back to the same (normalised) suffixed name.
+func FuzzSuffixMapping(f *testing.F) {
+	for _, s := range []string{"app.example.com.gw.corp.example", "127.0.0.1.gw.corp.example", "A.B.gw.corp.example.:1", "bücher.example.gw.corp.example", "[::1]"} {
+		f.Add(s)
+	}
+	m := labMapper(f)
+	f.Fuzz(func(t *testing.T, host string) {
+		origin, err := m.ToOrigin(host)
+		if err != nil {
+			return
+		}
+		if !m.onboarded(origin) {
+			t.Fatalf("ToOrigin(%q) = %q, not onboarded", host, origin)
+		}
+		back, ok := m.ToSuffixed(origin)
+		if !ok || !strings.HasSuffix(back, ".gw.corp.example") {
+			t.Fatalf("ToSuffixed(%q) = %q, %v", origin, back, ok)
+		}
+		again, err := m.ToOrigin(back)
+		if err != nil || again != origin {
+			t.Fatalf("round trip %q -> %q -> %q -> %q, %v", host, origin, back, again, err)
+		}
+	})
+}

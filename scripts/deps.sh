@@ -7,6 +7,7 @@ pkgs=(
   iproute2 iputils-ping util-linux       # lab namespaces, nsenter
   curl wrk linux-perf ca-certificates    # end-to-end clients and benchmarks
   procps psmisc bpftool                  # bpftool: datapath checks in tests and benchmarks
+  snmpd snmp                             # AgentX master and SNMPv3 clients for the SNMP tests
 )
 missing=()
 for p in "${pkgs[@]}"; do

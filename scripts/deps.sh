@@ -7,7 +7,9 @@ pkgs=(
   iproute2 iputils-ping util-linux       # lab namespaces, nsenter
   curl wrk linux-perf ca-certificates    # end-to-end clients and benchmarks
   procps psmisc bpftool                  # bpftool: datapath checks in tests and benchmarks
-  snmpd snmp                             # AgentX master and SNMPv3 clients for the SNMP tests
+  snmpd snmp smitools                    # AgentX master, SNMPv3 clients, smilint for the MIB
+  nginx php-fpm php-xml dokuwiki         # DokuWiki, the real app behind the suffix proxy
+  chromium libnss3-tools fonts-dejavu-core # headless browser tests; certutil for its trust store
 )
 missing=()
 for p in "${pkgs[@]}"; do

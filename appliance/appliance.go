@@ -50,6 +50,8 @@ type Appliance struct {
 	// exporters deliver activity events to their sinks until the context ends.
 	exporters map[string]func(context.Context) error
 	registry  *prometheus.Registry
+	usage     *usageCounters // per-mode and per-app counters for SNMP
+	snmp      *snmpService   // nil unless snmp.agentx_socket is set
 
 	transparent []net.Listener
 	explicitLn  net.Listener
@@ -103,11 +105,12 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
 		return nil, err
 	}
+	a.usage = newUsageCounters()
 	a.proxy, err = proxy.NewServer(proxy.Config{
 		Certs:            a.certs,
 		Conn:             a.policies,
 		Request:          a.policies,
-		Recorder:         a.activity,
+		Recorder:         &usageRecorder{next: a.activity, usage: a.usage, appOf: appOfPolicies(a.policies)},
 		UpstreamRoots:    roots,
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,
@@ -187,6 +190,8 @@ func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
 
 // Run serves until ctx is cancelled, then shuts down within a bounded time.
 func (a *Appliance) Run(ctx context.Context) error {
+	// Before any traffic is served: request paths may call notifyAlert.
+	a.startSNMP()
 	errc := make(chan error, len(a.transparent)+2)
 	var wg sync.WaitGroup
 	serve := func(fn func() error) {
@@ -232,6 +237,7 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
+	a.stopSNMP()
 	stopExport()
 	exporters.Wait()
 	a.closeAll()

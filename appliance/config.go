@@ -38,6 +38,7 @@ type Config struct {
 	Activity    ActivityConfig      `mapstructure:"activity"`
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
+	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
 }
 
 type ManagementConfig struct {
@@ -199,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeouts.Handshake <= 0 || c.Timeouts.Idle <= 0 || c.Upstream.DialTimeout <= 0 {
 		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")
+	}
+	if err := c.SNMP.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

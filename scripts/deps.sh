@@ -7,7 +7,8 @@ pkgs=(
   iproute2 iputils-ping util-linux       # lab namespaces, nsenter
   curl wrk linux-perf ca-certificates    # end-to-end clients and benchmarks
   procps psmisc bpftool                  # bpftool: datapath checks in tests and benchmarks
-  snmpd snmp smitools                    # AgentX master, SNMPv3 clients, smilint for the MIB
+  snmpd snmp smitools snmptrapd          # AgentX master, SNMPv3 clients and trap receiver, smilint
+  erlang-snmp                            # the IETF base MIB modules smilint needs (Debian ships them only here)
   nginx php-fpm php-xml dokuwiki         # DokuWiki, the real app behind the suffix proxy
   chromium libnss3-tools fonts-dejavu-core # headless browser tests; certutil for its trust store
 )

@@ -52,40 +52,59 @@ func freeUDPPort(t *testing.T) int {
 // startSnmpd runs a private snmpd: AgentX master on a temp socket, SNMP on
 // 127.0.0.1 only, one SNMPv3 authPriv user and no community at all.
 func startSnmpd(t *testing.T) (sock, addr string) {
-	snmpd := requireTool(t, "snmpd")
 	dir := t.TempDir()
 	sock = filepath.Join(dir, "agentx.sock")
-	port := freeUDPPort(t)
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	conf := filepath.Join(dir, "snmpd.conf")
+	addr = fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
 	cfg := fmt.Sprintf(`master agentx
 agentXSocket %s
 agentaddress udp:%s
 createUser %s SHA "%s" AES "%s"
 rouser %s priv
 `, sock, addr, itUser, itAuth, itPriv, itUser)
+	runSnmpd(t, dir, cfg, sock)
+	return sock, addr
+}
+
+// runSnmpd starts snmpd in the foreground with exactly cfg as its only
+// configuration (no system snmpd.conf, no MIB loading, a private persistent
+// directory) and waits for its AgentX socket.
+func runSnmpd(t *testing.T, dir, cfg, sock string) {
+	t.Helper()
+	snmpd := requireTool(t, "snmpd")
+	conf := filepath.Join(dir, "snmpd.conf")
 	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	persist := filepath.Join(dir, "persist")
-	os.Mkdir(persist, 0o700)
-	cmd := exec.Command(snmpd, "-f", "-C", "-c", conf, "-Lf", filepath.Join(dir, "snmpd.log"), "-p", filepath.Join(dir, "snmpd.pid"), "-M", dir, "-m", "")
+	if err := os.MkdirAll(persist, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "snmpd.log")
+	cmd := exec.Command(snmpd, "-f", "-C", "-c", conf, "-Lf", logFile, "-p", filepath.Join(dir, "snmpd.pid"), "-M", dir, "-m", "")
 	cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+persist, "SNMPCONFPATH="+dir, "MIBS=")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		<-exited
 		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(dir, "snmpd.log"))
+			log, _ := os.ReadFile(logFile)
 			t.Logf("snmpd log:\n%s", log)
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			return sock, addr
+			return
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logFile)
+			t.Fatalf("snmpd exited at startup:\n%s", log)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("snmpd did not create its AgentX socket")
@@ -154,9 +173,9 @@ func TestIntegrationSnmpd(t *testing.T) {
 		t.Fatalf("snmpget: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		".1.3.6.1.4.1.32473.1.1.0 1",
-		".1.3.6.1.4.1.32473.1.2.0 1099511627776",
-		`.1.3.6.1.4.1.32473.1.3.0 "portcullis test"`,
+		".1.3.6.1.4.1.32473.1.0 1",
+		".1.3.6.1.4.1.32473.2.0 1099511627776",
+		`.1.3.6.1.4.1.32473.3.0 "portcullis test"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("snmpget output lacks %q:\n%s", want, out)
@@ -170,7 +189,7 @@ func TestIntegrationSnmpd(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", tool, err, out)
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 9 || !strings.Contains(out, `.1.3.6.1.4.1.32473.1.4.1.2.2 "mail"`) || !strings.Contains(out, ".1.3.6.1.4.1.32473.1.4.1.3.2 20") {
+		if len(lines) != 9 || !strings.Contains(out, `.1.3.6.1.4.1.32473.4.1.2.2 "mail"`) || !strings.Contains(out, ".1.3.6.1.4.1.32473.4.1.3.2 20") {
 			t.Errorf("%s: unexpected output:\n%s", tool, out)
 		}
 	}
@@ -190,7 +209,7 @@ func TestIntegrationSnmpd(t *testing.T) {
 	}
 	t.Logf("v2c public: %v: %s", err, strings.TrimSpace(out))
 	out, err = snmpCmd(t, "snmpwalk", "-v3", "-l", "noAuthNoPriv", "-u", itUser, "-t", "1", "-r", "0", addr, r.String())
-	if err == nil || strings.Contains(out, "32473.1.") {
+	if err == nil || strings.Contains(out, "32473.") {
 		t.Errorf("v3 noAuthNoPriv got an answer (err=%v):\n%s", err, out)
 	}
 	t.Logf("v3 noAuthNoPriv: %v: %s", err, strings.TrimSpace(out))

@@ -9,10 +9,13 @@ import (
 // OID is an object identifier as a list of sub-identifiers.
 type OID []uint32
 
-// EnterpriseRoot is the PORTCULLIS-MIB subtree. 32473 is the IANA
-// documentation placeholder enterprise number (RFC 5612); replace it once a
-// private enterprise number is assigned.
-var EnterpriseRoot = OID{1, 3, 6, 1, 4, 1, 32473, 1}
+// EnterpriseRoot is the PORTCULLIS-MIB subtree (portcullisMIB in
+// mibs/PORTCULLIS-MIB.txt). 32473 is not a Portcullis registration: it is
+// the IANA example enterprise number reserved for documentation (RFC 5612),
+// a deliberately unregistered placeholder. Once a private enterprise number
+// is assigned, change it here and in the MIB's MODULE-IDENTITY; TestMIBMatchesCode
+// fails while the two differ.
+var EnterpriseRoot = OID{1, 3, 6, 1, 4, 1, 32473}
 
 // ParseOID parses dotted notation with or without a leading dot.
 func ParseOID(s string) (OID, error) {

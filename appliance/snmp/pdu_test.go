@@ -91,7 +91,7 @@ func norm(p *PDU) *PDU {
 // header, then timeout/priority/range_subid/reserved, then the OID with
 // prefix 4 (1.3.6.1.4) and sub-ids 1.32473.1.
 func TestWireFormat(t *testing.T) {
-	b, err := Encode(&PDU{Header: Header{Type: PDURegister, SessionID: 0x01020304, TransactionID: 5, PacketID: 6}, Timeout: 5, Priority: 127, Subtree: EnterpriseRoot})
+	b, err := Encode(&PDU{Header: Header{Type: PDURegister, SessionID: 0x01020304, TransactionID: 5, PacketID: 6}, Timeout: 5, Priority: 127, Subtree: OID{1, 3, 6, 1, 4, 1, 32473, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,8 +133,8 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestOID(t *testing.T) {
-	o, err := ParseOID(".1.3.6.1.4.1.32473.1")
-	if err != nil || o.Compare(EnterpriseRoot) != 0 || o.String() != "1.3.6.1.4.1.32473.1" {
+	o, err := ParseOID(".1.3.6.1.4.1.32473")
+	if err != nil || o.Compare(EnterpriseRoot) != 0 || o.String() != "1.3.6.1.4.1.32473" {
 		t.Fatalf("%v %v", o, err)
 	}
 	if _, err := ParseOID("1.x"); err == nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type Subagent struct {
 	// OnRegistered, if set, is called each time a session has registered
 	// Root (tests and readiness probes use it).
 	OnRegistered func()
+
+	mu  sync.Mutex
+	cur *conn // the registered session, nil between sessions
 }
 
 // Run keeps a session to the master at socketPath ("" means DefaultSocket)
@@ -66,9 +70,18 @@ func (s *Subagent) Run(ctx context.Context, socketPath string) error {
 // conn is one AgentX session over a stream connection.
 type conn struct {
 	c         net.Conn
-	wmu       sync.Mutex // writes come from the serve loop and the closer
+	wmu       sync.Mutex // writes come from the serve loop, Notify and the closer
 	sessionID uint32
-	packetID  uint32
+	packetID  atomic.Uint32
+
+	// The master's sysUpTime from its Open response and when we got it:
+	// notifications carry the master's uptime, which is the agent's.
+	upBase uint32
+	upAt   time.Time
+
+	mu      sync.Mutex
+	waiters map[uint32]chan *PDU // Responses awaited by Notify, by packet id
+	ended   chan struct{}        // closed when the session is over
 }
 
 func (c *conn) send(p *PDU) error {
@@ -112,8 +125,7 @@ type parseError struct{ error }
 // request sends p and waits for its Response; only used during setup, when
 // the master sends nothing else.
 func (c *conn) request(p *PDU, timeout time.Duration) (*PDU, error) {
-	c.packetID++
-	p.SessionID, p.PacketID = c.sessionID, c.packetID
+	p.SessionID, p.PacketID = c.sessionID, c.packetID.Add(1)
 	if err := c.send(p); err != nil {
 		return nil, err
 	}
@@ -139,7 +151,7 @@ func (s *Subagent) session(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	c := &conn{c: nc}
+	c := &conn{c: nc, ended: make(chan struct{}), waiters: map[uint32]chan *PDU{}}
 	done := make(chan struct{})
 	closed := make(chan struct{})
 	go func() {
@@ -155,6 +167,8 @@ func (s *Subagent) session(ctx context.Context, path string) error {
 	}()
 	// One defer, so done is closed before we wait for the closer goroutine.
 	defer func() {
+		s.setCurrent(c, false)
+		close(c.ended)
 		close(done)
 		<-closed
 	}()
@@ -173,9 +187,11 @@ func (s *Subagent) session(ctx context.Context, path string) error {
 		return fmt.Errorf("open: %w", err)
 	}
 	c.sessionID = r.SessionID
+	c.upBase, c.upAt = r.SysUpTime, time.Now()
 	if _, err := c.request(&PDU{Header: Header{Type: PDURegister}, Timeout: timeout, Priority: 127, Subtree: root}, 5*time.Second); err != nil {
 		return fmt.Errorf("register %v: %w", root, err)
 	}
+	s.setCurrent(c, true)
 	if s.OnRegistered != nil {
 		s.OnRegistered()
 	}
@@ -209,9 +225,10 @@ func (s *Subagent) serve(c *conn) error {
 			err = c.send(&PDU{Header: respHeader(p.Header), Error: ErrNotWritable, Index: 1})
 		case PDUCommitSet, PDUUndoSet:
 			err = c.send(&PDU{Header: respHeader(p.Header), Error: ErrGenErr})
-		case PDUCleanupSet, PDUResponse:
-			// CleanupSet has no response (RFC 2741 7.2.4.4); stray
-			// Responses (e.g. to our Ping) need none.
+		case PDUResponse:
+			c.deliver(p)
+		case PDUCleanupSet:
+			// No response (RFC 2741 7.2.4.4).
 		case PDUClose:
 			return fmt.Errorf("master closed the session (reason %d)", p.Reason)
 		default:

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,6 +43,7 @@ type options struct {
 	spMetadataURLs          stringList
 	resolve                 stringList
 	rpDiscoveryTimeoutInSec int
+	idpCertOut              string
 }
 
 type stringList []string
@@ -66,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.proxySecret, "proxy-client-secret", "", "OIDC client secret of the appliance (empty: public client, PKCE required)")
 	fs.StringVar(&o.proxyRedirectPath, "proxy-redirect-path", "/.portcullis/oidc/callback", "callback path of the appliance's OIDC login")
 	fs.Var(&o.spMetadataURLs, "sp-metadata-url", "extra SAML SP metadata URL, fetched on demand (repeatable)")
+	fs.StringVar(&o.idpCertOut, "idp-cert-out", "", "write the SAML IdP's signing certificate (PEM) here, for the appliance to trust")
 	fs.Var(&o.resolve, "resolve", "host=addr:port: dial host there instead of resolving it (repeatable; for tests)")
 	fs.IntVar(&o.rpDiscoveryTimeoutInSec, "rp-discovery-timeout", 60, "seconds to keep retrying the OIDC app's discovery of the OP")
 	if err := fs.Parse(args); err != nil {
@@ -223,6 +226,12 @@ func buildApps(o *options, client *http.Client) (hostRouter, *lateHandler, error
 	signer, err := idp.NewSigningPair(o.idpHost)
 	if err != nil {
 		return nil, nil, err
+	}
+	if o.idpCertOut != "" {
+		pemCert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signer.Cert.Raw})
+		if err := os.WriteFile(o.idpCertOut, pemCert, 0o644); err != nil {
+			return nil, nil, fmt.Errorf("-idp-cert-out: %w", err)
+		}
 	}
 	_, idpMD, err := idp.NewSAMLIdP(idp.SAMLIdPConfig{BaseURL: idpURL, Cert: signer.Cert, Key: signer.Key})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,10 +56,32 @@ func (r *activityRecorder) Admit() error {
 }
 
 func (r *activityRecorder) Record(rec proxy.Record) error {
+	return r.store.Emit(eventOf(rec))
+}
+
+// RecordDurable emits the record's event and returns a wait for its group
+// commit: the proxy holds the end of the response on it (audit-strict).
+func (r *activityRecorder) RecordDurable(rec proxy.Record) (func() error, error) {
+	t, err := r.store.EmitDurable(eventOf(rec))
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return r.store.WaitDurable(ctx, t)
+	}, nil
+}
+
+var _ proxy.DurableRecorder = (*activityRecorder)(nil)
+
+func eventOf(rec proxy.Record) activity.Event {
 	ev := activity.Event{
 		Time:      rec.Time,
 		Mode:      activity.Mode(rec.Mode.String()),
 		SourceIP:  rec.Client.Addr(),
+		User:      rec.User,
+		Groups:    rec.Groups,
 		ClientApp: "browser",
 		JA4:       rec.JA4,
 		Host:      rec.Host,
@@ -74,7 +97,7 @@ func (r *activityRecorder) Record(rec proxy.Record) error {
 		id, _, _ = strings.Cut(id, ":")
 		ev.Policies = []string{id}
 	}
-	return r.store.Emit(ev)
+	return ev
 }
 
 func (r *activityRecorder) Close() error { return r.store.Close() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +56,7 @@ type Appliance struct {
 
 	transparent []net.Listener
 	explicitLn  net.Listener
+	suffixLn    net.Listener
 	mgmtLn      net.Listener
 	mgmt        *http.Server
 	closers     []func()
@@ -106,11 +108,17 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 		return nil, err
 	}
 	a.usage = newUsageCounters()
+	suffix, err := suffixConfig(context.Background(), cfg, a.policies, roots)
+	if err != nil {
+		return nil, err
+	}
 	a.proxy, err = proxy.NewServer(proxy.Config{
+		Suffix:           suffix,
 		Certs:            a.certs,
 		Conn:             a.policies,
 		Request:          a.policies,
 		Recorder:         &usageRecorder{next: a.activity, usage: a.usage, appOf: appOfPolicies(a.policies)},
+		HoldForRecord:    a.activity.strict,
 		UpstreamRoots:    roots,
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,
@@ -136,6 +144,11 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	if cfg.Explicit.Enabled {
 		if a.explicitLn, err = net.Listen("tcp", cfg.Explicit.Listen); err != nil {
 			return nil, fmt.Errorf("explicit listener: %w", err)
+		}
+	}
+	if suffix != nil {
+		if a.suffixLn, err = net.Listen("tcp", cfg.Suffix.Listen); err != nil {
+			return nil, fmt.Errorf("suffix listener: %w", err)
 		}
 	}
 	if a.mgmtLn, err = net.Listen("tcp", cfg.Management.Listen); err != nil {
@@ -192,7 +205,7 @@ func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
 func (a *Appliance) Run(ctx context.Context) error {
 	// Before any traffic is served: request paths may call notifyAlert.
 	a.startSNMP()
-	errc := make(chan error, len(a.transparent)+2)
+	errc := make(chan error, len(a.transparent)+3)
 	var wg sync.WaitGroup
 	serve := func(fn func() error) {
 		wg.Add(1)
@@ -203,6 +216,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	if a.explicitLn != nil {
 		serve(func() error { return a.proxy.ServeExplicit(a.explicitLn) })
+	}
+	if a.suffixLn != nil {
+		serve(func() error { return a.proxy.ServeSuffix(a.suffixLn) })
 	}
 	serve(func() error { return ignoreClosed(a.mgmt.Serve(a.mgmtLn)) })
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
@@ -252,7 +268,7 @@ func (a *Appliance) ManagementAddr() string { return a.mgmtLn.Addr().String() }
 // detached as configured: kept, the pinned program goes on deciding (fail
 // closed or open) until the next start takes it over.
 func (a *Appliance) closeAll() {
-	for _, ln := range append(a.transparent, a.explicitLn, a.mgmtLn) {
+	for _, ln := range append(a.transparent, a.explicitLn, a.suffixLn, a.mgmtLn) {
 		if ln != nil {
 			_ = ln.Close()
 		}
@@ -295,6 +311,10 @@ func (a *Appliance) managementHandler() http.Handler {
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
 		_, _ = w.Write(a.ca.CertPEM())
+	})
+	mux.HandleFunc("GET /discovered", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.proxy.DiscoveredDomains())
 	})
 	return mux
 }

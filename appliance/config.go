@@ -36,6 +36,7 @@ type Config struct {
 	Access      AccessConfig        `mapstructure:"access"`
 	Policy      PolicyConfig        `mapstructure:"policy"`
 	Activity    ActivityConfig      `mapstructure:"activity"`
+	Suffix      SuffixConfig        `mapstructure:"suffix"`
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
@@ -111,6 +112,37 @@ type JSONLinesConfig struct {
 	Path     string `mapstructure:"path"`
 	MaxBytes int64  `mapstructure:"max_bytes"`
 	Keep     int    `mapstructure:"keep"`
+}
+
+// SuffixConfig is the suffix reverse proxy: app.example.com is served as
+// app.example.com.<domain>.
+type SuffixConfig struct {
+	Domain           string            `mapstructure:"domain"`
+	Listen           string            `mapstructure:"listen"`
+	Certificate      string            `mapstructure:"certificate"`
+	Key              string            `mapstructure:"key"`
+	SuffixDiscovered bool              `mapstructure:"suffix_discovered"`
+	AllowPrivate     []string          `mapstructure:"allow_private"`
+	SessionSecrets   []string          `mapstructure:"session_secrets"`
+	SessionTTL       time.Duration     `mapstructure:"session_ttl"`
+	SAML             []SuffixSAMLTrust `mapstructure:"saml"`
+	OIDC             SuffixOIDCConfig  `mapstructure:"oidc"`
+}
+
+// SuffixSAMLTrust names the IdP certificate whose assertions, posted to the
+// given apps, tell the proxy who the user is.
+type SuffixSAMLTrust struct {
+	Apps           []string `mapstructure:"apps"`
+	IdPCertificate string   `mapstructure:"idp_certificate"`
+}
+
+// SuffixOIDCConfig is the proxy's own login, for apps without SSO.
+type SuffixOIDCConfig struct {
+	Issuer           string   `mapstructure:"issuer"`
+	ClientID         string   `mapstructure:"client_id"`
+	ClientSecretFile string   `mapstructure:"client_secret_file"`
+	Scopes           []string `mapstructure:"scopes"`
+	RequireFor       []string `mapstructure:"require_for"`
 }
 
 type TimeoutsConfig struct {
@@ -197,6 +229,28 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Suffix.Domain != "" {
+		if !strings.Contains(strings.Trim(c.Suffix.Domain, "."), ".") {
+			bad("suffix.domain", "%q must be a domain of at least two labels", c.Suffix.Domain)
+		}
+		if c.Suffix.Listen == "" {
+			bad("suffix.listen", "must be set when suffix.domain is")
+		}
+		if (c.Suffix.Certificate == "") != (c.Suffix.Key == "") {
+			bad("suffix.certificate", "certificate and key go together")
+		}
+		if c.Suffix.SessionTTL <= 0 {
+			bad("suffix.session_ttl", "must be positive")
+		}
+		for i, t := range c.Suffix.SAML {
+			if len(t.Apps) == 0 || t.IdPCertificate == "" {
+				bad(fmt.Sprintf("suffix.saml[%d]", i), "needs apps and idp_certificate")
+			}
+		}
+		if o := c.Suffix.OIDC; o.Issuer != "" && (o.ClientID == "" || !strings.HasPrefix(o.Issuer, "https://")) {
+			bad("suffix.oidc", "needs an https issuer and a client_id")
+		}
 	}
 	if c.Timeouts.Handshake <= 0 || c.Timeouts.Idle <= 0 || c.Upstream.DialTimeout <= 0 {
 		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")

@@ -81,7 +81,23 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 	if e == nil {
 		return proxy.RequestDecision{}
 	}
-	req := &policy.SessionRequest{Subject: subjectOf(ci), Method: r.Method, Host: r.Host, Path: r.URL.Path}
+	subj := subjectOf(ci)
+	if id, ok := proxy.RequestUser(r.Context()); ok {
+		subj.User, subj.Groups = id.User, id.Groups
+	}
+	if ci.Mode == proxy.ModeSuffix {
+		// The suffix proxy has no connection-level decision: the app is
+		// only known per request, and so is the user.
+		a := e.Access(&policy.AccessRequest{Subject: subj, Host: r.Host})
+		if a.Action == policy.ActionBlock {
+			msg := a.Message
+			if msg == "" {
+				msg = "Access to this app is not allowed by your organisation's policy."
+			}
+			return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(a.Matches, a.Winner), Message: msg}
+		}
+	}
+	req := &policy.SessionRequest{Subject: subj, Method: r.Method, Host: r.Host, Path: r.URL.Path}
 	d := e.Session(req)
 	if d.NeedInspection {
 		req.Inspection = policy.InspectionFailed

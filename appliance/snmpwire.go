@@ -168,6 +168,21 @@ func (r *usageRecorder) Record(rec proxy.Record) error {
 	return r.next.Record(rec)
 }
 
+// RecordDurable counts like Record and hands the record on for a durable
+// wait; the proxy only asks when the next recorder can do that.
+func (r *usageRecorder) RecordDurable(rec proxy.Record) (func() error, error) {
+	d, ok := r.next.(proxy.DurableRecorder)
+	if !ok {
+		return nil, errors.New("activity recorder cannot report durability")
+	}
+	app := ""
+	if rec.Method != "" && r.appOf != nil {
+		app = r.appOf(rec.Host)
+	}
+	r.usage.observe(&rec, app)
+	return d.RecordDurable(rec)
+}
+
 // appOfPolicies names the catalog app serving a host with the running
 // policy engine; "" without policies or for hosts outside the catalog.
 func appOfPolicies(p *policyEnforcer) func(string) string {

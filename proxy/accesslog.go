@@ -8,14 +8,45 @@ import (
 	"time"
 )
 
-// logRequest writes the access-log line of one intercepted request.
+// requestRecord is the activity record of one request as it stands.
+func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, status int, in, out int64) Record {
+	var user string
+	var groups []string
+	if st.user != nil {
+		user, groups = st.user.User, st.user.Groups
+	}
+	return Record{
+		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
+		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
+		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
+	}
+}
+
+// logRequest writes the access-log line of one intercepted request and, if
+// that was not done before the response ended, its activity record.
 func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec *recorder, in int64, d time.Duration) {
 	s.Stats.latency.observe(d)
-	s.record(Record{
-		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
-		Host: r.Host, Method: r.Method, Path: r.URL.Path, Status: rec.status,
-		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: rec.n, RequestID: st.id,
-	})
+	var user string
+	if st.user != nil {
+		user = st.user.User
+	}
+	if !st.recorded {
+		rc := s.requestRecord(ci, r, st, rec.status, in, rec.n)
+		if s.durable != nil {
+			if err := s.recordDurable(rc); err != nil {
+				// The response is not complete until this returns: end it
+				// short rather than let an unrecorded response finish.
+				s.accessLine(ci, r, st, rec, in, d, user)
+				panic(http.ErrAbortHandler)
+			}
+		} else {
+			s.record(rc)
+		}
+	}
+	s.accessLine(ci, r, st, rec, in, d, user)
+}
+
+func (s *Server) accessLine(ci *ConnInfo, r *http.Request, st *requestState, rec *recorder, in int64, d time.Duration, user string) {
 	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
 		slog.String("id", st.id),
 		slog.String("mode", ci.Mode.String()),
@@ -23,6 +54,7 @@ func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec
 		slog.String("dest", ci.Dest.String()),
 		slog.String("sni", ci.ServerName()),
 		slog.String("host", r.Host),
+		slog.String("user", user),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("proto", r.Proto),
@@ -57,6 +89,20 @@ func (s *Server) logConn(ci *ConnInfo, decision, reason string, up, down int64) 
 		slog.String("ja4", ci.JA4),
 		slog.Int64("duration_us", time.Since(ci.Start).Microseconds()),
 	)
+}
+
+// recordDurable records r and waits until the activity log says it is
+// durable. A failure is counted like a refused record.
+func (s *Server) recordDurable(r Record) error {
+	wait, err := s.durable.RecordDurable(r)
+	if err == nil {
+		err = wait()
+	}
+	if err != nil {
+		s.Stats.RecordsFailed.Add(1)
+		s.cfg.Log.Warn("activity record not durable: response ended short", "err", err, "id", r.RequestID)
+	}
+	return err
 }
 
 // record hands a record to the activity log. A record it refuses is counted;

@@ -14,11 +14,15 @@ type Mode uint8
 const (
 	ModeTransparent Mode = iota // steered by the eBPF datapath
 	ModeExplicit                // CONNECT or absolute-form request to the explicit listener
+	ModeSuffix                  // app.example.com.<suffix> on the suffix reverse-proxy listener
 )
 
 func (m Mode) String() string {
-	if m == ModeExplicit {
+	switch m {
+	case ModeExplicit:
 		return "explicit"
+	case ModeSuffix:
+		return "suffix"
 	}
 	return "transparent"
 }

@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/proxy/identity"
 )
 
 // requestState carries what the access log needs from the hooks that ran.
@@ -16,6 +19,15 @@ type requestState struct {
 	id       string
 	decision string
 	reason   string
+
+	// Suffix mode: the origin host, the suffixed host the browser used, the
+	// user known for the request and an identity learnt on it (to be bound
+	// to the session cookie on the response).
+	origin, suffixed string
+	user, learnt     *identity.Identity
+
+	// recorded: the record was made (durably) before the response ended.
+	recorded bool
 }
 
 func (st *requestState) set(decision, reason string) {
@@ -48,8 +60,17 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK, expect: -1}
 	start := time.Now()
+	if s.durable != nil {
+		// The end of the response waits for its record to be durable: the
+		// last byte of a sized body here, anything else when the handler
+		// returns (the response is not complete before that).
+		rec.hold = func(out int64) error {
+			st.recorded = true
+			return s.recordDurable(s.requestRecord(ci, r, st, rec.status, body.n, out))
+		}
+	}
 	defer func() { s.logRequest(ci, r, st, rec, body.n, time.Since(start)) }()
 
 	if s.cfg.Recorder != nil {
@@ -72,6 +93,10 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 			Reason: fmt.Sprintf("This connection was opened for %s; %s must be reached on its own connection.", ci.certName(), r.Host),
 			Host:   r.Host, RequestID: st.id,
 		})
+		return
+	}
+	if ci.Mode == ModeSuffix {
+		s.serveSuffix(rec, r, ci, st)
 		return
 	}
 	if s.cfg.Request != nil {
@@ -104,22 +129,56 @@ func sameHost(hostHeader, name string) bool {
 
 // recorder notes status and bytes for the access log. Unwrap keeps
 // http.ResponseController (flush, hijack for WebSocket) working through it.
+//
+// With hold set, the last byte of a response with a Content-Length is
+// written only after hold returned nil: a client never completes a response
+// whose record is not durable. If hold fails, the byte is never written and
+// the connection ends short.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	n      int64
 	wrote  bool
+
+	expect int64 // Content-Length of the response, -1 when unknown
+	hold   func(bytesOut int64) error
+	held   bool
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if !r.wrote && code >= 200 || code == http.StatusSwitchingProtocols {
 		r.status, r.wrote = code, true
+		if r.hold != nil && code >= 200 {
+			if n, err := strconv.ParseInt(r.Header().Get("Content-Length"), 10, 64); err == nil {
+				r.expect = n
+			}
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(p []byte) (int, error) {
-	r.wrote = true
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.hold != nil && !r.held && r.expect > 0 && r.n+int64(len(p)) >= r.expect && len(p) > 0 {
+		k := int(r.expect - r.n - 1) // bytes before the last one
+		if k > len(p)-1 {
+			k = len(p) - 1
+		}
+		n, err := r.ResponseWriter.Write(p[:k])
+		r.n += int64(n)
+		if err != nil {
+			return n, err
+		}
+		r.held = true
+		if err := r.hold(r.expect); err != nil {
+			return n, fmt.Errorf("response held: %w", err)
+		}
+		m, err := r.ResponseWriter.Write(p[k:])
+		r.n += int64(m)
+		return n + m, err
+	}
 	n, err := r.ResponseWriter.Write(p)
 	r.n += int64(n)
 	return n, err

@@ -15,6 +15,8 @@ type Record struct {
 	JA4       string
 	SNI       string
 	Host      string
+	User      string // suffix mode: the identity the proxy knows, else empty
+	Groups    []string
 	Method    string // empty for connection records
 	Path      string
 	Status    int
@@ -31,4 +33,14 @@ type Record struct {
 type Recorder interface {
 	Admit() error
 	Record(Record) error
+}
+
+// DurableRecorder is a Recorder that can tell when a record is durable.
+// With Config.HoldForRecord, the proxy holds the end of every response
+// until the request's record is durable, so no client ever completes a
+// response the activity log could lose (audit-strict).
+type DurableRecorder interface {
+	Recorder
+	// RecordDurable queues r; wait blocks until it is durable or cannot be.
+	RecordDurable(r Record) (wait func() error, err error)
 }

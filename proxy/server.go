@@ -42,9 +42,14 @@ type Config struct {
 	DialTimeout time.Duration
 	// Hosts maps names to addresses for explicit-proxy requests before DNS.
 	Hosts map[string][]string
+	// Suffix, when set, turns on the suffix reverse proxy (ServeSuffix).
+	Suffix *SuffixConfig
 	// Recorder, when set, receives a record of every request and every
 	// non-intercepted connection, and may refuse new sessions (Admit).
 	Recorder Recorder
+	// HoldForRecord holds the end of each response until its record is
+	// durable; the Recorder must be a DurableRecorder.
+	HoldForRecord bool
 	// AccessLog receives one line per request and per non-intercepted
 	// connection; Log receives operational messages. Both default to discard.
 	AccessLog *slog.Logger
@@ -93,6 +98,12 @@ type Server struct {
 	// allowLoopbackDest lets in-package tests use loopback origins through
 	// the explicit proxy; it is never set outside tests.
 	allowLoopbackDest bool
+	// dialHook, when set by a test, sees every upstream dial before it is made.
+	dialHook func(dest string)
+
+	durable   DurableRecorder // set when Config.HoldForRecord
+	suffix    *suffixState
+	suffixTLS *tls.Config
 
 	nextID  atomic.Uint64
 	conns   sync.WaitGroup
@@ -145,6 +156,24 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if err := http2.ConfigureServer(s.h1, &http2.Server{IdleTimeout: cfg.IdleTimeout, MaxConcurrentStreams: 250}); err != nil {
 		return nil, fmt.Errorf("configure http2: %w", err)
+	}
+	if cfg.HoldForRecord {
+		d, ok := cfg.Recorder.(DurableRecorder)
+		if !ok {
+			return nil, errors.New("proxy config: holding responses for their record needs a recorder that reports durability")
+		}
+		s.durable = d
+	}
+	if cfg.Suffix != nil {
+		if cfg.Suffix.Mapper == nil {
+			return nil, errors.New("proxy config: the suffix proxy needs a host mapper")
+		}
+		s.initSuffix()
+		s.suffixTLS = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: s.suffixCertificate,
+		}
 	}
 	go func() { _ = s.h1.Serve(s.inbox) }()
 	return s, nil

@@ -41,6 +41,19 @@ func NewSuffixMapper(suffix string, onboarded func(host string) bool) (*SuffixMa
 // ToOrigin maps a request's Host (any case, trailing dot, IDNA, optional
 // port) to the onboarded origin host it stands for.
 func (m *SuffixMapper) ToOrigin(hostport string) (string, error) {
+	origin, err := m.candidate(hostport)
+	if err != nil {
+		return "", err
+	}
+	if !m.onboarded(origin) {
+		return "", fmt.Errorf("%w: %s", ErrNotOnboarded, origin)
+	}
+	return origin, nil
+}
+
+// candidate is the normalised origin name a suffixed host stands for,
+// onboarded or not. Only names, never IP literals or numeric forms.
+func (m *SuffixMapper) candidate(hostport string) (string, error) {
 	host, err := stripPort(hostport)
 	if err != nil {
 		return "", err
@@ -59,11 +72,11 @@ func (m *SuffixMapper) ToOrigin(hostport string) (string, error) {
 	if looksNumeric(origin) {
 		return "", ErrIPLiteral
 	}
-	if !m.onboarded(origin) {
-		return "", fmt.Errorf("%w: %s", ErrNotOnboarded, origin)
-	}
 	return origin, nil
 }
+
+// Suffix is the normalised suffix, without a leading dot.
+func (m *SuffixMapper) Suffix() string { return m.suffix }
 
 // ToSuffixed maps an origin host to its name under the suffix, if the host
 // is onboarded.

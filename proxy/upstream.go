@@ -83,11 +83,19 @@ func (p *upstreamPool) closeAll() {
 // original destination, verifies the origin against the name the client
 // asked for, and speaks the HTTP version the client chose.
 func (s *Server) upstreamFor(ci *ConnInfo, h2 bool) http.RoundTripper {
-	key := upstreamKey{dest: ci.Dest, name: ci.certName(), tls: ci.TLS, h2: h2 && ci.TLS}
+	return s.transportFor(upstreamKey{dest: ci.Dest, name: ci.certName(), tls: ci.TLS, h2: h2 && ci.TLS})
+}
+
+// transportFor returns the shared transport for key: it dials only key.dest
+// and verifies key.name there.
+func (s *Server) transportFor(key upstreamKey) *http.Transport {
 	return s.upstreams.get(key, func() *http.Transport {
 		dest := key.dest.String()
 		t := &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				if s.dialHook != nil {
+					s.dialHook(dest)
+				}
 				return s.dialer.DialContext(ctx, "tcp", dest)
 			},
 			TLSHandshakeTimeout:   s.cfg.HandshakeTimeout,
@@ -147,6 +155,12 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	st := stateOf(r.Context())
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		st.set("error", "client went away")
+		return
+	}
+	if errors.Is(err, ErrForbiddenAddr) {
+		st.set("block", err.Error())
+		code, msg := suffixRefusal(err)
+		writeBlockPage(w, code, blockPage{Title: "Not served", Reason: msg, Host: r.Host, RequestID: st.id})
 		return
 	}
 	if reason, ok := certFailure(err); ok {

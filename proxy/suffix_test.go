@@ -94,7 +94,8 @@ func (sh *suffixHarness) startOrigin(t *testing.T) string {
 	})
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
-		w.Header().Set("Content-Type", "application/json")
+		// Not a rewritten type: the test must see what the origin saw.
+		w.Header().Set("Content-Type", "application/octet-stream")
 		fmt.Fprintf(w, `{"host":%q,"origin":%q,"referer":%q,"return":%q,"form_next":%q,"cookie":%q,"proto":%q}`,
 			r.Host, r.Header.Get("Origin"), r.Header.Get("Referer"), r.URL.Query().Get("return"), r.PostForm.Get("next"), r.Header.Get("Cookie"), r.Proto)
 	})

@@ -312,7 +312,9 @@ func TestSuffixWebSocketAndH2CRefusal(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(sh.ca.Certificate())
 	d := websocket.Dialer{
-		NetDialContext:  func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", sh.addr) },
+		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", sh.addr)
+		},
 		TLSClientConfig: &tls.Config{RootCAs: roots},
 	}
 	c, resp, err := d.Dial("wss://app.test.gw.test/ws", http.Header{"Origin": {"https://app.test.gw.test"}})

@@ -100,7 +100,9 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 			return
 		}
 		st.set("allow", "login started")
-		sc.Login.Start(rec, r, "https://"+suffixed+r.URL.RequestURI())
+		// The provider may itself be an onboarded app: its URL is then
+		// suffixed like any other the browser is sent to.
+		sc.Login.Start(locationWriter{rec, rewriteMapper{s: s, via: origin}}, r, "https://"+suffixed+r.URL.RequestURI())
 		return
 	}
 
@@ -200,7 +202,7 @@ func (s *Server) suffixRewriteRequest(pr *httputil.ProxyRequest) {
 	pr.Out.Host = st.origin
 	if q := pr.Out.URL.RawQuery; q != "" {
 		q = rewrite.SAMLQueryToOrigin(q, m)
-		pr.Out.URL.RawQuery = rewrite.Query(q, m)
+		pr.Out.URL.RawQuery = queryToOrigin(q, m)
 	}
 	rewrite.RequestHeaders(pr.Out.Header, m)
 	stripOwnCookies(pr.Out.Header)
@@ -308,4 +310,38 @@ func RequestUser(ctx context.Context) (identity.Identity, bool) {
 		return identity.Identity{}, false
 	}
 	return *st.user, true
+}
+
+// queryToOrigin maps URL-valued query parameters back to the origin, except
+// URLs of the proxy's own endpoints: those exist only under the suffix (an
+// OIDC redirect_uri of the proxy's login must reach the provider as is).
+func queryToOrigin(q string, m rewrite.Mapper) string {
+	if !strings.Contains(q, "portcullis") {
+		return rewrite.Query(q, m)
+	}
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		_, v, _ := strings.Cut(p, "=")
+		if dv, err := url.QueryUnescape(v); err == nil && strings.Contains(dv, suffixEndpointPrefix) {
+			continue
+		}
+		parts[i] = rewrite.Query(p, m)
+	}
+	return strings.Join(parts, "&")
+}
+
+// locationWriter suffixes the Location of a redirect the proxy itself
+// sends (to an identity provider that is an onboarded app).
+type locationWriter struct {
+	http.ResponseWriter
+	m rewrite.Mapper
+}
+
+func (w locationWriter) WriteHeader(code int) {
+	if loc := w.Header().Get("Location"); loc != "" {
+		if n, ok := rewrite.URLToSuffix(loc, w.m); ok {
+			w.Header().Set("Location", n)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
 }

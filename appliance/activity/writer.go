@@ -35,21 +35,47 @@ func (s *Store) write() {
 
 // gather appends to group until it is full, the window ends or the queue is
 // closed and empty (then it reports true).
+//
+// A group with a durable waiter does not wait out the window: it takes what
+// is already queued and commits, so a waiter pays one fsync, not the window.
 func (s *Store) gather(group *[]queued, window *time.Timer) (drained bool) {
+	waiter := (*group)[0].durable != nil
 	window.Reset(s.opt.FlushInterval)
 	defer window.Stop()
 	for len(*group) < s.opt.MaxBatch {
+		if waiter {
+			select {
+			case q, ok := <-s.queue:
+				if !ok {
+					return true
+				}
+				*group = append(*group, q)
+			default:
+				return false
+			}
+			continue
+		}
 		select {
 		case q, ok := <-s.queue:
 			if !ok {
 				return true
 			}
 			*group = append(*group, q)
+			waiter = waiter || q.durable != nil
 		case <-window.C:
 			return false
 		}
 	}
 	return false
+}
+
+// settle tells the group's durable waiters how its commit ended.
+func settle(group []queued, err error) {
+	for i := range group {
+		if group[i].durable != nil {
+			group[i].durable <- err
+		}
+	}
 }
 
 // commitRetrying commits group, retrying with backoff while the disk fails
@@ -69,6 +95,7 @@ func (s *Store) commitRetrying(group []queued) {
 			s.stats.written.Add(uint64(len(group)))
 			s.stats.lastSize.Store(int64(len(group)))
 			s.stats.lastLag.Store(int64(time.Since(group[0].enqueued)))
+			settle(group, nil)
 			return
 		}
 		s.stats.writeErrors.Add(1)
@@ -78,6 +105,7 @@ func (s *Store) commitRetrying(group []queued) {
 		case <-s.closing:
 			if attempt >= closeAttempts {
 				s.stats.lost.Add(uint64(len(group)))
+				settle(group, fmt.Errorf("activity: group lost at close: %w", err))
 				return
 			}
 		case <-time.After(backoff):

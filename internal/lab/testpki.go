@@ -98,3 +98,16 @@ func first(s []string) string {
 	}
 	return s[0]
 }
+
+// EncodeLeaf returns a leaf's certificate chain and private key as PEM, for
+// servers (nginx, lab-idp) that read them from files.
+func EncodeLeaf(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	for _, der := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}

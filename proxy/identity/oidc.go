@@ -1,0 +1,208 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
+)
+
+// loginCookie holds one login in progress on one host.
+const loginCookie = "__Host-portcullis-login"
+
+// loginTTL bounds how long a user may take at the provider.
+const loginTTL = 10 * time.Minute
+
+// OIDCConfig is the proxy's own OpenID Connect client.
+type OIDCConfig struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+	// HTTPClient talks to the provider; the proxy passes one that verifies
+	// the provider's certificate.
+	HTTPClient *http.Client
+	// CallbackPath is served on every suffixed host. Default
+	// "/.portcullis/oidc/callback".
+	CallbackPath string
+	// AllowedReturn accepts only return URLs on onboarded suffixed hosts.
+	AllowedReturn func(u *url.URL) bool
+}
+
+// OIDCLogin runs the authorization code flow (PKCE, state bound to a
+// host-only cookie, nonce) and keeps the result in Sessions.
+type OIDCLogin struct {
+	cfg      OIDCConfig
+	sessions *Sessions
+	oauth    oauth2.Config
+	verifier *rp.IDTokenVerifier
+}
+
+// NewOIDCLogin discovers the provider.
+func NewOIDCLogin(ctx context.Context, cfg OIDCConfig, sessions *Sessions) (*OIDCLogin, error) {
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.CallbackPath == "" {
+		cfg.CallbackPath = "/.portcullis/oidc/callback"
+	}
+	if cfg.AllowedReturn == nil {
+		return nil, errors.New("oidc login: AllowedReturn is required")
+	}
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	disc, err := client.Discover(dctx, cfg.Issuer, cfg.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("oidc discovery at %s: %w", cfg.Issuer, err)
+	}
+	l := &OIDCLogin{cfg: cfg, sessions: sessions}
+	l.oauth = oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint}}
+	l.verifier = rp.NewIDTokenVerifier(disc.Issuer, cfg.ClientID, rp.NewRemoteKeySet(cfg.HTTPClient, disc.JwksURI))
+	return l, nil
+}
+
+type pendingLogin struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	Return   string `json:"r"`
+	Exp      int64  `json:"x"`
+}
+
+func hostOf(r *http.Request) string {
+	h := r.Host
+	if hh, _, err := net.SplitHostPort(h); err == nil {
+		h = hh
+	}
+	return strings.ToLower(strings.TrimSuffix(h, "."))
+}
+
+func (l *OIDCLogin) redirectURI(r *http.Request) string {
+	return "https://" + hostOf(r) + l.cfg.CallbackPath
+}
+
+// IsCallback reports a request to the callback path.
+func (l *OIDCLogin) IsCallback(r *http.Request) bool { return r.URL.Path == l.cfg.CallbackPath }
+
+func random() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Start sends the browser to the provider; after the login it comes back to
+// returnURL on this host.
+func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL string) {
+	u, err := url.Parse(returnURL)
+	if err != nil || !l.cfg.AllowedReturn(u) {
+		http.Error(w, "sign-in: the return address is not an app served by this gateway", http.StatusBadRequest)
+		return
+	}
+	p := pendingLogin{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), Return: u.String(),
+		Exp: time.Now().Add(loginTTL).Unix()}
+	v, err := seal(l.sessions.aeads[0], hostOf(r), "login", p)
+	if err != nil {
+		http.Error(w, "sign-in could not start", http.StatusInternalServerError)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: v, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(loginTTL.Seconds())})
+	conf := l.oauth
+	conf.RedirectURL = l.redirectURI(r)
+	http.Redirect(w, r, conf.AuthCodeURL(p.State, oauth2.S256ChallengeOption(p.Verifier),
+		oauth2.SetAuthURLParam("nonce", p.Nonce)), http.StatusFound)
+}
+
+// Callback completes the login: the state must match this browser's login
+// cookie, the code is exchanged with the PKCE verifier, and the ID token is
+// verified (issuer, audience, signature, expiry, nonce).
+func (l *OIDCLogin) Callback(w http.ResponseWriter, r *http.Request) {
+	fail := func(code int, msg string) {
+		http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
+		http.Error(w, "sign-in failed: "+msg, code)
+	}
+	host := hostOf(r)
+	c, err := r.Cookie(loginCookie)
+	if err != nil {
+		fail(http.StatusBadRequest, "no sign-in in progress in this browser (cookies blocked or expired)")
+		return
+	}
+	var p pendingLogin
+	if !open(l.sessions.aeads, host, "login", c.Value, &p) || time.Now().Unix() >= p.Exp {
+		fail(http.StatusBadRequest, "the sign-in expired; start again")
+		return
+	}
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		fail(http.StatusForbidden, "the identity provider refused: "+e)
+		return
+	}
+	if st := q.Get("state"); st == "" || st != p.State {
+		fail(http.StatusForbidden, "the sign-in state does not match (possible cross-site request)")
+		return
+	}
+	ret, err := url.Parse(p.Return)
+	if err != nil || !l.cfg.AllowedReturn(ret) {
+		fail(http.StatusBadRequest, "the return address is not an app served by this gateway")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), oauth2.HTTPClient, l.cfg.HTTPClient), 15*time.Second)
+	defer cancel()
+	conf := l.oauth
+	conf.RedirectURL = l.redirectURI(r)
+	tok, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.Verifier))
+	if err != nil {
+		fail(http.StatusForbidden, "the code was refused by the identity provider")
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		fail(http.StatusForbidden, "the identity provider returned no ID token")
+		return
+	}
+	v := *l.verifier
+	v.Nonce = func(context.Context) string { return p.Nonce }
+	claims, err := rp.VerifyIDToken[*oidc.IDTokenClaims](ctx, raw, &v)
+	if err != nil {
+		fail(http.StatusForbidden, "the ID token did not verify")
+		return
+	}
+	id := Identity{User: claims.PreferredUsername, Source: "oidc", Issuer: claims.Issuer, Expires: claims.Expiration.AsTime()}
+	if id.User == "" {
+		id.User = claims.Email
+	}
+	if id.User == "" {
+		id.User = claims.Subject
+	}
+	if gs, ok := claims.Claims["groups"].([]any); ok {
+		for _, g := range gs {
+			if s, ok := g.(string); ok {
+				id.Groups = append(id.Groups, s)
+			}
+		}
+	}
+	// The ID token's expiry is short; the proxy's session lives its own
+	// lifetime from a verified login.
+	id.Expires = time.Time{}
+	if err := l.sessions.Set(w, host, id); err != nil {
+		fail(http.StatusInternalServerError, err.Error())
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
+	http.Redirect(w, r, ret.String(), http.StatusFound)
+}

@@ -1,0 +1,139 @@
+package identity
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// CookieName is the proxy's session cookie on every suffixed host.
+const CookieName = "__Host-portcullis"
+
+// maxCookie bounds a sealed session: browsers keep about 4 KiB per cookie.
+const maxCookie = 3800
+
+// Sessions seals identities into cookies with AES-256-GCM. Keys come from
+// the secrets with HKDF-SHA256: the first seals, every one opens (rotation).
+// The host a cookie was issued for is authenticated with it, so a cookie
+// copied to another app's host does not open there.
+type Sessions struct {
+	aeads []cipher.AEAD
+	ttl   time.Duration
+	now   func() time.Time
+}
+
+// NewSessions checks each secret has at least 32 bytes.
+func NewSessions(secrets [][]byte, ttl time.Duration) (*Sessions, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("sessions: no secret")
+	}
+	if ttl <= 0 {
+		return nil, errors.New("sessions: the lifetime must be positive")
+	}
+	s := &Sessions{ttl: ttl, now: time.Now}
+	for i, sec := range secrets {
+		a, err := newAEAD(sec, "portcullis session v1")
+		if err != nil {
+			return nil, fmt.Errorf("sessions: secret %d: %w", i+1, err)
+		}
+		s.aeads = append(s.aeads, a)
+	}
+	return s, nil
+}
+
+func newAEAD(secret []byte, purpose string) (cipher.AEAD, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("%d bytes, at least 32 needed", len(secret))
+	}
+	key, err := hkdf.Key(sha256.New, secret, nil, purpose, 32)
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+type sealedSession struct {
+	Identity
+	Exp int64 `json:"x"`
+}
+
+// seal encrypts v for host under the first key.
+func seal(a cipher.AEAD, host, kind string, v any) (string, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, a.NonceSize(), a.NonceSize()+len(plain)+a.Overhead())
+	_, _ = rand.Read(nonce)
+	out := a.Seal(nonce, nonce, plain, []byte(kind+"|"+host))
+	return base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+func open(aeads []cipher.AEAD, host, kind, value string, v any) bool {
+	if len(value) > maxCookie*2 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil {
+		return false
+	}
+	for _, a := range aeads {
+		if len(raw) < a.NonceSize()+a.Overhead() {
+			return false
+		}
+		plain, err := a.Open(nil, raw[:a.NonceSize()], raw[a.NonceSize():], []byte(kind+"|"+host))
+		if err == nil {
+			return json.Unmarshal(plain, v) == nil
+		}
+	}
+	return false
+}
+
+// Set issues the session cookie for host (the suffixed host the browser
+// uses).
+func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
+	exp := s.now().Add(s.ttl)
+	if !id.Expires.IsZero() && id.Expires.Before(exp) {
+		exp = id.Expires
+	}
+	v, err := seal(s.aeads[0], host, "session", sealedSession{Identity: id, Exp: exp.Unix()})
+	if err != nil {
+		return err
+	}
+	if len(v) > maxCookie {
+		return ErrSessionTooLarge
+	}
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: v, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(time.Until(exp).Seconds()) + 1})
+	return nil
+}
+
+// Get opens the session cookie of r for host. A missing, tampered, expired
+// or other host's cookie gives false.
+func (s *Sessions) Get(r *http.Request, host string) (Identity, bool) {
+	for _, c := range r.CookiesNamed(CookieName) {
+		var ss sealedSession
+		if open(s.aeads, host, "session", c.Value, &ss) && s.now().Unix() < ss.Exp {
+			ss.Identity.Expires = time.Unix(ss.Exp, 0)
+			return ss.Identity, true
+		}
+	}
+	return Identity{}, false
+}
+
+// Clear removes the session cookie.
+func (s *Sessions) Clear(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", Secure: true, HttpOnly: true, MaxAge: -1})
+}

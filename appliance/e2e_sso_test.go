@@ -325,5 +325,3 @@ func writeLeaf(t *testing.T, c tls.Certificate, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
-
-

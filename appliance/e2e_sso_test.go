@@ -83,10 +83,10 @@ suffix:
     require_for: [origin.lab]
 hosts:
   origin.lab: [198.18.2.2]
-  idp.lab: [%[3]s]
-  sp.lab: [%[3]s]
-  op.lab: [%[3]s]
-  rp.lab: [%[3]s]
+  idp.lab: ["%[3]s:9443"]
+  sp.lab: ["%[3]s:9443"]
+  op.lab: ["%[3]s:9443"]
+  rp.lab: ["%[3]s:9443"]
 %[4]s`, idpCert, secret, idpAddr, extra)
 	l := newE2ELab(t, "")
 	// The e2e lab wrote its own hosts section; this test's config replaces
@@ -116,7 +116,11 @@ hosts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := l.Origin.DaemonCommand(context.Background(), labIdPBinary(t), "-listen", idpAddr.String()+":443",
+	// :443 of the origin namespace is the e2e lab's origin; the identity
+	// apps listen on :9443 and the appliance is told so in its hosts.
+	at := idpAddr.String() + ":9443"
+	cmd := l.Origin.DaemonCommand(context.Background(), labIdPBinary(t), "-listen", at,
+		"-resolve", "op.lab="+at, "-resolve", "idp.lab="+at, "-resolve", "sp.lab="+at, "-resolve", "rp.lab="+at,
 		"-cert", certFile, "-key", keyFile, "-ca", caFile, "-suffix", "gw.test",
 		"-proxy-client-secret", "lab-proxy-secret", "-idp-cert-out", idpCert)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -261,7 +265,8 @@ func TestE2ESSOThroughSuffix(t *testing.T) {
 			resp, body = f.submit(t, c, set)
 		}
 		if !bytes.Contains(body, []byte("Hello alice@lab.example")) {
-			t.Fatalf("SAML login did not complete: %s %d\n%s\n%s", resp.Request.URL, resp.StatusCode, body, l.log())
+			reasons := l.waitAccessLog(t, func(m map[string]any) bool { return m["decision"] != "allow" })
+			t.Fatalf("SAML login did not complete: %s %d\n%s\nrefusals: %v", resp.Request.URL, resp.StatusCode, body, reasons)
 		}
 		_, _ = get(t, c, "https://sp.lab.gw.test/files/report.csv")
 		line := l.waitAccessLog(t, func(m map[string]any) bool { return m["host"] == "sp.lab" && m["path"] == "/files/report.csv" })

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -218,7 +219,13 @@ func originClient(cfg *Config, roots *x509.CertPool) *http.Client {
 				host, port, err := net.SplitHostPort(addr)
 				if err == nil {
 					if hs, ok := cfg.Hosts[host]; ok && len(hs) > 0 {
-						addr = net.JoinHostPort(hs[0], port)
+						// Entries are an address, or address:port for a
+						// service on another port.
+						if ap, err := netip.ParseAddrPort(hs[0]); err == nil {
+							addr = ap.String()
+						} else {
+							addr = net.JoinHostPort(hs[0], port)
+						}
 					}
 				}
 				return d.DialContext(ctx, network, addr)

@@ -1,0 +1,109 @@
+package identity
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func secret(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+func roundTrip(t *testing.T, set, get *Sessions, setHost, getHost string, id Identity) (Identity, bool) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if err := set.Set(w, setHost, id); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "https://"+getHost+"/", nil)
+	for _, c := range w.Result().Cookies() {
+		r.AddCookie(c)
+	}
+	return get.Get(r, getHost)
+}
+
+func TestSessions(t *testing.T) {
+	s, err := NewSessions([][]byte{secret(1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := Identity{User: "alice", Groups: []string{"staff"}, Source: "saml"}
+	got, ok := roundTrip(t, s, s, "app.gw.test", "app.gw.test", alice)
+	if !ok || got.User != "alice" || got.Groups[0] != "staff" {
+		t.Fatalf("round trip: %+v %v", got, ok)
+	}
+	w := httptest.NewRecorder()
+	_ = s.Set(w, "app.gw.test", alice)
+	c := w.Result().Cookies()[0]
+	if c.Name != "__Host-portcullis" || !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || strings.Contains(c.Value, "alice") {
+		t.Fatalf("cookie %+v", c)
+	}
+	if _, ok := roundTrip(t, s, s, "app.gw.test", "other.gw.test", alice); ok {
+		t.Error("a cookie of one app opened on another")
+	}
+	// Every flipped byte is refused.
+	for i := range len(c.Value) {
+		v := []byte(c.Value)
+		v[i] ^= 0x01
+		r := httptest.NewRequest("GET", "https://app.gw.test/", nil)
+		r.AddCookie(&http.Cookie{Name: c.Name, Value: string(v)})
+		if _, ok := s.Get(r, "app.gw.test"); ok {
+			t.Fatalf("tampered cookie (byte %d) accepted", i)
+		}
+	}
+	// Rotation: the old secret still opens, the new one seals.
+	rotated, _ := NewSessions([][]byte{secret(2), secret(1)}, time.Hour)
+	if _, ok := roundTrip(t, s, rotated, "app.gw.test", "app.gw.test", alice); !ok {
+		t.Error("rotation: a cookie sealed with the old secret did not open")
+	}
+	if _, ok := roundTrip(t, rotated, s, "app.gw.test", "app.gw.test", alice); ok {
+		t.Error("a cookie sealed with an unknown secret opened")
+	}
+	// Expiry.
+	past, _ := NewSessions([][]byte{secret(1)}, time.Hour)
+	past.now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	if _, ok := roundTrip(t, past, s, "app.gw.test", "app.gw.test", alice); ok {
+		t.Error("an expired session opened")
+	}
+	if _, err := NewSessions([][]byte{[]byte("short")}, time.Hour); err == nil {
+		t.Error("a short secret was accepted")
+	}
+	big := Identity{User: "alice", Groups: []string{strings.Repeat("g", 5000)}}
+	if err := s.Set(httptest.NewRecorder(), "app.gw.test", big); err == nil {
+		t.Error("an oversized identity was sealed")
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	c := NewCSRF(secret(3))
+	tok := c.Token("app.gw.test", "continue")
+	if !c.Valid("app.gw.test", "continue", tok) {
+		t.Fatal("fresh token refused")
+	}
+	for _, bad := range []struct{ host, purpose, tok string }{
+		{"other.gw.test", "continue", tok}, {"app.gw.test", "step-up", tok}, {"app.gw.test", "continue", tok[:len(tok)-2] + "AA"}, {"app.gw.test", "continue", ""},
+	} {
+		if c.Valid(bad.host, bad.purpose, bad.tok) {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	c.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if c.Valid("app.gw.test", "continue", tok) {
+		t.Error("expired token accepted")
+	}
+}
+
+func FuzzSessionOpen(f *testing.F) {
+	s, _ := NewSessions([][]byte{secret(1)}, time.Hour)
+	f.Add("")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, v string) {
+		r := httptest.NewRequest("GET", "https://app.gw.test/", nil)
+		r.Header.Set("Cookie", CookieName+"="+v)
+		if id, ok := s.Get(r, "app.gw.test"); ok {
+			t.Fatalf("random cookie %q opened as %+v", v, id)
+		}
+	})
+}

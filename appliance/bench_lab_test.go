@@ -94,6 +94,24 @@ func BenchmarkLab(b *testing.B) {
 
 	// Phase 3: detached again, second baseline against drift.
 	_ = l.GW.DaemonCommand(context.Background(), portcullisBinary(b), "datapath", "detach", "-config", l.cfgPath).Run()
+
+	// Phase 2b: the same app through the suffix reverse proxy
+	// (origin.lab.gw.test at the gateway), datapath detached.
+	base, err := os.ReadFile(l.cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(l.cfgPath, append(append([]byte{}, base...), suffixLabConfig...), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	l.Client.SetHosts(map[string]netip.Addr{"origin.lab": originGood, "origin.lab.gw.test": suffixListen.Addr()})
+	l.start()
+	r.add("rps_keepalive_suffix", l.wrkURL(b, false, "https://origin.lab.gw.test/").rps)
+	l.stop(syscall.SIGTERM)
+	if err := os.WriteFile(l.cfgPath, base, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	r.add("rps_keepalive_direct", l.wrk(b, false).rps)
 	for range reps {
 		r.add("download_direct", l.download(b, "origin.lab", originGood, 443, bulk, l.dir+"/lab-ca.pem"))
 		r.add("download_direct_8443", l.download(b, "origin.lab", originGood, 8443, bulk, l.dir+"/lab-ca.pem"))
@@ -104,6 +122,7 @@ func BenchmarkLab(b *testing.B) {
 	r.ratio("intercepted download vs direct", "download_intercepted", "download_direct", 0.85)
 	r.ratio("intercepted keep-alive requests/s vs direct", "rps_keepalive_intercepted", "rps_keepalive_direct", 0.45)
 	r.ratio("new intercepted connections/s vs direct", "cps_intercepted", "cps_direct", 0.45)
+	r.ratio("suffix-proxied keep-alive requests/s vs direct", "rps_keepalive_suffix", "rps_keepalive_direct", 0.40)
 	r.ratio("throughput with steering program attached vs not (port 8443)", "download_program_attached_8443", "download_direct_8443", 0.98)
 	r.limit("appliance CPU per request / origin CPU per request", r.value("cpu_per_request_appliance_us")/r.value("cpu_per_request_origin_us"), 2.5)
 	r.limit("idle intercepted keep-alive connection, KiB", r.value("idle_conn_bytes_intercepted")/1024, 64)
@@ -226,13 +245,18 @@ var (
 // response so each request is a new TLS connection.
 func (l *e2eLab) wrk(b testing.TB, newConns bool) wrkResult {
 	b.Helper()
+	return l.wrkURL(b, newConns, "https://origin.lab/")
+}
+
+func (l *e2eLab) wrkURL(b testing.TB, newConns bool, target string) wrkResult {
+	b.Helper()
 	args := []string{"-t1", "-c16", "-d6s"}
 	if newConns {
 		args = append(args, "-H", "Connection: close")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := l.Client.Exec(ctx, "wrk", append(args, "https://origin.lab/")...)
+	out, err := l.Client.Exec(ctx, "wrk", append(args, target)...)
 	m, n := wrkRPS.FindSubmatch(out), wrkReqs.FindSubmatch(out)
 	if err != nil || m == nil || n == nil {
 		b.Fatalf("wrk: %v\n%s", err, out)

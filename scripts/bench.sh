@@ -9,7 +9,7 @@ mkdir -p "$out"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 {
   echo "# go test -bench, $(date -u +%FT%TZ), $(go version), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
-  go test -run '^$' -bench . -benchmem -count 3 ./proxy ./policy/... ./appliance/activity
+  go test -run '^$' -bench . -benchmem -count 3 ./proxy/... ./policy/... ./appliance/activity
   go test -run '^$' -bench '^BenchmarkProgram' -benchmem -count 3 ./agent
   # Kernel-side cost of the steering program per path, with an empty program
   # on the same hook as the floor, and throughput attached vs not.

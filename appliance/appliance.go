@@ -118,7 +118,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 		Conn:             a.policies,
 		Request:          a.policies,
 		Recorder:         &usageRecorder{next: a.activity, usage: a.usage, appOf: appOfPolicies(a.policies)},
-		HoldForRecord:    a.activity.strict,
+		HoldForRecord:    a.activity.strict && cfg.Activity.Hold,
 		UpstreamRoots:    roots,
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,

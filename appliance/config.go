@@ -95,6 +95,7 @@ type PolicyConfig struct {
 type ActivityConfig struct {
 	Path     string          `mapstructure:"path"`
 	Mode     string          `mapstructure:"mode"`
+	Hold     bool            `mapstructure:"hold_responses"`
 	MaxAge   time.Duration   `mapstructure:"max_age"`
 	MaxBytes int64           `mapstructure:"max_bytes"`
 	JSONL    JSONLinesConfig `mapstructure:"jsonl"`

@@ -91,6 +91,11 @@ func BenchmarkLab(b *testing.B) {
 	r.set("idle_conn_bytes_intercepted", l.idleConnMemory(b, "origin.lab", 400))
 	r.set("idle_conn_bytes_bypassed", l.idleConnMemory(b, "bypass.lab", 400))
 	l.stop(syscall.SIGTERM)
+	// The same with the durability hold off (activity.hold_responses):
+	// what audit-strict's fsync-per-response-group costs.
+	l.withConfig(b, noHoldConfig, func() {
+		r.add("rps_keepalive_intercepted_nohold", l.wrk(b, false).rps)
+	})
 
 	// Phase 3: detached again, second baseline against drift.
 	_ = l.GW.DaemonCommand(context.Background(), portcullisBinary(b), "datapath", "detach", "-config", l.cfgPath).Run()
@@ -108,6 +113,9 @@ func BenchmarkLab(b *testing.B) {
 	l.start()
 	r.add("rps_keepalive_suffix", l.wrkURL(b, false, "https://origin.lab.gw.test/").rps)
 	l.stop(syscall.SIGTERM)
+	l.withConfig(b, noHoldConfig, func() {
+		r.add("rps_keepalive_suffix_nohold", l.wrkURL(b, false, "https://origin.lab.gw.test/").rps)
+	})
 	if err := os.WriteFile(l.cfgPath, base, 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -123,6 +131,8 @@ func BenchmarkLab(b *testing.B) {
 	r.ratio("intercepted keep-alive requests/s vs direct", "rps_keepalive_intercepted", "rps_keepalive_direct", 0.45)
 	r.ratio("new intercepted connections/s vs direct", "cps_intercepted", "cps_direct", 0.45)
 	r.ratio("suffix-proxied keep-alive requests/s vs direct", "rps_keepalive_suffix", "rps_keepalive_direct", 0.40)
+	r.ratio("intercepted keep-alive requests/s vs direct, hold_responses off", "rps_keepalive_intercepted_nohold", "rps_keepalive_direct", 0.45)
+	r.ratio("suffix-proxied keep-alive requests/s vs direct, hold_responses off", "rps_keepalive_suffix_nohold", "rps_keepalive_direct", 0.40)
 	r.ratio("throughput with steering program attached vs not (port 8443)", "download_program_attached_8443", "download_direct_8443", 0.98)
 	r.limit("appliance CPU per request / origin CPU per request", r.value("cpu_per_request_appliance_us")/r.value("cpu_per_request_origin_us"), 2.5)
 	r.limit("idle intercepted keep-alive connection, KiB", r.value("idle_conn_bytes_intercepted")/1024, 64)
@@ -132,6 +142,27 @@ func BenchmarkLab(b *testing.B) {
 		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
 	}
 	r.write(b)
+}
+
+const noHoldConfig = "activity:\n  hold_responses: false\n"
+
+// withConfig runs fn with the appliance started on its config plus extra,
+// then stops it and puts the config back.
+func (l *e2eLab) withConfig(b testing.TB, extra string, fn func()) {
+	b.Helper()
+	base, err := os.ReadFile(l.cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(l.cfgPath, append(append([]byte{}, base...), extra...), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	l.start()
+	fn()
+	l.stop(syscall.SIGTERM)
+	if err := os.WriteFile(l.cfgPath, base, 0o600); err != nil {
+		b.Fatal(err)
+	}
 }
 
 type labReport struct {

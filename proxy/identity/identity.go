@@ -20,4 +20,5 @@ var (
 	ErrEncryptedAssertion = errors.New("encrypted SAML assertions are not supported: configure the IdP to sign without encrypting for apps behind the proxy")
 	ErrUnsigned           = errors.New("SAML response carries no valid signature from a trusted IdP certificate")
 	ErrSessionTooLarge    = errors.New("identity too large for a session cookie")
+	ErrReplayed           = errors.New("SAML assertion was already observed (replayed response)")
 )

@@ -6,10 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/client"
@@ -71,9 +70,20 @@ func NewOIDCLogin(ctx context.Context, cfg OIDCConfig, sessions *Sessions) (*OID
 	}
 	l := &OIDCLogin{cfg: cfg, sessions: sessions}
 	l.oauth = oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
-		Endpoint: oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint}}
+		Endpoint: oauth2.Endpoint{AuthURL: disc.AuthorizationEndpoint, TokenURL: disc.TokenEndpoint,
+			AuthStyle: authStyle(disc.TokenEndpointAuthMethodsSupported)}}
 	l.verifier = rp.NewIDTokenVerifier(disc.Issuer, cfg.ClientID, rp.NewRemoteKeySet(cfg.HTTPClient, disc.JwksURI))
 	return l, nil
+}
+
+// authStyle picks how the client secret is sent from what the provider
+// announces. An explicit choice also keeps oauth2 from retrying a refused
+// code exchange with the other style.
+func authStyle(methods []oidc.AuthMethod) oauth2.AuthStyle {
+	if len(methods) == 0 || slices.Contains(methods, oidc.AuthMethodBasic) {
+		return oauth2.AuthStyleInHeader
+	}
+	return oauth2.AuthStyleInParams
 }
 
 type pendingLogin struct {
@@ -84,13 +94,7 @@ type pendingLogin struct {
 	Exp      int64  `json:"x"`
 }
 
-func hostOf(r *http.Request) string {
-	h := r.Host
-	if hh, _, err := net.SplitHostPort(h); err == nil {
-		h = hh
-	}
-	return strings.ToLower(strings.TrimSuffix(h, "."))
-}
+func hostOf(r *http.Request) string { return canonicalHost(r.Host) }
 
 func (l *OIDCLogin) redirectURI(r *http.Request) string {
 	return "https://" + hostOf(r) + l.cfg.CallbackPath
@@ -111,6 +115,12 @@ func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL stri
 	u, err := url.Parse(returnURL)
 	if err != nil || !l.cfg.AllowedReturn(u) {
 		http.Error(w, "sign-in: the return address is not an app served by this gateway", http.StatusBadRequest)
+		return
+	}
+	// The session will be bound to this host, so only a page of this host
+	// can use it; anything else would send the browser round in circles.
+	if u.Scheme != "https" || canonicalHost(u.Host) != hostOf(r) {
+		http.Error(w, "sign-in: the return address must be an https page of "+hostOf(r), http.StatusBadRequest)
 		return
 	}
 	p := pendingLogin{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), Return: u.String(),
@@ -182,7 +192,13 @@ func (l *OIDCLogin) Callback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "the ID token did not verify")
 		return
 	}
-	id := Identity{User: claims.PreferredUsername, Source: "oidc", Issuer: claims.Issuer, Expires: claims.Expiration.AsTime()}
+	id := Identity{User: claims.PreferredUsername, Source: "oidc", Issuer: claims.Issuer, Attrs: map[string][]string{"sub": {claims.Subject}}}
+	if claims.Email != "" {
+		id.Attrs["email"] = []string{claims.Email}
+	}
+	if claims.Name != "" {
+		id.Attrs["name"] = []string{claims.Name}
+	}
 	if id.User == "" {
 		id.User = claims.Email
 	}
@@ -196,9 +212,8 @@ func (l *OIDCLogin) Callback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	// The ID token's expiry is short; the proxy's session lives its own
-	// lifetime from a verified login.
-	id.Expires = time.Time{}
+	// The ID token's expiry is short and says nothing about how long the
+	// user may stay: the session lives the proxy's own lifetime.
 	if err := l.sessions.Set(w, host, id); err != nil {
 		fail(http.StatusInternalServerError, err.Error())
 		return

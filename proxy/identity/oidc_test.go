@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +50,7 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 		case r.URL.Path == "/start":
 			login.Start(w, r, r.URL.Query().Get("return"))
 		default:
-			id, ok := sessions.Get(r, "app.gw.test")
+			id, ok := sessions.Get(r, hostOf(r))
 			if !ok {
 				http.Error(w, "no session", http.StatusUnauthorized)
 				return
@@ -68,7 +67,7 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 		// app name; the provider link verifies for real.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if strings.HasPrefix(addr, "app.gw.test:") {
+			if host, _, _ := net.SplitHostPort(addr); strings.HasSuffix(host, ".gw.test") {
 				addr = appAddr
 			}
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -77,60 +76,145 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 	return &oidcFixture{login: login, browser: browser, appURL: "https://app.gw.test"}
 }
 
-var hiddenInput = regexp.MustCompile(`<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"`)
-
-func TestOIDCLogin(t *testing.T) {
-	f := newOIDCFixture(t)
-	resp, err := f.browser.Get(f.appURL + "/start?return=" + url.QueryEscape(f.appURL+"/deep?x=1"))
+// toCallback starts a login for returnPath in the fixture's browser, signs
+// alice in at the OP and stops before the browser reaches the proxy's
+// callback, returning the callback URL (code and state) the OP sent.
+func (f *oidcFixture) toCallback(t *testing.T, returnPath string) *url.URL {
+	t.Helper()
+	var callback *url.URL
+	c := *f.browser
+	c.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if f.login.IsCallback(req) {
+			callback = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := c.Get(f.appURL + "/start?return=" + url.QueryEscape(f.appURL+returnPath))
 	if err != nil {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	form := url.Values{"username": {"alice"}, "password": {"alice-pw"}}
-	for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], m[2])
+	if callback == nil && resp.Request.URL.Path == "/login" { // not yet signed in at the OP: its login form
+		submitForm(t, &c, resp.Request.URL, string(page), url.Values{"username": {"alice"}, "password": {"alice-pw"}})
 	}
-	action := resp.Request.URL.ResolveReference(&url.URL{Path: "/login"})
-	resp, err = f.browser.PostForm(action.String()+"?"+resp.Request.URL.RawQuery, form)
+	if callback == nil || callback.Query().Get("code") == "" {
+		t.Fatalf("the OP did not send the browser back with a code (last page %s %d):\n%s", resp.Request.URL, resp.StatusCode, page)
+	}
+	return callback
+}
+
+// visit GETs u with client c without following redirects.
+func visit(t *testing.T, c *http.Client, u string) *http.Response {
+	t.Helper()
+	nc := *c
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := nc.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func TestOIDCLogin(t *testing.T) {
+	f := newOIDCFixture(t)
+	callback := f.toCallback(t, "/deep?x=1")
+	if callback.Host != "app.gw.test" || callback.Path != "/.portcullis/oidc/callback" {
+		t.Fatalf("redirect_uri: %s", callback)
+	}
+	u, _ := url.Parse(f.appURL)
+	var seen string
+	for _, c := range f.browser.Jar.Cookies(u) {
+		if c.Name == loginCookie {
+			seen = c.Value
+		}
+	}
+	done := visit(t, f.browser, callback.String())
+	if done.StatusCode != http.StatusFound || done.Header.Get("Location") != f.appURL+"/deep?x=1" {
+		t.Fatalf("callback: %d to %q", done.StatusCode, done.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, line := range done.Header.Values("Set-Cookie") {
+		c, err := http.ParseSetCookie(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Name == CookieName {
+			session = c
+		}
+	}
+	if session == nil || !session.Secure || !session.HttpOnly || session.Path != "/" || session.Domain != "" ||
+		session.SameSite != http.SameSiteLaxMode || strings.Contains(session.Value, "alice") {
+		t.Fatalf("session cookie %+v", session)
+	}
+	// The proxy's handler sees the user on the next request.
+	resp, err := f.browser.Get(f.appURL + "/deep?x=1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "hello alice") || resp.Request.URL.Path != "/deep" {
-		t.Fatalf("login did not complete: %s %d %s", resp.Request.URL, resp.StatusCode, body)
+	if string(body) != "hello alice staff,finance" {
+		t.Fatalf("after login: %d %q", resp.StatusCode, body)
 	}
-	u, _ := url.Parse(f.appURL)
-	for _, c := range f.browser.Jar.Cookies(u) {
-		if c.Name == CookieName && strings.Contains(c.Value, "alice") {
-			t.Error("session cookie is readable")
-		}
+	// The same code a second time (an attacker who saw the URL and the
+	// login cookie) is refused by the OP.
+	replay := *f.browser
+	replay.Jar, _ = cookiejar.New(nil)
+	replay.Jar.SetCookies(u, []*http.Cookie{{Name: loginCookie, Value: seen}})
+	if r := visit(t, &replay, callback.String()); r.StatusCode != http.StatusForbidden {
+		t.Errorf("replayed code: %d", r.StatusCode)
 	}
 }
 
 func TestOIDCLoginRefusals(t *testing.T) {
 	f := newOIDCFixture(t)
-	get := func(c *http.Client, path string) int {
-		resp, err := c.Get(f.appURL + path)
-		if err != nil {
-			t.Fatal(err)
+	if r := visit(t, f.browser, f.appURL+"/start?return="+url.QueryEscape("https://evil.example/")); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("return to a foreign host: %d", r.StatusCode)
+	}
+	if r := visit(t, f.browser, f.appURL+"/start?return="+url.QueryEscape("https://other.gw.test/")); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("return to another onboarded host: %d", r.StatusCode)
+	}
+	if r := visit(t, f.browser, f.appURL+"/.portcullis/oidc/callback?code=x&state=y"); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback without a login in progress: %d", r.StatusCode)
+	}
+	callback := f.toCallback(t, "/")
+	// Another browser (no login cookie) brought to a genuine callback URL:
+	// login CSRF.
+	other := *f.browser
+	other.Jar, _ = cookiejar.New(nil)
+	if r := visit(t, &other, callback.String()); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback in a browser without the login cookie: %d", r.StatusCode)
+	}
+	forged := *callback
+	q := forged.Query()
+	q.Set("state", "forged")
+	forged.RawQuery = q.Encode()
+	if r := visit(t, f.browser, forged.String()); r.StatusCode != http.StatusForbidden {
+		t.Errorf("callback with a forged state: %d", r.StatusCode)
+	}
+	// The refusal cleared the login; the genuine URL no longer works either.
+	if r := visit(t, f.browser, callback.String()); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("callback after a refused attempt: %d", r.StatusCode)
+	}
+	// A login cookie of another host does not open here.
+	callback2 := f.toCallback(t, "/")
+	u, _ := url.Parse(f.appURL)
+	var lc string
+	for _, c := range f.browser.Jar.Cookies(u) {
+		if c.Name == loginCookie {
+			lc = c.Value
 		}
-		resp.Body.Close()
-		return resp.StatusCode
 	}
-	noRedirect := *f.browser
-	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if code := get(&noRedirect, "/start?return="+url.QueryEscape("https://evil.example/")); code != http.StatusBadRequest {
-		t.Errorf("return to a foreign host: %d", code)
-	}
-	if code := get(&noRedirect, "/.portcullis/oidc/callback?code=x&state=y"); code != http.StatusBadRequest {
-		t.Errorf("callback without a login in progress: %d", code)
-	}
-	if code := get(&noRedirect, "/start?return="+url.QueryEscape(f.appURL+"/")); code != http.StatusFound {
-		t.Fatalf("start: %d", code)
-	}
-	if code := get(&noRedirect, "/.portcullis/oidc/callback?code=x&state=forged"); code != http.StatusForbidden {
-		t.Errorf("callback with a forged state: %d", code)
+	moved := *f.browser
+	moved.Jar, _ = cookiejar.New(nil)
+	moved.Jar.SetCookies(&url.URL{Scheme: "https", Host: "other.gw.test"}, []*http.Cookie{{Name: loginCookie, Value: lc}})
+	cb2 := *callback2
+	cb2.Host = "other.gw.test"
+	if r := visit(t, &moved, cb2.String()); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("login cookie moved to another host: %d", r.StatusCode)
 	}
 }

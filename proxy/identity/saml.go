@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -15,6 +16,10 @@ import (
 
 // maxSAMLResponse bounds a decoded SAML response the proxy parses.
 const maxSAMLResponse = 1 << 20
+
+// defaultAssertionLife is how long an assertion without NotOnOrAfter is
+// remembered for the replay check.
+const defaultAssertionLife = 10 * time.Minute
 
 // clockSkew is how much the IdP's and the appliance's clocks may differ.
 const clockSkew = 2 * time.Minute
@@ -27,9 +32,45 @@ var groupAttributes = []string{"groups", "group", "memberOf",
 // the user is. Only signed content is read: the element the signature
 // covers is what the identity comes from, so a response with extra
 // unsigned assertions wrapped around a signed one cannot inject a user.
+//
+// Each verified assertion is remembered until it expires and a second
+// observation of it fails with ErrReplayed: a captured SAMLResponse
+// posted again does not give its holder a proxy session. The memory is
+// per observer (per appliance); in a fleet the app's own replay check
+// remains the backstop.
 type SAMLObserver struct {
 	certs []*x509.Certificate
 	now   func() time.Time
+
+	mu   sync.Mutex
+	seen map[string]time.Time // issuer + "\x00" + assertion ID -> forget after
+}
+
+// maxSeenAssertions bounds the replay memory. Only assertions that passed
+// signature verification are remembered, so filling it takes that many
+// genuine logins within one assertion lifetime.
+const maxSeenAssertions = 1 << 16
+
+// rememberOnce records key until expiry; false if it was already there or
+// the memory is full of unexpired assertions.
+func (o *SAMLObserver) rememberOnce(key string, now, expiry time.Time) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if exp, ok := o.seen[key]; ok && now.Before(exp) {
+		return ErrReplayed
+	}
+	if len(o.seen) >= maxSeenAssertions {
+		for k, exp := range o.seen {
+			if !now.Before(exp) {
+				delete(o.seen, k)
+			}
+		}
+		if len(o.seen) >= maxSeenAssertions {
+			return errors.New("SAML replay memory is full; refusing to learn identities until assertions expire")
+		}
+	}
+	o.seen[key] = expiry
+	return nil
 }
 
 // NewSAMLObserver trusts the given IdP signing certificates.
@@ -37,7 +78,7 @@ func NewSAMLObserver(idpCerts []*x509.Certificate, now func() time.Time) *SAMLOb
 	if now == nil {
 		now = time.Now
 	}
-	return &SAMLObserver{certs: idpCerts, now: now}
+	return &SAMLObserver{certs: idpCerts, now: now, seen: map[string]time.Time{}}
 }
 
 // Observe verifies a base64 SAMLResponse posted to acsURL (the app's
@@ -97,22 +138,35 @@ func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
 		return Identity{}, fmt.Errorf("SAML response is for %s, not %s", d, acsURL)
 	}
 	now := o.now()
+	// Remember the assertion at least as long as any window we accept it
+	// in, plus the skew we allow.
+	forget := now.Add(defaultAssertionLife)
+	later := func(e *etree.Element) {
+		if t, err := time.Parse(time.RFC3339, e.SelectAttrValue("NotOnOrAfter", "")); err == nil && t.After(forget) {
+			forget = t
+		}
+	}
 	if c := assertion.FindElement("./Conditions"); c != nil {
 		if err := window(c, now); err != nil {
 			return Identity{}, err
 		}
+		later(c)
 	}
 	var recipientOK bool
 	for _, scd := range assertion.FindElements("./Subject/SubjectConfirmation/SubjectConfirmationData") {
 		if err := window(scd, now); err != nil {
 			return Identity{}, err
 		}
+		later(scd)
 		if r := scd.SelectAttrValue("Recipient", ""); r == acsURL {
 			recipientOK = true
 		}
 	}
 	if !recipientOK {
 		return Identity{}, fmt.Errorf("SAML assertion is not addressed to %s", acsURL)
+	}
+	if assertion.FindElement("./Subject/EncryptedID") != nil {
+		return Identity{}, ErrEncryptedAssertion
 	}
 	nameID := assertion.FindElement("./Subject/NameID")
 	if nameID == nil || strings.TrimSpace(nameID.Text()) == "" {
@@ -123,9 +177,16 @@ func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
 		id.Issuer = strings.TrimSpace(iss.Text())
 	}
 	for _, a := range assertion.FindElements("./AttributeStatement/Attribute") {
-		name := a.SelectAttrValue("Name", "")
+		// Attributes are often named by OID with a readable FriendlyName
+		// (urn:oid:0.9.2342.19200300.100.1.3 is "mail"); keep both keys.
+		names := []string{a.SelectAttrValue("Name", "")}
+		if fn := a.SelectAttrValue("FriendlyName", ""); fn != "" && fn != names[0] {
+			names = append(names, fn)
+		}
 		for _, v := range a.FindElements("./AttributeValue") {
-			id.Attrs[name] = append(id.Attrs[name], strings.TrimSpace(v.Text()))
+			for _, name := range names {
+				id.Attrs[name] = append(id.Attrs[name], strings.TrimSpace(v.Text()))
+			}
 		}
 	}
 	for _, g := range groupAttributes {
@@ -139,6 +200,13 @@ func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
 		if t, err := time.Parse(time.RFC3339, s.SelectAttrValue("SessionNotOnOrAfter", "")); err == nil {
 			id.Expires = t
 		}
+	}
+	aid := assertion.SelectAttrValue("ID", "")
+	if aid == "" {
+		return Identity{}, errors.New("SAML assertion has no ID")
+	}
+	if err := o.rememberOnce(id.Issuer+"\x00"+aid, now, forget.Add(clockSkew)); err != nil {
+		return Identity{}, err
 	}
 	return id, nil
 }

@@ -17,7 +17,7 @@ const acs = "https://sp.lab/saml/acs"
 var samlNow = time.Now().Add(time.Minute).Truncate(time.Second)
 
 // buildResponse makes a SAML response for alice to acs, valid at samlNow.
-func buildResponse(t *testing.T, mutate func(resp, assertion *etree.Element)) (*etree.Document, *etree.Element, *etree.Element) {
+func buildResponse(t testing.TB, mutate func(resp, assertion *etree.Element)) (*etree.Document, *etree.Element, *etree.Element) {
 	t.Helper()
 	ts := func(d time.Duration) string { return samlNow.Add(d).Format(time.RFC3339) }
 	doc := etree.NewDocument()
@@ -52,7 +52,7 @@ func buildResponse(t *testing.T, mutate func(resp, assertion *etree.Element)) (*
 	return doc, resp, a
 }
 
-func signAssertion(t *testing.T, ks dsig.X509KeyStore, doc *etree.Document, resp, a *etree.Element) {
+func signAssertion(t testing.TB, ks dsig.X509KeyStore, doc *etree.Document, resp, a *etree.Element) {
 	t.Helper()
 	ctx := dsig.NewDefaultSigningContext(ks)
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
@@ -64,7 +64,7 @@ func signAssertion(t *testing.T, ks dsig.X509KeyStore, doc *etree.Document, resp
 	resp.AddChild(signed)
 }
 
-func encode(t *testing.T, doc *etree.Document) string {
+func encode(t testing.TB, doc *etree.Document) string {
 	t.Helper()
 	b, err := doc.WriteToBytes()
 	if err != nil {
@@ -73,7 +73,7 @@ func encode(t *testing.T, doc *etree.Document) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func certOf(t *testing.T, ks dsig.X509KeyStore) *x509.Certificate {
+func certOf(t testing.TB, ks dsig.X509KeyStore) *x509.Certificate {
 	_, der, err := ks.GetKeyPair()
 	if err != nil {
 		t.Fatal(err)
@@ -146,13 +146,25 @@ func TestSAMLObserve(t *testing.T) {
 	}
 }
 
+// FuzzSAMLObserve starts from a validly signed response: whatever the
+// fuzzer makes of it, Observe must not panic, and anything it accepts
+// must still be alice's signed assertion.
 func FuzzSAMLObserve(f *testing.F) {
+	ks := dsig.RandomKeyStoreForTest()
+	obs := NewSAMLObserver([]*x509.Certificate{certOf(f, ks)}, func() time.Time { return samlNow })
+	doc, resp, a := buildResponse(f, nil)
+	signAssertion(f, ks, doc, resp, a)
+	signed, _ := doc.WriteToBytes()
+	unsigned, _, _ := buildResponse(f, nil)
+	plain, _ := unsigned.WriteToBytes()
+	f.Add(signed)
+	f.Add(plain)
 	f.Add([]byte("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>"))
 	f.Add([]byte("<Response><Assertion><Signature/></Assertion></Response>"))
-	obs := NewSAMLObserver(nil, func() time.Time { return samlNow })
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if id, err := obs.Observe(base64.StdEncoding.EncodeToString(b), acs); err == nil {
-			t.Fatalf("accepted %q as %+v with no trusted certificate", b, id)
+		id, err := obs.Observe(base64.StdEncoding.EncodeToString(b), acs)
+		if err == nil && (id.User != "alice@lab.example" || strings.Join(id.Groups, ",") != "staff,finance") {
+			t.Fatalf("accepted a forged identity %+v from %q", id, b)
 		}
 	})
 }

@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -104,11 +106,15 @@ func open(aeads []cipher.AEAD, host, kind, value string, v any) bool {
 // Set issues the session cookie for host (the suffixed host the browser
 // uses).
 func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
-	exp := s.now().Add(s.ttl)
+	now := s.now()
+	exp := now.Add(s.ttl)
 	if !id.Expires.IsZero() && id.Expires.Before(exp) {
 		exp = id.Expires
 	}
-	v, err := seal(s.aeads[0], host, "session", sealedSession{Identity: id, Exp: exp.Unix()})
+	if !exp.After(now.Add(time.Second)) {
+		return fmt.Errorf("session for %s: the identity expired at %s", id.User, exp.Format(time.RFC3339))
+	}
+	v, err := seal(s.aeads[0], canonicalHost(host), "session", sealedSession{Identity: id, Exp: exp.Unix()})
 	if err != nil {
 		return err
 	}
@@ -116,7 +122,7 @@ func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
 		return ErrSessionTooLarge
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: v, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, MaxAge: int(time.Until(exp).Seconds()) + 1})
+		SameSite: http.SameSiteLaxMode, MaxAge: int(exp.Sub(now).Seconds())})
 	return nil
 }
 
@@ -125,12 +131,21 @@ func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
 func (s *Sessions) Get(r *http.Request, host string) (Identity, bool) {
 	for _, c := range r.CookiesNamed(CookieName) {
 		var ss sealedSession
-		if open(s.aeads, host, "session", c.Value, &ss) && s.now().Unix() < ss.Exp {
+		if open(s.aeads, canonicalHost(host), "session", c.Value, &ss) && s.now().Unix() < ss.Exp {
 			ss.Identity.Expires = time.Unix(ss.Exp, 0)
 			return ss.Identity, true
 		}
 	}
 	return Identity{}, false
+}
+
+// canonicalHost lower-cases host and drops a port and a trailing dot, so
+// "App.Example.com.gw.test:443" and "app.example.com.gw.test" are one host.
+func canonicalHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
 // Clear removes the session cookie.

@@ -330,3 +330,60 @@ func writeLeaf(t *testing.T, c tls.Certificate, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
+
+// samlLogin signs user in at sp.lab through the suffix proxy.
+func samlLogin(t *testing.T, c *http.Client, user, password string) {
+	t.Helper()
+	resp, body := get(t, c, "https://sp.lab.gw.test/")
+	for i := 0; i < 3 && !bytes.Contains(body, []byte("Hello ")); i++ {
+		f := firstForm(t, resp.Request.URL, body)
+		set := map[string]string{}
+		if _, ok := f.fields["password"]; ok {
+			set = map[string]string{"user": user, "password": password}
+		}
+		resp, body = f.submit(t, c, set)
+	}
+	if !bytes.Contains(body, []byte("Hello "+user)) {
+		t.Fatalf("SAML login of %s did not complete: %s %d\n%s", user, resp.Request.URL, resp.StatusCode, body)
+	}
+}
+
+// TestE2ESuffixPolicyByGroup: the identity learnt from the SAML assertion
+// reaches the session policies: a download blocked for the finance group is
+// blocked for alice (finance) and allowed for bob (staff only).
+func TestE2ESuffixPolicyByGroup(t *testing.T) {
+	dir := t.TempDir()
+	pol := `session_policies:
+  - id: finance-no-reports
+    filters:
+      apps: [saml-lab]
+      groups: [finance]
+    control: block_activities
+    activities: [download_file]
+    action: block
+    message: Finance may not download reports from this app.
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := newSSOLab(t, "policy:\n  dir: "+dir+"\n")
+	l.start()
+	defer l.stop(syscall.SIGTERM)
+
+	alice := l.browserlessClient(t)
+	samlLogin(t, alice, "alice", "alice-pw")
+	resp, body := get(t, alice, "https://sp.lab.gw.test/files/report.csv")
+	if resp.StatusCode != http.StatusForbidden || !bytes.Contains(body, []byte("Finance may not download reports")) {
+		t.Fatalf("alice (finance): %d %s", resp.StatusCode, body)
+	}
+	bob := l.browserlessClient(t)
+	samlLogin(t, bob, "bob", "bob-pw")
+	resp, body = get(t, bob, "https://sp.lab.gw.test/files/report.csv")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob (staff): %d %s", resp.StatusCode, body)
+	}
+	line := l.waitAccessLog(t, func(m map[string]any) bool { return m["path"] == "/files/report.csv" && m["decision"] == "block" })
+	if line["user"] != "alice@lab.example" || !strings.Contains(fmt.Sprint(line["reason"]), "finance-no-reports") {
+		t.Errorf("access log: %v", line)
+	}
+}

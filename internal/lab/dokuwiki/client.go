@@ -1,10 +1,12 @@
 package dokuwiki
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -73,6 +75,58 @@ func RawPage(ctx context.Context, c *http.Client, base, id string) (string, erro
 // are served.
 func MediaURL(base, id string) string {
 	return base + "lib/exe/fetch.php?media=" + url.QueryEscape(id)
+}
+
+// UploadMedia uploads data as media ns:name through DokuWiki's plain upload
+// form (lib/exe/mediamanager.php, the form the media popup shows without
+// JavaScript), overwriting an existing file of that name. It returns the
+// stored media id.
+func UploadMedia(ctx context.Context, c *http.Client, base, ns, name string, data []byte) (string, error) {
+	form, err := loadForm(ctx, c, base+"lib/exe/mediamanager.php?ns="+url.QueryEscape(ns), "dw__upload", true)
+	if err != nil {
+		return "", err
+	}
+	form.Set("mediaid", name)
+	form.Set("ow", "1")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, vs := range form {
+		for _, v := range vs {
+			if err := mw.WriteField(k, v); err != nil {
+				return "", err
+			}
+		}
+	}
+	fw, err := mw.CreateFormFile("upload", name)
+	if err != nil {
+		return "", err
+	}
+	if _, err := fw.Write(data); err != nil {
+		return "", err
+	}
+	if err := mw.Close(); err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"lib/exe/mediamanager.php", &body)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	page, err := do(c, req)
+	if err != nil {
+		return "", err
+	}
+	id := strings.Trim(ns, ":") + ":" + name
+	if strings.Contains(page, `class="error"`) || !strings.Contains(page, `class="success"`) {
+		return "", fmt.Errorf("dokuwiki: upload of %q refused: %s", id, msgText(page))
+	}
+	return id, nil
+}
+
+// DownloadMedia returns the stored bytes of media id.
+func DownloadMedia(ctx context.Context, c *http.Client, base, id string) ([]byte, error) {
+	s, err := get(ctx, c, MediaURL(base, id))
+	return []byte(s), err
 }
 
 func get(ctx context.Context, c *http.Client, u string) (string, error) {
@@ -195,7 +249,7 @@ func formFields(page, formID string) (url.Values, bool) {
 // msgText pulls DokuWiki's error/info messages out of a page, for errors.
 func msgText(page string) string {
 	var out []string
-	for _, cls := range []string{`class="error"`, `class="notify"`, `class="info"`} {
+	for _, cls := range []string{`class="error"`, `class="notify"`, `class="info"`, `class="success"`} {
 		if i := strings.Index(page, cls); i >= 0 {
 			s := page[i+len(cls):]
 			if j := strings.Index(s, "</div>"); j >= 0 {

@@ -102,11 +102,11 @@ func Start(t testing.TB, cfg Config) *Wiki {
 
 	ctx := context.Background()
 	fpmCmd := cfg.NS.Command(ctx, fpm, "-F", "-R", "-y", filepath.Join(w.Dir, "php-fpm.conf"))
-	startDaemon(t, w.Dir, "php-fpm", fpmCmd)
+	fpmDone := startDaemon(t, w.Dir, "php-fpm", fpmCmd)
 	nginxCmd := cfg.NS.Command(ctx, nginx, "-p", w.Dir, "-c", filepath.Join(w.Dir, "nginx.conf"), "-e", filepath.Join(w.Dir, "log", "nginx-error.log"))
-	startDaemon(t, w.Dir, "nginx", nginxCmd)
+	nginxDone := startDaemon(t, w.Dir, "nginx", nginxCmd)
 
-	if err := w.waitReady(cfg.ReadyTimeout, fpmCmd, nginxCmd); err != nil {
+	if err := w.waitReady(cfg.ReadyTimeout, fpmDone, nginxDone); err != nil {
 		t.Fatalf("dokuwiki: %s not ready: %v\n%s", w.URL, err, w.logs())
 	}
 	t.Cleanup(func() {
@@ -155,9 +155,17 @@ func (w *Wiki) writeInstance() error {
 	return nil
 }
 
+// daemon is a started server process; exited is closed once it has been
+// reaped, and err then holds how it ended.
+type daemon struct {
+	name   string
+	exited chan struct{}
+	err    error
+}
+
 // startDaemon starts cmd in its own process group and registers a cleanup
 // that stops the whole group (master and workers): SIGTERM, then SIGKILL.
-func startDaemon(t testing.TB, dir, name string, cmd *exec.Cmd) {
+func startDaemon(t testing.TB, dir, name string, cmd *exec.Cmd) *daemon {
 	t.Helper()
 	out, err := os.Create(filepath.Join(dir, "log", name+".out"))
 	if err != nil {
@@ -170,8 +178,9 @@ func startDaemon(t testing.TB, dir, name string, cmd *exec.Cmd) {
 		out.Close()
 		t.Fatalf("dokuwiki: start %s: %v", name, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); out.Close(); close(exited) }()
+	d := &daemon{name: name, exited: make(chan struct{})}
+	exited := d.exited
+	go func() { d.err = cmd.Wait(); out.Close(); close(exited) }()
 	t.Cleanup(func() {
 		pgid := cmd.Process.Pid
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
@@ -188,37 +197,68 @@ func startDaemon(t testing.TB, dir, name string, cmd *exec.Cmd) {
 			t.Errorf("dokuwiki: %s (pid %d) still running after SIGKILL", name, pgid)
 		}
 	})
+	return d
 }
 
-func (w *Wiki) waitReady(timeout time.Duration, cmds ...*exec.Cmd) error {
-	c := w.Client()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		for _, cmd := range cmds {
-			if cmd.ProcessState != nil {
-				return fmt.Errorf("%s exited: %v", filepath.Base(cmd.Args[len(cmd.Args)-1]), cmd.ProcessState)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.URL+"doku.php?id=start", nil)
-		resp, err := c.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode == http.StatusOK && strings.Contains(string(body), "Portcullis lab wiki"):
+func (w *Wiki) waitReady(timeout time.Duration, daemons ...*daemon) error {
+	// A probe in flight is cut short when a daemon dies: a dead nginx can
+	// leave another socket on its port that accepts and never answers.
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	died := make(chan *daemon, len(daemons))
+	for _, d := range daemons {
+		go func() {
+			select {
+			case <-d.exited:
+				died <- d
 				cancel()
-				return nil
-			default:
-				err = fmt.Errorf("status %d: %.300s", resp.StatusCode, body)
+			case <-ctx.Done():
 			}
-		}
-		cancel()
-		last = err
-		time.Sleep(100 * time.Millisecond)
+		}()
 	}
-	return fmt.Errorf("after %v: %v", timeout, last)
+	c := w.Client()
+	var last error
+	for {
+		select {
+		case d := <-died:
+			return fmt.Errorf("%s exited during start: %v", d.name, d.err)
+		case <-ctx.Done():
+			select {
+			case d := <-died:
+				return fmt.Errorf("%s exited during start: %v", d.name, d.err)
+			default:
+			}
+			return fmt.Errorf("after %v: %v", timeout, last)
+		default:
+		}
+		if last = w.probe(ctx, c); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// probe asks for the start page once.
+func (w *Wiki) probe(ctx context.Context, c *http.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.URL+"doku.php?id=start", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Portcullis lab wiki") {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, body)
+	}
+	return nil
 }
 
 // Client returns an HTTP client with its own cookie jar that reaches the

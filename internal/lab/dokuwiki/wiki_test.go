@@ -3,7 +3,11 @@ package dokuwiki
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -12,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +49,7 @@ func newWikiLab(t *testing.T) *wikiLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := lab.EncodeLeaf(leaf)
+	certPEM, keyPEM, err := encodeLeaf(leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +101,22 @@ func TestWikiHTTPClient(t *testing.T) {
 	if err := SavePage(ctx, c, w.URL, "lab:gotest", text+"\nsecond revision\n"); err != nil {
 		t.Errorf("second save: %v", err)
 	}
+
+	img := testPNG(t)
+	if _, err := UploadMedia(ctx, anon, w.URL, "lab", "anon.png", img); err == nil {
+		t.Error("an anonymous client uploaded a file; the ACL allows only reading")
+	}
+	id, err := UploadMedia(ctx, c, w.URL, "lab", "gotest.png", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, err := DownloadMedia(ctx, anon, w.URL, id)
+	if err != nil || !bytes.Equal(got2, img) {
+		t.Errorf("download of %s: %d bytes, %v; want the %d uploaded bytes", id, len(got2), err, len(img))
+	}
+	if _, err := DownloadMedia(ctx, anon, w.URL, "lab:missing.png"); err == nil {
+		t.Error("download of a missing media file succeeded")
+	}
 }
 
 // testPNG is a deterministic 48x48 noise image: real PNG (DokuWiki checks
@@ -130,7 +151,7 @@ func TestWikiCleanupStopsDaemons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := lab.EncodeLeaf(leaf)
+	certPEM, keyPEM, err := encodeLeaf(leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +171,19 @@ func TestWikiCleanupStopsDaemons(t *testing.T) {
 	}
 }
 
+// encodeLeaf writes a lab leaf as nginx reads it: the certificate chain
+// (leaf first, then the CA) and the PKCS#8 private key, both PEM.
+func encodeLeaf(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	for _, der := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode leaf key: %w", err)
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
 func nsPIDs(t *testing.T, ns *lab.NS) []string {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "pids", ns.Name).Output()
@@ -157,4 +191,67 @@ func nsPIDs(t *testing.T, ns *lab.NS) []string {
 		t.Fatalf("ip netns pids %s: %v", ns.Name, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// TestWikiStartFailsClearly occupies the wiki's port first: nginx cannot
+// bind, and Start must fail the test at once, naming nginx, instead of
+// waiting for its whole ready timeout.
+func TestWikiStartFailsClearly(t *testing.T) {
+	lab.RequireRoot(t)
+	origin := lab.NewNS(t, "wf")
+	origin.IP("addr", "add", "198.18.7.3/32", "dev", "lo")
+	squatter, err := origin.Listen("tcp", "198.18.7.3:443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { squatter.Close() })
+	ca, err := lab.NewTestCA("failure CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf(lab.LeafOptions{Names: []string{"wiki.lab"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := encodeLeaf(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &fatalRecorder{TB: t}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(rec, Config{NS: origin, Addr: netip.MustParseAddr("198.18.7.3"), Name: "wiki.lab",
+			Cert: certPEM, Key: keyPEM, ReadyTimeout: 15 * time.Second})
+	}()
+	<-done
+	took := time.Since(start)
+	t.Logf("Start failed after %v", took.Round(time.Millisecond))
+	switch {
+	case rec.fatal == "":
+		t.Fatal("Start succeeded on a port another socket holds")
+	case !strings.Contains(rec.fatal, "nginx exited during start") || !strings.Contains(rec.fatal, "Address already in use"):
+		t.Errorf("Start failed with %q; want it to say nginx exited, and why (from nginx's log)", rec.fatal)
+	case took > 10*time.Second:
+		t.Errorf("Start took %v to notice nginx had exited", took)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatal ends only the calling goroutine
+// and keeps the message; cleanups still belong to the real test.
+type fatalRecorder struct {
+	testing.TB
+	fatal string
+}
+
+func (r *fatalRecorder) Helper() {}
+func (r *fatalRecorder) Fatal(args ...any) {
+	r.fatal = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.fatal = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }

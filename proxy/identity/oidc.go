@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/client"
@@ -110,9 +111,13 @@ func random() string {
 }
 
 // Start sends the browser to the provider; after the login it comes back to
-// returnURL on this host.
+// returnURL, an https URL of this host (r.Host, the suffixed host) or a
+// path on it.
 func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL string) {
-	u, err := url.Parse(returnURL)
+	u, err := (&url.URL{Scheme: "https", Host: r.Host, Path: "/"}).Parse(returnURL)
+	if err == nil {
+		u.Host = strings.ToLower(u.Host)
+	}
 	if err != nil || !l.cfg.AllowedReturn(u) {
 		http.Error(w, "sign-in: the return address is not an app served by this gateway", http.StatusBadRequest)
 		return

@@ -178,6 +178,18 @@ func TestOIDCLoginRefusals(t *testing.T) {
 	if r := visit(t, f.browser, f.appURL+"/start?return="+url.QueryEscape("https://other.gw.test/")); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("return to another onboarded host: %d", r.StatusCode)
 	}
+	if r := visit(t, f.browser, f.appURL+"/start?return="+url.QueryEscape("//evil.example/")); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("protocol-relative return to a foreign host: %d", r.StatusCode)
+	}
+	if r := visit(t, f.browser, f.appURL+"/start?return="+url.QueryEscape("http://app.gw.test/")); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("return over plain http: %d", r.StatusCode)
+	}
+	// A path of this host is a valid return address.
+	fresh := *f.browser
+	fresh.Jar, _ = cookiejar.New(nil)
+	if r := visit(t, &fresh, f.appURL+"/start?return=%2Fdocs"); r.StatusCode != http.StatusFound || !strings.Contains(r.Header.Get("Location"), "/authorize?") {
+		t.Errorf("return to a path: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	}
 	if r := visit(t, f.browser, f.appURL+"/.portcullis/oidc/callback?code=x&state=y"); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("callback without a login in progress: %d", r.StatusCode)
 	}
@@ -216,5 +228,34 @@ func TestOIDCLoginRefusals(t *testing.T) {
 	cb2.Host = "other.gw.test"
 	if r := visit(t, &moved, cb2.String()); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("login cookie moved to another host: %d", r.StatusCode)
+	}
+}
+
+// The proxy hands Start the suffixed Host header as the browser sent it,
+// perhaps with a port and in any case: the redirect_uri names the bare,
+// lower-case host, the form the OP's registered patterns use.
+func TestOIDCRedirectURIHost(t *testing.T) {
+	f := newOIDCFixture(t)
+	rec := httptest.NewRecorder()
+	f.login.Start(rec, httptest.NewRequest("GET", "https://App.Example.com.GW.test:8443/x", nil), "/x")
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusFound || err != nil {
+		t.Fatalf("start: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	q := loc.Query()
+	if got := q.Get("redirect_uri"); got != "https://app.example.com.gw.test/.portcullis/oidc/callback" {
+		t.Errorf("redirect_uri %q", got)
+	}
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("state") == "" {
+		t.Errorf("authorize request lacks PKCE, nonce or state: %s", loc.RawQuery)
+	}
+	var login *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == loginCookie {
+			login = c
+		}
+	}
+	if login == nil || !login.Secure || !login.HttpOnly || login.Path != "/" || login.Domain != "" || strings.Contains(login.Value, q.Get("state")) {
+		t.Errorf("login cookie %+v", login)
 	}
 }

@@ -16,6 +16,8 @@ type policyEnforcer struct {
 	dir    string
 	static *accessDecider
 	engine atomic.Pointer[policy.Engine]
+	// alerts receives the alerts of matched policies; nil drops them.
+	alerts *alerter
 }
 
 var (
@@ -63,7 +65,11 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 		// Plain HTTP: the host is only known per request.
 		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept}
 	}
-	d := e.Access(&policy.AccessRequest{Subject: subjectOf(ci), Host: name})
+	subj := subjectOf(ci)
+	d := e.Access(&policy.AccessRequest{Subject: subj, Host: name})
+	if d.Alert {
+		p.alerts.alertsOf(d.Matches, d.App, subj, name, "access")
+	}
 	switch {
 	case d.Action == policy.ActionBlock:
 		return proxy.ConnDecision{Verdict: proxy.VerdictBlock, Reason: "policy " + winnerID(d.Matches, d.Winner)}
@@ -89,6 +95,9 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 		// The suffix proxy has no connection-level decision: the app is
 		// only known per request, and so is the user.
 		a := e.Access(&policy.AccessRequest{Subject: subj, Host: r.Host})
+		if a.Alert {
+			p.alerts.alertsOf(a.Matches, a.App, subj, r.Host, "access")
+		}
 		if a.Action == policy.ActionBlock {
 			msg := a.Message
 			if msg == "" {
@@ -102,6 +111,13 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 	if d.NeedInspection {
 		req.Inspection = policy.InspectionFailed
 		d = e.Session(req)
+	}
+	if d.Alert {
+		act := d.Activity
+		if act == "" {
+			act = r.Method + " " + r.URL.Path
+		}
+		p.alerts.alertsOf(d.Matches, d.App, subj, r.Host, act)
 	}
 	switch d.Action {
 	case policy.ActionAllow:

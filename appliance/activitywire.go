@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -166,6 +167,34 @@ func activityExporters(cfg *Config, st *activity.Store) (map[string]func(context
 		out["syslog"] = func(ctx context.Context) error {
 			defer exp.Close()
 			return exp.Run(ctx)
+		}
+	}
+	if kc := cfg.Activity.Kafka; len(kc.Brokers) > 0 {
+		kcfg := activity.KafkaConfig{Brokers: kc.Brokers, Topic: kc.Topic, ClientID: "portcullis", KeyBy: kc.KeyBy}
+		if kc.TLS {
+			roots, err := rootsWith("activity.kafka.roots", kc.Roots)
+			if err != nil {
+				return nil, err
+			}
+			kcfg.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		}
+		if kc.SASL.Mechanism != "" {
+			pw, err := os.ReadFile(kc.SASL.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("activity.kafka.sasl.password_file: %w", err)
+			}
+			kcfg.SASL = &activity.KafkaSASL{Mechanism: kc.SASL.Mechanism, User: kc.SASL.User, Password: strings.TrimSpace(string(pw))}
+		}
+		if err := kcfg.Validate(); err != nil {
+			return nil, fmt.Errorf("activity.kafka: %w", err)
+		}
+		out["kafka"] = func(ctx context.Context) error {
+			k, err := st.StartKafka(ctx, kcfg)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return k.Close()
 		}
 	}
 	return out, nil

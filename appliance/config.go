@@ -100,6 +100,23 @@ type ActivityConfig struct {
 	MaxBytes int64           `mapstructure:"max_bytes"`
 	JSONL    JSONLinesConfig `mapstructure:"jsonl"`
 	Syslog   SyslogConfig    `mapstructure:"syslog"`
+	Kafka    KafkaConfig     `mapstructure:"kafka"`
+}
+
+// KafkaConfig exports activity events to a Kafka topic.
+type KafkaConfig struct {
+	Brokers []string        `mapstructure:"brokers"`
+	Topic   string          `mapstructure:"topic"`
+	KeyBy   string          `mapstructure:"key_by"`
+	TLS     bool            `mapstructure:"tls"`
+	Roots   []string        `mapstructure:"roots"`
+	SASL    KafkaSASLConfig `mapstructure:"sasl"`
+}
+
+type KafkaSASLConfig struct {
+	Mechanism    string `mapstructure:"mechanism"`
+	User         string `mapstructure:"user"`
+	PasswordFile string `mapstructure:"password_file"`
 }
 
 type SyslogConfig struct {

@@ -11,56 +11,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// eventColumns is the column order shared by insertSQL, the SELECTs and
-// eventArgs/scanEvent; keeping it in one place keeps the three in step.
+// eventColumns is the column order shared by the INSERTs, the SELECTs,
+// appendEventArgs and scanEvent; keeping it in one place keeps them in step.
 const eventColumns = `id, ts, mode, user_name, user_groups, source_ip, device_tags,
 	client_app, ja4, app, host, method, path, activity, file_name, file_size,
 	file_sha256, policies, action, reason, bytes_up, bytes_down, session_id`
 
-var insertSQL = "INSERT INTO events (" + eventColumns + ") VALUES (" +
-	strings.TrimSuffix(strings.Repeat("?,", strings.Count(eventColumns, ",")+1), ",") + ")"
-
 // selectColumns prefixes every column with the events alias "e." for the
 // joins in Search.
 var selectColumns = "e.seq, e." + strings.Join(strings.Split(strings.Join(strings.Fields(eventColumns), ""), ","), ", e.")
-
-// eventArgs returns ev as INSERT arguments in eventColumns order. Lists are
-// JSON arrays (NULL when empty) because the side-table triggers read them
-// with json_each, and JSON survives any byte a name may contain.
-func eventArgs(ev *Event) ([]any, error) {
-	groups, err := jsonList(ev.Groups)
-	if err != nil {
-		return nil, err
-	}
-	tags, err := jsonList(ev.DeviceTags)
-	if err != nil {
-		return nil, err
-	}
-	policies, err := jsonList(ev.Policies)
-	if err != nil {
-		return nil, err
-	}
-	ip := ""
-	if ev.SourceIP.IsValid() {
-		ip = ev.SourceIP.String()
-	}
-	return []any{
-		ev.ID[:], ev.Time.UnixNano(), string(ev.Mode), ev.User, groups, ip, tags,
-		ev.ClientApp, ev.JA4, ev.App, ev.Host, ev.Method, ev.Path, ev.Activity, ev.FileName, ev.FileSize,
-		ev.FileSHA256, policies, ev.Action, ev.Reason, ev.BytesUp, ev.BytesDown, ev.SessionID,
-	}, nil
-}
-
-func jsonList(l []string) (any, error) {
-	if len(l) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		return nil, fmt.Errorf("encode list: %w", err)
-	}
-	return string(b), nil
-}
 
 // scanEvent reads one row selected with selectColumns.
 func scanEvent(rows *sql.Rows) (Event, error) {

@@ -2,47 +2,67 @@ package activity
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
 )
 
-// queued is an event on its way to the writer. enqueued (with its monotonic
-// clock reading) measures commit lag independently of the event's own Time,
-// which the caller may have set to when the request started.
-type queued struct {
-	ev       Event
-	enqueued time.Time
-	// durable, when set, receives the outcome of the group commit that
-	// holds the event (nil once it is fsynced).
-	durable chan error
+// group is a run of queued events the writer commits in one fsynced
+// transaction. Emitters append to the newest pending group (under Store.qmu)
+// until it holds MaxBatch events; the writer takes the oldest. Every durable
+// waiter on a group shares its done channel, so a commit wakes all of them
+// with one close and no per-event allocation.
+type group struct {
+	events []Event
+	// created is when the first event arrived (monotonic): the commit lag.
+	created time.Time
+	// durable is set when some event in the group has a waiter: the writer
+	// then does not linger for more events.
+	durable bool
+	done    chan struct{}
+	err     error // the commit's outcome, written before done is closed
 }
 
 // Ticket is a durable emission's claim on the outcome of its group commit.
-type Ticket struct{ ch chan error }
+// The zero Ticket was never issued.
+type Ticket struct{ g *group }
+
+// writer wake-up wishes, kept in Store.wake under qmu.
+const (
+	wakeNone   = iota // busy committing: it looks at the queue when done
+	wakeAny           // idle: any new event starts a commit
+	wakeUrgent        // lingering: only a durable waiter or a full group
+)
 
 // EmitDurable is Emit for a caller that will wait for the event to be on
-// disk (WaitDurable). A group holding such an event is committed as soon as
-// the queue has been drained instead of waiting out FlushInterval: the
-// group is whatever arrived while the previous commit ran. In BestEffort
-// mode a full queue is an error here too: a caller asking for durability
-// must not be told a dropped event is safe.
+// disk (WaitDurable). The writer commits as soon as it is idle, so the
+// group a waiter joins is whatever arrived while the previous fsync ran;
+// when FlushInterval makes the writer linger, a durable event cuts the
+// lingering short. In BestEffort mode a full queue is an error here too: a
+// caller asking for durability must not be told a dropped event is safe.
 func (s *Store) EmitDurable(ev Event) (Ticket, error) {
-	t := Ticket{ch: make(chan error, 1)}
-	return t, s.emit(ev, t.ch)
+	g, err := s.emit(ev, true)
+	return Ticket{g: g}, err
 }
 
 // WaitDurable blocks until the event of t is fsynced (nil), its commit was
-// given up (the error), or ctx ends.
+// given up at Close (an error wrapping ErrStoreUnavailable), or ctx ends.
 func (s *Store) WaitDurable(ctx context.Context, t Ticket) error {
-	if t.ch == nil {
+	if t.g == nil {
 		return errors.New("activity: wait on a ticket that was never issued")
 	}
+	select { // settled already: answer even if ctx is done
+	case <-t.g.done:
+		return t.g.err
+	default:
+	}
 	select {
-	case err := <-t.ch:
-		return err
+	case <-t.g.done:
+		return t.g.err
 	case <-ctx.Done():
 		return fmt.Errorf("activity: event not durable yet: %w", ctx.Err())
 	}
@@ -54,42 +74,107 @@ func (s *Store) WaitDurable(ctx context.Context, t Ticket) error {
 // In AuditStrict mode it returns ErrStoreUnavailable when the queue is full
 // or the last group commit failed: the caller must refuse the session. In
 // BestEffort mode it drops the event, counts it in Stats.Dropped and returns
-// nil. After Close it returns ErrClosed.
-func (s *Store) Emit(ev Event) error { return s.emit(ev, nil) }
+// nil; it never blocks. After Close it returns ErrClosed.
+func (s *Store) Emit(ev Event) error {
+	_, err := s.emit(ev, false)
+	return err
+}
 
-func (s *Store) emit(ev Event, durable chan error) error {
+func (s *Store) emit(ev Event, durable bool) (*group, error) {
 	now := time.Now()
 	if ev.Time.IsZero() {
 		ev.Time = now
 	}
 	if ev.ID == (uuid.UUID{}) {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("event id: %w", err)
-		}
-		ev.ID = id
+		ev.ID = newEventID(now)
 	}
 	strict := s.opt.Durability == AuditStrict
 
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.qmu.Lock()
 	if s.closed {
-		return ErrClosed
+		s.qmu.Unlock()
+		return nil, ErrClosed
 	}
 	if strict && !s.healthy.Load() {
+		s.qmu.Unlock()
 		s.stats.refused.Add(1)
-		return ErrStoreUnavailable
+		return nil, ErrStoreUnavailable
 	}
-	select {
-	case s.queue <- queued{ev: ev, enqueued: now, durable: durable}:
-		s.stats.queued.Add(1)
-		return nil
-	default:
+	if s.depth >= s.opt.QueueSize {
+		s.qmu.Unlock()
+		if strict || durable {
+			s.stats.refused.Add(1)
+			return nil, ErrStoreUnavailable
+		}
+		s.stats.dropped.Add(1)
+		return nil, nil
 	}
-	if strict || durable != nil {
-		s.stats.refused.Add(1)
-		return ErrStoreUnavailable
+	var g *group
+	if n := len(s.pending); n > 0 && len(s.pending[n-1].events) < s.opt.MaxBatch {
+		g = s.pending[n-1]
+	} else {
+		g = s.newGroup(now)
+		s.pending = append(s.pending, g)
 	}
-	s.stats.dropped.Add(1)
-	return nil
+	g.events = append(g.events, ev)
+	g.durable = g.durable || durable
+	s.depth++
+	s.depthNow.Store(int64(s.depth))
+	wake := s.wake == wakeAny ||
+		(s.wake == wakeUrgent && (durable || len(g.events) == s.opt.MaxBatch))
+	if wake {
+		s.wake = wakeNone
+	}
+	s.qmu.Unlock()
+	s.stats.queued.Add(1)
+	if wake {
+		select {
+		case s.wakeCh <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	return g, nil
+}
+
+// newGroup returns an empty group, reusing an event buffer the writer gave
+// back when there is one. Called with qmu held.
+func (s *Store) newGroup(now time.Time) *group {
+	g := &group{created: now, done: make(chan struct{})}
+	if n := len(s.spare); n > 0 {
+		g.events = s.spare[n-1]
+		s.spare = s.spare[:n-1]
+	} else {
+		// Sized for a full group (capped by the queue): a buffer that had
+		// to grow would be copied on the request path.
+		g.events = make([]Event, 0, min(s.opt.MaxBatch, s.opt.QueueSize))
+	}
+	return g
+}
+
+// recycle returns a committed group's event buffer for reuse. The buffers
+// kept are bounded by how many groups fit in the queue.
+func (s *Store) recycle(g *group) {
+	buf := g.events[:cap(g.events)]
+	clear(buf) // drop references to the events' strings and slices
+	g.events = nil
+	s.qmu.Lock()
+	if len(s.spare) < s.opt.QueueSize/max(s.opt.MaxBatch, 1)+2 {
+		s.spare = append(s.spare, buf[:0])
+	}
+	s.qmu.Unlock()
+}
+
+// newEventID returns a UUIDv7 (RFC 9562 §5.7) for an event stamped at now:
+// 48 bits of Unix milliseconds, then 74 random bits. The bits come from
+// math/rand/v2's runtime generator rather than crypto/rand: an event id
+// must be unique, not unguessable, and the getrandom(2) call per event was
+// a third of Emit's cost.
+func newEventID(now time.Time) uuid.UUID {
+	var id uuid.UUID
+	ms := uint64(now.UnixMilli())
+	binary.BigEndian.PutUint64(id[0:8], ms<<16|rand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(id[8:16], rand.Uint64())
+	id[6] = id[6]&0x0f | 0x70 // version 7
+	id[8] = id[8]&0x3f | 0x80 // variant 10
+	return id
 }

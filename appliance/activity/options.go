@@ -35,12 +35,15 @@ type Options struct {
 	// QueueSize bounds the events waiting for the writer (default 65536,
 	// about a second of peak load; roughly 400 bytes each plus strings).
 	QueueSize int
-	// FlushInterval is the group-commit window: the writer commits at most
-	// this long after the first event of a group arrived (default 25 ms).
-	// Longer means fewer fsyncs, shorter means less loss on power failure.
+	// FlushInterval bounds how long the writer lingers to grow a group of
+	// events no one waits on (0, the default: it does not linger). The
+	// writer commits as soon as it is idle, so under load a group is
+	// whatever arrived during the previous fsync and the fsync rate adapts
+	// by itself; lingering only trades latency for fewer fsyncs at low
+	// rates. A durable waiter (EmitDurable) or a full group ends it early.
 	FlushInterval time.Duration
-	// MaxBatch ends a group early once this many events are in it
-	// (default 4096), bounding the transaction size and the writer's memory.
+	// MaxBatch bounds a group (default 4096 events): the transaction size
+	// and the writer's memory beyond the queue.
 	MaxBatch int
 
 	// MaxAge deletes events older than this (0: keep forever).
@@ -60,9 +63,6 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 65536
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 25 * time.Millisecond
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 4096

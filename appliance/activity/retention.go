@@ -14,6 +14,9 @@ const pruneChunk = 5000
 // PruneResult says what one Prune deleted.
 type PruneResult struct {
 	Deleted int64
+	// AlertsDeleted counts alerts older than MaxAge (size retention leaves
+	// alerts alone: they are few and are what an operator looks for).
+	AlertsDeleted int64
 	// Undelivered of them were past the slowest sink's cursor: retention
 	// outran an exporter and those events never left the appliance.
 	Undelivered int64
@@ -43,6 +46,13 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 				break
 			}
 		}
+	}
+	if s.opt.MaxAge > 0 {
+		r, err := s.wdb.Exec("DELETE FROM alerts WHERE ts < ?", now.Add(-s.opt.MaxAge).UnixNano())
+		if err != nil {
+			return res, fmt.Errorf("prune alerts: %w", err)
+		}
+		res.AlertsDeleted, _ = r.RowsAffected()
 	}
 	if s.opt.MaxBytes > 0 {
 		if err := s.pruneToSize(&res, slowest); err != nil {

@@ -97,7 +97,7 @@ func bulkSynthetic(path string, n int, end time.Time) error {
 	clients := []string{"browser", "browser", "mobile", "desktop"}
 	tags := []string{"managed", "unmanaged", "compliant", "byod", "windows", "macos", "linux", "ios"}
 	const chunk = 100000
-	group := make([]queued, 0, chunk)
+	group := make([]Event, 0, chunk)
 	for i := 0; i < n; {
 		group = group[:0]
 		for ; i < n && len(group) < chunk; i++ {
@@ -110,7 +110,7 @@ func bulkSynthetic(path string, n int, end time.Time) error {
 			if r.IntN(3) == 0 {
 				pol = append(pol, fmt.Sprintf("policy-%d", r.IntN(50)))
 			}
-			group = append(group, queued{ev: Event{
+			group = append(group, Event{
 				ID: id, Time: ts, Mode: ModeTransparent,
 				User:       fmt.Sprintf("user%d@corp.example", r.IntN(10000)),
 				Groups:     []string{"staff"},
@@ -129,7 +129,7 @@ func bulkSynthetic(path string, n int, end time.Time) error {
 				BytesUp:    int64(r.IntN(10000)),
 				BytesDown:  int64(r.IntN(1000000)),
 				SessionID:  fmt.Sprintf("s%d", r.IntN(100000)),
-			}})
+			})
 		}
 		if err := s.commit(group); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 type Stats struct {
 	Queued      uint64 // events Emit accepted
 	Written     uint64 // events committed to disk
+	Commits     uint64 // successful group commits (one fsync each)
 	Dropped     uint64 // BestEffort: events discarded because the queue was full
 	Refused     uint64 // AuditStrict: Emit calls answered ErrStoreUnavailable
 	Lost        uint64 // accepted events given up on at Close (disk kept failing)
@@ -31,11 +32,11 @@ type Stats struct {
 }
 
 type counters struct {
-	queued, written, dropped, refused, lost, writeErrors atomic.Uint64
-	pruned, prunedUndelivered, pruneErrors               atomic.Uint64
-	lastLag                                              atomic.Int64
-	lastSize                                             atomic.Int64
-	capacity                                             int
+	queued, written, commits, dropped, refused, lost, writeErrors atomic.Uint64
+	pruned, prunedUndelivered, pruneErrors                        atomic.Uint64
+	lastLag                                                       atomic.Int64
+	lastSize                                                      atomic.Int64
+	capacity                                                      int
 }
 
 // Stats returns the current counters. It is cheap enough to call on every
@@ -45,6 +46,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Queued:            c.queued.Load(),
 		Written:           c.written.Load(),
+		Commits:           c.commits.Load(),
 		Dropped:           c.dropped.Load(),
 		Refused:           c.refused.Load(),
 		Lost:              c.lost.Load(),
@@ -52,7 +54,7 @@ func (s *Store) Stats() Stats {
 		Pruned:            c.pruned.Load(),
 		PrunedUndelivered: c.prunedUndelivered.Load(),
 		PruneErrors:       c.pruneErrors.Load(),
-		QueueDepth:        len(s.queue),
+		QueueDepth:        int(s.depthNow.Load()),
 		QueueCapacity:     c.capacity,
 		LastCommitLag:     time.Duration(c.lastLag.Load()),
 		LastCommitSize:    int(c.lastSize.Load()),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -16,30 +17,41 @@ import (
 type Store struct {
 	opt Options
 
-	// wdb has exactly one connection: the writer, Advance and Prune share it,
-	// so SQLite's single-writer rule is enforced by the pool rather than by
-	// SQLITE_BUSY retries. rdb serves reads, which WAL lets run beside it.
+	// wdb has exactly one connection: the writer, Advance, Prune and the
+	// alert methods share it, so SQLite's single-writer rule is enforced by
+	// the pool rather than by SQLITE_BUSY retries. rdb serves reads, which
+	// WAL lets run beside it.
 	wdb, rdb *sql.DB
-	insert   *sql.Stmt
+	ins      *inserter // used only by the writer goroutine, under wmu
+	wmu      sync.Mutex
 
-	// mu orders Emit against Close: Emit holds it shared while it sends, so
-	// once Close holds it exclusively no Emit can slip an event into the
-	// queue after the writer's final drain.
-	mu     sync.RWMutex
-	closed bool
-	queue  chan queued
+	// qmu guards the queue: the pending groups (oldest first), their total
+	// event count, the writer's wake-up wish and closed. Emit holds it for
+	// an append, so once Close set closed no event can slip in after the
+	// writer's final drain.
+	qmu      sync.Mutex
+	pending  []*group
+	depth    int
+	spare    [][]Event // event buffers of committed groups, for reuse
+	wake     int
+	closed   bool
+	wakeCh   chan struct{} // capacity 1: "look at the queue"
+	depthNow atomic.Int64  // depth, for Stats without the lock
 
 	closing    chan struct{} // closed by Close: stop retrying and pruning
 	writerDone chan struct{}
 	prunerDone chan struct{}
+	alertsDone chan struct{}
 
 	healthy atomic.Bool // false after a failed group commit, until one succeeds
 	stats   counters
 	lastErr atomic.Pointer[error]
 }
 
-// Open opens (creating if needed) the store at path and starts its writer
-// and, when retention is configured, its pruner.
+// Open opens (creating if needed, migrating if older) the store at path,
+// writes the alert summaries of days that ended while it was closed, and
+// starts its writer, its alert summarizer and, when retention is
+// configured, its pruner.
 func Open(path string, opt Options) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		// The driver splits its DSN at the first '?'.
@@ -56,10 +68,11 @@ func Open(path string, opt Options) (*Store, error) {
 	s := &Store{
 		opt:        opt,
 		wdb:        wdb,
-		queue:      make(chan queued, opt.QueueSize),
+		wakeCh:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		prunerDone: make(chan struct{}),
+		alertsDone: make(chan struct{}),
 	}
 	if err := s.init(path); err != nil {
 		s.closeDBs()
@@ -67,7 +80,13 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	s.healthy.Store(true)
 	s.stats.capacity = opt.QueueSize
+	// Days that ended while the appliance was down get their summaries now.
+	if _, err := s.SummarizeAlerts(time.Now()); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
 	go s.write()
+	go s.alertLoop()
 	if opt.MaxAge > 0 || opt.MaxBytes > 0 {
 		go s.pruneLoop()
 	} else {
@@ -81,9 +100,9 @@ func Open(path string, opt Options) (*Store, error) {
 //     the file system; it only takes effect on a new database.
 //   - synchronous=FULL makes every group commit fsync the WAL: an event
 //     counted as written survives power loss.
-//   - temp_store=memory keeps statement journals off disk: the side-table
-//     triggers make every INSERT open one, and as temp files they cost half
-//     of the insert time in write(2) calls (measured with pprof).
+//   - temp_store=memory keeps statement journals off disk: retention's
+//     delete triggers open one per statement, and as temp files they cost
+//     half of the statement time in write(2) calls (measured with pprof).
 //   - a 64 MiB page cache keeps the hot right edges of the indexes resident
 //     across groups.
 func writeDSN(path string) string {
@@ -96,8 +115,8 @@ func (s *Store) init(path string) error {
 		return err
 	}
 	var err error
-	if s.insert, err = s.wdb.Prepare(insertSQL); err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
+	if s.ins, err = newInserter(s.wdb); err != nil {
+		return err
 	}
 	if s.rdb, err = sql.Open("sqlite", path+"?_busy_timeout=10000&_query_only=1"); err != nil {
 		return fmt.Errorf("open activity store for reading: %w", err)
@@ -111,18 +130,22 @@ func (s *Store) init(path string) error {
 // after a few attempts and reports how many accepted events were lost,
 // wrapping ErrStoreUnavailable. Closing twice returns nil.
 func (s *Store) Close() error {
-	s.mu.Lock()
+	s.qmu.Lock()
 	if s.closed {
-		s.mu.Unlock()
+		s.qmu.Unlock()
 		return nil
 	}
 	s.closed = true
 	close(s.closing)
-	close(s.queue)
-	s.mu.Unlock()
+	s.qmu.Unlock()
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
 
 	<-s.writerDone
 	<-s.prunerDone
+	<-s.alertsDone
 	closeErr := s.closeDBs()
 	if lost := s.stats.lost.Load(); lost > 0 {
 		return fmt.Errorf("%w: %d accepted events not written: %v", ErrStoreUnavailable, lost, s.lastError())
@@ -132,8 +155,8 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	if s.insert != nil {
-		errs = append(errs, s.insert.Close())
+	if s.ins != nil {
+		errs = append(errs, s.ins.close())
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())

@@ -88,20 +88,25 @@ func (f RFC5424) FormatCEF(ev *Event) []byte {
 	return append(b, FormatCEF(ev)...)
 }
 
-// appendHeader appends "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SP".
+// appendHeader appends "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SP"
+// for an activity event.
 func (f RFC5424) appendHeader(b []byte, ev *Event) []byte {
-	fac := f.Facility
-	if fac <= 0 || fac > 23 {
-		fac = FacilityLocal0
-	}
 	sev := severityInfo
 	if ev.Action == "block" {
 		sev = severityWarning
 	}
+	return f.appendHeaderWith(b, sev, ev.Time, syslogMsgID)
+}
+
+func (f RFC5424) appendHeaderWith(b []byte, sev int, t time.Time, msgID string) []byte {
+	fac := f.Facility
+	if fac <= 0 || fac > 23 {
+		fac = FacilityLocal0
+	}
 	b = append(b, '<')
 	b = strconv.AppendInt(b, int64(fac)*8+int64(sev), 10)
 	b = append(b, ">1 "...)
-	b = appendTimestamp(b, ev.Time)
+	b = appendTimestamp(b, t)
 	b = append(b, ' ')
 	b = appendHeaderField(b, f.Host, maxHostname)
 	b = append(b, ' ')
@@ -109,7 +114,7 @@ func (f RFC5424) appendHeader(b []byte, ev *Event) []byte {
 	b = append(b, ' ')
 	b = appendHeaderField(b, f.ProcID, maxProcID)
 	b = append(b, ' ')
-	b = appendHeaderField(b, syslogMsgID, maxMsgID)
+	b = appendHeaderField(b, msgID, maxMsgID)
 	return append(b, ' ')
 }
 

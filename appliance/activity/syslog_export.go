@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// Syslog exports events to a syslog receiver over TCP or TLS (RFC 5425),
-// one octet-counted frame ("LEN SP MSG", RFC 6587 §3.4.1) per event, in
-// commit order. Delivery is at-least-once: the cursor moves only after the
+// Syslog exports events, and alerts, to a syslog receiver over TCP or TLS
+// (RFC 5425), one octet-counted frame ("LEN SP MSG", RFC 6587 §3.4.1) per
+// record, each stream in commit order. Delivery is at-least-once: the cursor moves only after the
 // whole batch was written, and a failed batch is sent again in full on a
 // new connection, so receivers de-duplicate on the event id.
 //
@@ -58,6 +58,10 @@ type Syslog struct {
 	// MinBackoff and MaxBackoff bound the wait between failed attempts in
 	// Run, doubling from one to the other (defaults 250 ms and 30 s).
 	MinBackoff, MaxBackoff time.Duration
+	// NoAlerts leaves alerts out. By default alerts (RaiseAlert) go to the
+	// same receiver as separate messages with MSGID "alert" and their own
+	// cursor, CEF severity from the alert's.
+	NoAlerts bool
 
 	conn     net.Conn
 	failures int
@@ -134,11 +138,51 @@ func (s *Syslog) backoff() time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/4+1))
 }
 
-// ExportOnce sends the next batch after the sink's cursor, connecting first
-// if needed, and reports how many events it delivered. On error the
-// connection is dropped and the cursor is left where it was.
+// ExportOnce sends the next batch of events after the sink's cursor, then
+// the next batch of alerts after its alert cursor, connecting first if
+// needed, and reports how many records it delivered. On error the
+// connection is dropped and the failed stream's cursor is left where it was.
 func (s *Syslog) ExportOnce() (int, error) {
 	s.defaults()
+	n, err := s.exportEvents()
+	if err != nil || s.NoAlerts {
+		return n, err
+	}
+	m, err := s.exportAlerts()
+	return n + m, err
+}
+
+// exportAlerts sends the next batch of alerts as messages with MSGID
+// "alert", in alert order, at least once like events.
+func (s *Syslog) exportAlerts() (int, error) {
+	alerts, err := s.Store.ReadAlertsAfter(s.Sink, s.Batch)
+	if err != nil || len(alerts) == 0 {
+		return 0, err
+	}
+	f := RFC5424{Facility: s.Facility, Host: s.Hostname, App: s.AppName}
+	format := f.FormatAlert
+	if s.Format == "cef" {
+		format = f.FormatAlertCEF
+	}
+	buf := make([]byte, 0, len(alerts)*512)
+	for i := range alerts {
+		msg := format(&alerts[i])
+		buf = strconv.AppendInt(buf, int64(len(msg)), 10)
+		buf = append(buf, ' ')
+		buf = append(buf, msg...)
+	}
+	if err := s.send(buf); err != nil {
+		s.failures++
+		return 0, fmt.Errorf("syslog export of alerts to %s: %w", s.Addr, err)
+	}
+	s.failures = 0
+	if err := s.Store.AdvanceAlerts(s.Sink, alerts[len(alerts)-1].Seq); err != nil {
+		return 0, err
+	}
+	return len(alerts), nil
+}
+
+func (s *Syslog) exportEvents() (int, error) {
 	events, err := s.Store.ReadAfter(s.Sink, s.Batch)
 	if err != nil || len(events) == 0 {
 		return 0, err

@@ -1,7 +1,6 @@
 package activity
 
 import (
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -10,93 +9,81 @@ import (
 // shutdown must finish, and the loss is reported rather than hung on.
 const closeAttempts = 3
 
-// write is the writer goroutine: it takes the first waiting event, gathers
-// more for up to FlushInterval or MaxBatch events, and commits them as one
-// fsynced transaction. It returns once the queue is closed and drained.
+// write is the writer goroutine. It commits the oldest pending group as
+// soon as it is idle (natural group commit: a group is whatever arrived
+// while the previous fsync ran, at most MaxBatch events), lingering up to
+// FlushInterval first only when that is configured and no one waits on the
+// group. It returns once Close was called and every group is settled.
 func (s *Store) write() {
 	defer close(s.writerDone)
-	group := make([]queued, 0, s.opt.MaxBatch)
-	window := time.NewTimer(time.Hour)
-	window.Stop()
+	var linger *time.Timer
+	if s.opt.FlushInterval > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+	}
 	for {
-		first, ok := <-s.queue
-		if !ok {
+		s.qmu.Lock()
+		for len(s.pending) == 0 && !s.closed {
+			s.wake = wakeAny
+			s.qmu.Unlock()
+			<-s.wakeCh
+			s.qmu.Lock()
+		}
+		if len(s.pending) == 0 { // closed and drained
+			s.qmu.Unlock()
 			return
 		}
-		group = append(group[:0], first)
-		drained := s.gather(&group, window)
-		s.commitRetrying(group)
-		clear(group) // drop references to the events' strings and slices
-		if drained {
-			return
-		}
-	}
-}
-
-// gather appends to group until it is full, the window ends or the queue is
-// closed and empty (then it reports true).
-//
-// A group with a durable waiter does not wait out the window: it takes what
-// is already queued and commits, so a waiter pays one fsync, not the window.
-func (s *Store) gather(group *[]queued, window *time.Timer) (drained bool) {
-	waiter := (*group)[0].durable != nil
-	window.Reset(s.opt.FlushInterval)
-	defer window.Stop()
-	for len(*group) < s.opt.MaxBatch {
-		if waiter {
-			select {
-			case q, ok := <-s.queue:
-				if !ok {
-					return true
+		g := s.pending[0]
+		if linger != nil && !s.closed && !g.durable && len(g.events) < s.opt.MaxBatch {
+			if wait := s.opt.FlushInterval - time.Since(g.created); wait > 0 {
+				s.wake = wakeUrgent
+				s.qmu.Unlock()
+				linger.Reset(wait)
+				select {
+				case <-s.wakeCh:
+					linger.Stop()
+				case <-linger.C:
 				}
-				*group = append(*group, q)
-			default:
-				return false
+				continue // look again: the group may have grown or filled
 			}
-			continue
 		}
-		select {
-		case q, ok := <-s.queue:
-			if !ok {
-				return true
-			}
-			*group = append(*group, q)
-			waiter = waiter || q.durable != nil
-		case <-window.C:
-			return false
+		s.wake = wakeNone
+		s.pending[0] = nil
+		s.pending = s.pending[1:]
+		if len(s.pending) == 0 {
+			s.pending = s.pending[:0:0] // let the backing array go
 		}
-	}
-	return false
-}
+		s.depth -= len(g.events)
+		s.depthNow.Store(int64(s.depth))
+		s.qmu.Unlock()
 
-// settle tells the group's durable waiters how its commit ended.
-func settle(group []queued, err error) {
-	for i := range group {
-		if group[i].durable != nil {
-			group[i].durable <- err
-		}
+		g.err = s.commitRetrying(g)
+		close(g.done)
+		s.recycle(g)
 	}
 }
 
-// commitRetrying commits group, retrying with backoff while the disk fails
+// commitRetrying commits g, retrying with backoff while the disk fails
 // (full, read-only, I/O error). While it retries nothing else is taken from
 // the queue, so the queue fills and Emit refuses or drops according to the
 // Durability: memory stays bounded and no accepted event is given up on
-// unless Close is waiting.
-func (s *Store) commitRetrying(group []queued) {
+// unless Close is waiting, when the group is counted lost.
+func (s *Store) commitRetrying(g *group) error {
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		if s.opt.beforeCommit != nil {
 			s.opt.beforeCommit()
 		}
-		err := s.commit(group)
+		s.wmu.Lock()
+		err := s.commit(g.events)
+		s.wmu.Unlock()
 		if err == nil {
 			s.healthy.Store(true)
-			s.stats.written.Add(uint64(len(group)))
-			s.stats.lastSize.Store(int64(len(group)))
-			s.stats.lastLag.Store(int64(time.Since(group[0].enqueued)))
-			settle(group, nil)
-			return
+			s.stats.written.Add(uint64(len(g.events)))
+			s.stats.commits.Add(1)
+			s.stats.lastSize.Store(int64(len(g.events)))
+			s.stats.lastLag.Store(int64(time.Since(g.created)))
+			return nil
 		}
 		s.stats.writeErrors.Add(1)
 		s.setError(err)
@@ -104,9 +91,8 @@ func (s *Store) commitRetrying(group []queued) {
 		select {
 		case <-s.closing:
 			if attempt >= closeAttempts {
-				s.stats.lost.Add(uint64(len(group)))
-				settle(group, fmt.Errorf("activity: group lost at close: %w", err))
-				return
+				s.stats.lost.Add(uint64(len(g.events)))
+				return fmt.Errorf("%w: group of %d events lost at close: %w", ErrStoreUnavailable, len(g.events), err)
 			}
 		case <-time.After(backoff):
 			backoff = min(2*backoff, 5*time.Second)
@@ -114,35 +100,10 @@ func (s *Store) commitRetrying(group []queued) {
 	}
 }
 
-// commit writes group in one transaction.
-func (s *Store) commit(group []queued) (err error) {
-	tx, err := s.wdb.Begin()
-	if err != nil {
-		return fmt.Errorf("begin group: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback() // the commit error is the one worth reporting
-		}
-	}()
-	if err := insertEvents(tx.Stmt(s.insert), group); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit group: %w", err)
-	}
-	return nil
-}
-
-func insertEvents(stmt *sql.Stmt, group []queued) error {
-	for i := range group {
-		args, err := eventArgs(&group[i].ev)
-		if err != nil {
-			return err
-		}
-		if _, err := stmt.Exec(args...); err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-	}
-	return nil
+// withWriter runs fn while the writer cannot commit, so fn may use the
+// writer's inserter (tests and benchmarks commit directly through it).
+func (s *Store) withWriter(fn func() error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return fn()
 }

@@ -1,0 +1,308 @@
+package activity
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Rows per multi-row INSERT. One statement per row made the database/sql
+// and VDBE set-up cost as much as the b-tree work; 32 event rows (24
+// columns each) and 64 side-table rows stay well under SQLite's 32766
+// bound on parameters. A group's remainder goes in power-of-two chunks, so
+// at most 6+7+7 statements are ever prepared (lazily, on first use).
+const (
+	eventRowsPerInsert = 32
+	sideRowsPerInsert  = 64
+)
+
+// inserter holds the writer's prepared statements and reused argument
+// buffers. It belongs to whoever holds the write connection's transaction
+// (the writer goroutine, under Store.wmu), so it needs no lock.
+//
+// It talks to the driver connection directly (sql.Conn.Raw): database/sql
+// allocated and checked a []driver.NamedValue for every statement, a third
+// of the writer's allocations. Statements are prepared on the connection
+// they run on, and again if the pool ever replaces it.
+type inserter struct {
+	db      *sql.DB
+	conn    any // the driver connection the statements belong to
+	stmts   map[string]driver.Stmt
+	args    []any
+	policy  []any
+	tags    []any
+	nv      []driver.NamedValue
+	nextSeq int64 // seq of the next event; reset from the table on failure
+}
+
+func newInserter(db *sql.DB) (*inserter, error) {
+	in := &inserter{db: db, stmts: map[string]driver.Stmt{}}
+	if err := in.reloadSeq(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// reloadSeq reads the next seq from sqlite_sequence, which AUTOINCREMENT
+// keeps at the highest seq ever stored (even after retention deleted it),
+// so seqs are never reused.
+func (in *inserter) reloadSeq() error {
+	var last sql.NullInt64
+	err := in.db.QueryRow("SELECT max(seq) FROM sqlite_sequence WHERE name = 'events'").Scan(&last)
+	if err != nil {
+		return fmt.Errorf("read last event seq: %w", err)
+	}
+	in.nextSeq = last.Int64 + 1
+	return nil
+}
+
+// close finalizes the statements on their connection.
+func (in *inserter) close() error {
+	if len(in.stmts) == 0 {
+		return nil
+	}
+	conn, err := in.db.Conn(context.Background())
+	if err != nil {
+		return fmt.Errorf("close statements: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		var first error
+		if dc == in.conn {
+			for _, st := range in.stmts {
+				if err := st.Close(); err != nil && first == nil {
+					first = err
+				}
+			}
+		}
+		clear(in.stmts)
+		return first
+	})
+}
+
+func stmtKey(table string, rows int) string { return table + "/" + strconv.Itoa(rows) }
+
+// stmt returns the INSERT of rows rows into table prepared on dc.
+func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
+	if dc != in.conn {
+		// A new connection: the old statements died with the old one.
+		clear(in.stmts)
+		in.conn = dc
+	}
+	key := stmtKey(table, rows)
+	if st, ok := in.stmts[key]; ok {
+		return st, nil
+	}
+	var cols string
+	switch table {
+	case "events":
+		cols = "seq, " + eventColumns
+	case "event_policy":
+		cols = "policy, ts, seq"
+	case "event_tag":
+		cols = "tag, ts, seq"
+	default:
+		return nil, fmt.Errorf("insert into unknown table %q", table)
+	}
+	n := strings.Count(cols, ",") + 1
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
+	// OR IGNORE on the side tables: an event listing a policy twice stores
+	// one row. OR ROLLBACK on events: any failure dooms the group anyway, and
+	// without an ABORT conflict clause SQLite needs no statement journal for
+	// a multi-row statement.
+	verb := "INSERT OR ROLLBACK INTO "
+	if table != "events" {
+		verb = "INSERT OR IGNORE INTO "
+	}
+	q := verb + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
+	prep, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("sqlite driver connection %T cannot prepare", dc)
+	}
+	st, err := prep.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert of %d rows into %s: %w", rows, table, err)
+	}
+	in.stmts[key] = st
+	return st, nil
+}
+
+// exec runs the INSERT for table with args holding rows of width values,
+// in chunks of at most maxRows rows (then halving for the remainder).
+func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) error {
+	for len(args) > 0 {
+		rows := len(args) / width
+		chunk := maxRows
+		for chunk > rows {
+			chunk /= 2
+		}
+		if chunk == 0 {
+			return fmt.Errorf("insert into %s: %d values are not rows of %d", table, len(args), width)
+		}
+		st, err := in.stmt(dc, table, chunk)
+		if err != nil {
+			return err
+		}
+		ex, ok := st.(driver.StmtExecContext)
+		if !ok {
+			return fmt.Errorf("sqlite statement %T cannot exec", st)
+		}
+		nv := in.nv[:0]
+		for i, v := range args[:chunk*width] {
+			nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		in.nv = nv
+		_, err = ex.ExecContext(context.Background(), nv)
+		clear(nv)
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+		args = args[chunk*width:]
+	}
+	return nil
+}
+
+// commit writes events in one transaction, numbering them from nextSeq.
+// Policies and device tags go to their side tables here rather than from
+// triggers: a trigger's json_each per row cost a statement journal and a
+// third of the insert time.
+func (s *Store) commit(events []Event) (err error) {
+	in := s.ins
+	first := in.nextSeq
+	defer func() {
+		if err != nil {
+			in.nextSeq = first
+		}
+	}()
+	ctx := context.Background()
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin group: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error { return in.commitOn(dc, events) })
+}
+
+func (in *inserter) commitOn(dc any, events []Event) (err error) {
+	b, ok := dc.(driver.ConnBeginTx)
+	if !ok {
+		return fmt.Errorf("sqlite driver connection %T cannot begin", dc)
+	}
+	tx, err := b.BeginTx(context.Background(), driver.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin group: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the first error is the one worth reporting
+		}
+	}()
+	args, pol, tags := in.args[:0], in.policy[:0], in.tags[:0]
+	for i := range events {
+		ev := &events[i]
+		seq := in.nextSeq
+		in.nextSeq++
+		ev.Seq = seq
+		args = appendEventArgs(args, seq, ev)
+		ts := ev.Time.UnixNano()
+		for _, p := range ev.Policies {
+			pol = append(pol, p, ts, seq)
+		}
+		for _, t := range ev.DeviceTags {
+			tags = append(tags, t, ts, seq)
+		}
+	}
+	// Keep the buffers for the next group, but not the strings they point to.
+	defer func() {
+		clear(args)
+		clear(pol)
+		clear(tags)
+		in.args, in.policy, in.tags = args[:0], pol[:0], tags[:0]
+	}()
+	if err := in.exec(dc, "events", args, eventInsertWidth, eventRowsPerInsert); err != nil {
+		return err
+	}
+	if err := in.exec(dc, "event_policy", pol, 3, sideRowsPerInsert); err != nil {
+		return err
+	}
+	if err := in.exec(dc, "event_tag", tags, 3, sideRowsPerInsert); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit group: %w", err)
+	}
+	return nil
+}
+
+// eventInsertWidth is the number of values per event row: seq and the
+// eventColumns.
+var eventInsertWidth = strings.Count(eventColumns, ",") + 2
+
+// appendEventArgs appends seq and ev's values in eventColumns order. Lists
+// are JSON arrays (NULL when empty): retention's delete triggers read them
+// with json_each, and JSON survives any byte a name may contain.
+func appendEventArgs(args []any, seq int64, ev *Event) []any {
+	ip := ""
+	if ev.SourceIP.IsValid() {
+		ip = ev.SourceIP.String()
+	}
+	return append(args,
+		seq, ev.ID[:], ev.Time.UnixNano(), string(ev.Mode), ev.User, jsonList(ev.Groups), ip, jsonList(ev.DeviceTags),
+		ev.ClientApp, ev.JA4, ev.App, ev.Host, ev.Method, ev.Path, ev.Activity, ev.FileName, ev.FileSize,
+		ev.FileSHA256, jsonList(ev.Policies), ev.Action, ev.Reason, ev.BytesUp, ev.BytesDown, ev.SessionID,
+	)
+}
+
+// jsonList encodes l as a JSON array of strings, nil when empty. It writes
+// the JSON directly: encoding/json's reflection was a tenth of the writer's
+// allocations. Invalid UTF-8 becomes U+FFFD, as encoding/json would do.
+func jsonList(l []string) any {
+	if len(l) == 0 {
+		return nil
+	}
+	n := 2
+	for _, s := range l {
+		n += len(s) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, s := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return string(append(b, ']'))
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+		i++
+	}
+	return append(b, '"')
+}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/appliance/activity"
 	"github.com/portcullis-gw/portcullis/policy"
 )
 
@@ -81,5 +82,25 @@ func (a *alerter) alertsOf(matches []policy.Match, app *policy.App, subj policy.
 			pa.App = app.ID
 		}
 		a.offer(pa)
+	}
+}
+
+// raiseAlert records a policy alert (at most activity.alert_daily_limit per
+// policy and day; the rest are counted as suppressed) and, when it was
+// raised, sends the SNMP notification. The syslog exporter delivers the
+// alert record itself.
+func (a *Appliance) raiseAlert(pa policyAlert) {
+	sev := pa.Severity.String()
+	if pa.Severity == policy.SeverityUnset {
+		sev = activity.SeverityMedium
+	}
+	raised, err := a.activity.store.RaiseAlert(activity.Alert{Time: pa.Time, PolicyID: pa.PolicyID, Severity: sev,
+		User: pa.User, App: pa.App, Host: pa.Host, Activity: pa.Activity, Message: pa.Message}, a.cfg.Activity.AlertDailyLimit)
+	if err != nil {
+		a.log.Warn("alert not recorded", "policy", pa.PolicyID, "err", err)
+		return
+	}
+	if raised {
+		a.notifyAlert(pa.PolicyID, pa.Severity, pa.User, pa.App, pa.Message)
 	}
 }

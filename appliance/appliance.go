@@ -101,6 +101,8 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 			a.log.Error("activity store close", "err", err)
 		}
 	})
+	a.policies.alerts = newAlerter(a.raiseAlert)
+	a.closers = append(a.closers, a.policies.alerts.close)
 	if a.exporters, err = activityExporters(cfg, a.activity.store); err != nil {
 		return nil, err
 	}

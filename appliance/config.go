@@ -93,14 +93,16 @@ type PolicyConfig struct {
 }
 
 type ActivityConfig struct {
-	Path     string          `mapstructure:"path"`
-	Mode     string          `mapstructure:"mode"`
-	Hold     bool            `mapstructure:"hold_responses"`
-	MaxAge   time.Duration   `mapstructure:"max_age"`
-	MaxBytes int64           `mapstructure:"max_bytes"`
-	JSONL    JSONLinesConfig `mapstructure:"jsonl"`
-	Syslog   SyslogConfig    `mapstructure:"syslog"`
-	Kafka    KafkaConfig     `mapstructure:"kafka"`
+	Path string `mapstructure:"path"`
+	Mode string `mapstructure:"mode"`
+	Hold bool   `mapstructure:"hold_responses"`
+	// AlertDailyLimit bounds the alerts one policy raises per UTC day.
+	AlertDailyLimit int             `mapstructure:"alert_daily_limit"`
+	MaxAge          time.Duration   `mapstructure:"max_age"`
+	MaxBytes        int64           `mapstructure:"max_bytes"`
+	JSONL           JSONLinesConfig `mapstructure:"jsonl"`
+	Syslog          SyslogConfig    `mapstructure:"syslog"`
+	Kafka           KafkaConfig     `mapstructure:"kafka"`
 }
 
 // KafkaConfig exports activity events to a Kafka topic.
@@ -239,6 +241,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Activity.Syslog.Format != "rfc5424" && c.Activity.Syslog.Format != "cef" {
 		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
+	}
+	if c.Activity.AlertDailyLimit < 1 {
+		bad("activity.alert_daily_limit", "must be at least 1")
 	}
 	if c.Activity.MaxAge < 0 || c.Activity.MaxBytes < 0 {
 		bad("activity", "max_age and max_bytes cannot be negative")

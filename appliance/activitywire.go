@@ -25,6 +25,9 @@ var errActivityUnavailable = errors.New("activity store cannot accept events")
 type activityRecorder struct {
 	store  *activity.Store
 	strict bool
+	// appOf names the catalog app of a host (the running policies'); nil
+	// leaves events without an app.
+	appOf func(host string) string
 }
 
 var _ proxy.Recorder = (*activityRecorder)(nil)
@@ -60,13 +63,13 @@ func (r *activityRecorder) Admit() error {
 }
 
 func (r *activityRecorder) Record(rec proxy.Record) error {
-	return r.store.Emit(eventOf(rec))
+	return r.store.Emit(r.eventOf(rec))
 }
 
 // RecordDurable emits the record's event and returns a wait for its group
 // commit: the proxy holds the end of the response on it (audit-strict).
 func (r *activityRecorder) RecordDurable(rec proxy.Record) (func() error, error) {
-	t, err := r.store.EmitDurable(eventOf(rec))
+	t, err := r.store.EmitDurable(r.eventOf(rec))
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +82,7 @@ func (r *activityRecorder) RecordDurable(rec proxy.Record) (func() error, error)
 
 var _ proxy.DurableRecorder = (*activityRecorder)(nil)
 
-func eventOf(rec proxy.Record) activity.Event {
+func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 	ev := activity.Event{
 		Time:      rec.Time,
 		Mode:      activity.Mode(rec.Mode.String()),
@@ -100,6 +103,9 @@ func eventOf(rec proxy.Record) activity.Event {
 	if id, ok := strings.CutPrefix(rec.Reason, "policy "); ok {
 		id, _, _ = strings.Cut(id, ":")
 		ev.Policies = []string{id}
+	}
+	if r.appOf != nil && rec.Host != "" {
+		ev.App = r.appOf(rec.Host)
 	}
 	return ev
 }

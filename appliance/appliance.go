@@ -101,6 +101,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 			a.log.Error("activity store close", "err", err)
 		}
 	})
+	a.activity.appOf = appOfPolicies(a.policies)
 	a.policies.alerts = newAlerter(a.raiseAlert)
 	a.closers = append(a.closers, a.policies.alerts.close)
 	if a.exporters, err = activityExporters(cfg, a.activity.store); err != nil {

@@ -132,6 +132,9 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 	if len(page.Events) != 2 {
 		t.Fatalf("%d blocked download events for no-lab-downloads, want 2 (before and after the refused reload): %+v", len(page.Events), page.Events)
 	}
+	if page.Events[0].App != "origin-lab" {
+		t.Errorf("event app %q, want origin-lab", page.Events[0].App)
+	}
 	ev := page.Events[0]
 	if ev.Host != "origin.lab" || ev.Path != "/files/report.pdf" || ev.Method != "GET" || ev.SourceIP.String() != "198.18.1.2" || ev.JA4 == "" {
 		t.Errorf("event %+v lacks the request's details", ev)

@@ -184,12 +184,16 @@ func (r *usageRecorder) RecordDurable(rec proxy.Record) (func() error, error) {
 }
 
 // appOfPolicies names the catalog app serving a host with the running
-// policy engine; "" without policies or for hosts outside the catalog.
+// policy engine (the built-in catalog without policies); "" for hosts
+// outside the catalog.
 func appOfPolicies(p *policyEnforcer) func(string) string {
 	return func(host string) string {
 		e := p.engine.Load()
 		if e == nil {
-			return ""
+			var err error
+			if e, err = catalogOnly(); err != nil {
+				return ""
+			}
 		}
 		if a := e.App(host); a != nil {
 			return a.ID

@@ -95,31 +95,8 @@ func FormatAlertCEF(a *Alert) []byte {
 	if name == "" {
 		name = "policy alert " + a.PolicyID
 	}
-	b := []byte("CEF:0")
-	for _, h := range []string{cefVendor, cefProduct, cefDeviceVersion, "alert:" + a.PolicyID, name, strconv.Itoa(AlertCEFSeverity(a.Severity))} {
-		b = append(b, '|')
-		b = appendCEFHeader(b, h)
-	}
-	b = append(b, '|')
-	first := true
-	ext := func(key, v string) {
-		if v == "" {
-			return
-		}
-		if !first {
-			b = append(b, ' ')
-		}
-		first = false
-		b = append(b, key...)
-		b = append(b, '=')
-		b = appendCEFValue(b, v)
-	}
-	labeled := func(key, label, v string) {
-		if v != "" {
-			ext(key, v)
-			ext(key+"Label", label)
-		}
-	}
+	w := newCEFRecord("alert:"+a.PolicyID, name, strconv.Itoa(AlertCEFSeverity(a.Severity)))
+	ext, labeled := w.ext, w.labeled
 	if !a.Time.IsZero() {
 		ext("rt", strconv.FormatInt(a.Time.UnixMilli(), 10))
 	}
@@ -136,5 +113,5 @@ func FormatAlertCEF(a *Alert) []byte {
 	if a.Suppressed > 0 {
 		labeled("cn2", "suppressed", strconv.FormatInt(a.Suppressed, 10))
 	}
-	return b
+	return w.b
 }

@@ -47,32 +47,8 @@ func FormatCEF(ev *Event) []byte {
 	if ev.Action == "block" {
 		sev = "7"
 	}
-	b := []byte("CEF:0")
-	for _, h := range []string{cefVendor, cefProduct, cefDeviceVersion, action, name, sev} {
-		b = append(b, '|')
-		b = appendCEFHeader(b, h)
-	}
-	b = append(b, '|')
-
-	first := true
-	ext := func(key, v string) {
-		if v == "" {
-			return
-		}
-		if !first {
-			b = append(b, ' ')
-		}
-		first = false
-		b = append(b, key...)
-		b = append(b, '=')
-		b = appendCEFValue(b, v)
-	}
-	labeled := func(key, label, v string) {
-		if v != "" {
-			ext(key, v)
-			ext(key+"Label", label)
-		}
-	}
+	w := newCEFRecord(action, name, sev)
+	ext, labeled := w.ext, w.labeled
 	if !ev.Time.IsZero() {
 		ext("rt", strconv.FormatInt(ev.Time.UnixMilli(), 10))
 	}
@@ -107,7 +83,46 @@ func FormatCEF(ev *Event) []byte {
 	ext("fileHash", ev.FileSHA256)
 	ext("in", strconv.FormatInt(ev.BytesUp, 10))
 	ext("out", strconv.FormatInt(ev.BytesDown, 10))
-	return b
+	return w.b
+}
+
+// cefRecord builds one CEF line: the header, then extension fields that
+// are left out when empty.
+type cefRecord struct {
+	b     []byte
+	first bool
+}
+
+func newCEFRecord(signatureID, name, severity string) *cefRecord {
+	w := &cefRecord{b: []byte("CEF:0"), first: true}
+	for _, h := range []string{cefVendor, cefProduct, cefDeviceVersion, signatureID, name, severity} {
+		w.b = append(w.b, '|')
+		w.b = appendCEFHeader(w.b, h)
+	}
+	w.b = append(w.b, '|')
+	return w
+}
+
+// ext adds key=v (escaped) unless v is empty.
+func (w *cefRecord) ext(key, v string) {
+	if v == "" {
+		return
+	}
+	if !w.first {
+		w.b = append(w.b, ' ')
+	}
+	w.first = false
+	w.b = append(w.b, key...)
+	w.b = append(w.b, '=')
+	w.b = appendCEFValue(w.b, v)
+}
+
+// labeled adds a custom field and its label, unless v is empty.
+func (w *cefRecord) labeled(key, label, v string) {
+	if v != "" {
+		w.ext(key, v)
+		w.ext(key+"Label", label)
+	}
 }
 
 // appendCEFHeader escapes a header field: '\' and '|' get a backslash. A

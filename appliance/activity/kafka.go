@@ -497,7 +497,7 @@ func (k *KafkaExporter) noteError(err error) {
 }
 
 // backoffFor is lo·2^(failures-1), capped at hi, minus up to 25 % jitter so
-// many appliances do not reconnect in lockstep (as Syslog.backoff).
+// many appliances do not reconnect in lockstep. Every exporter uses it.
 func backoffFor(failures int, lo, hi time.Duration) time.Duration {
 	d := lo
 	for i := 1; i < failures && d < hi; i++ {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -130,12 +129,7 @@ func (s *Syslog) Run(ctx context.Context) error {
 
 // backoff is MinBackoff·2^(failures-1), capped, minus up to 25 % jitter.
 func (s *Syslog) backoff() time.Duration {
-	d := s.MinBackoff
-	for i := 1; i < s.failures && d < s.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.MaxBackoff)
-	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+	return backoffFor(s.failures, s.MinBackoff, s.MaxBackoff)
 }
 
 // ExportOnce sends the next batch of events after the sink's cursor, then

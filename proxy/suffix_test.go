@@ -362,30 +362,9 @@ func BenchmarkSuffixRequest(b *testing.B) {
 			b.Cleanup(directTr.CloseIdleConnections)
 			direct := &http.Client{Transport: directTr}
 			proxied := sh.client(false, false)
-			get := func(c *http.Client, url string) {
-				resp, err := c.Get(url)
-				if err != nil {
-					b.Fatal(err)
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
 			directURL := "https://" + sh.srv.cfg.Hosts["app.test"][0] + path
-			get(direct, directURL)
-			get(proxied, "https://app.test.gw.test"+path)
-			const baselineN = 2000
-			start := time.Now()
-			for range baselineN {
-				get(direct, directURL)
-			}
-			directPerOp := float64(time.Since(start).Nanoseconds()) / baselineN
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				get(proxied, "https://app.test.gw.test"+path)
-			}
-			b.StopTimer()
-			b.ReportMetric(directPerOp/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "speed_vs_direct")
+			benchVsDirect(b, func() { benchGet(b, direct, directURL) },
+				func() { benchGet(b, proxied, "https://app.test.gw.test"+path) })
 		})
 	}
 }

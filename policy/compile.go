@@ -22,6 +22,7 @@ type compiler struct {
 	e        *Engine
 	errs     errs
 	lint     errs
+	caps     *Capabilities // nil: the engine alone, every control assumed enforceable
 	ipTags   map[string][]netip.Prefix
 	devTags  map[string]bool
 	actApps  map[int32][]int32 // activity number -> apps defining it
@@ -35,15 +36,27 @@ type compiler struct {
 // logic problems that still allow a well-defined evaluation (conflicting,
 // duplicate or unreachable policies) do not, and are returned by Check.
 func Compile(set *PolicySet) (*Engine, error) {
-	e, lint, err := compile(set)
-	_ = lint
+	e, _, err := compile(set, nil)
+	return e, err
+}
+
+// CompileFor is Compile for an appliance that can enforce only what caps
+// says: a policy asking for anything else is an error at its position,
+// so no policy is ever accepted and then silently not enforced.
+func CompileFor(set *PolicySet, caps Capabilities) (*Engine, error) {
+	e, _, err := compile(set, &caps)
 	return e, err
 }
 
 // Check is what `policy check` runs: Compile's errors plus the logic
 // problems, every one with a position and a fix hint.
-func Check(set *PolicySet) error {
-	_, lint, err := compile(set)
+func Check(set *PolicySet) error { return check(set, nil) }
+
+// CheckFor is Check against what an appliance can enforce (see CompileFor).
+func CheckFor(set *PolicySet, caps Capabilities) error { return check(set, &caps) }
+
+func check(set *PolicySet, caps *Capabilities) error {
+	_, lint, err := compile(set, caps)
 	if err != nil {
 		all := append(ErrorList(nil), err.(ErrorList)...)
 		return append(all, lint...)
@@ -54,7 +67,7 @@ func Check(set *PolicySet) error {
 	return nil
 }
 
-func compile(set *PolicySet) (*Engine, ErrorList, error) {
+func compile(set *PolicySet, caps *Capabilities) (*Engine, ErrorList, error) {
 	if set == nil {
 		set = &PolicySet{}
 	}
@@ -65,6 +78,7 @@ func compile(set *PolicySet) (*Engine, ErrorList, error) {
 			actByName: map[string]int32{},
 			set:       set,
 		},
+		caps:     caps,
 		ipTags:   map[string][]netip.Prefix{},
 		devTags:  map[string]bool{},
 		actApps:  map[int32][]int32{},
@@ -196,6 +210,9 @@ func (c *compiler) app(a App) {
 		if slices.Contains(builtinActivities[:], act.ID) {
 			c.errs.add(act.At, ErrBadValue, fmt.Sprintf("rename it, e.g. %s_file", act.ID), "activity id %q is reserved for the built-in activity", act.ID)
 			continue
+		}
+		if act.Kind != "" && act.FileKind() == KindRequest {
+			c.errs.add(act.At, ErrBadValue, "use kind: download or kind: upload", "activity %q: kind %q is not a file transfer", act.ID, act.Kind)
 		}
 		m := activityMatcher{def: act, method: strings.ToUpper(act.Method)}
 		if m.method != "" && !validMethod(m.method) {
@@ -542,7 +559,7 @@ func (c *compiler) sessionPolicy(p *SessionPolicy) {
 	f := c.filters(&p.Filters, p.At)
 	sp := sessionPolicy{
 		info: PolicyInfo{ID: p.ID, Name: p.Name, Session: true, Control: p.Control, Action: p.Action, Message: p.Message,
-			Severity: p.Severity, Alert: p.Alert, Protect: p.Protect, ApplyIfUnscannable: p.ApplyIfUnscannable, At: p.At,
+			Severity: p.Severity, Alert: p.Alert, Protect: p.Protect, Malware: p.Malware, Notice: p.Notice, ApplyIfUnscannable: p.ApplyIfUnscannable, At: p.At,
 			filters: &p.Filters, activities: &p.Activities, files: &p.Files, content: &p.Content},
 		f: f,
 	}
@@ -569,6 +586,21 @@ func (c *compiler) sessionPolicy(p *SessionPolicy) {
 	if p.Action == ActionProtect && p.Protect.IsZero() {
 		c.errs.add(p.At, ErrMissing, "add protect: {label: Confidential, encrypt: true}", "session policy %q protects but says neither label nor encrypt", p.ID)
 	}
+	if u := p.Protect.Unsupported; u != ActionUnset && u != ActionAllow && u != ActionBlock {
+		c.errs.add(p.Protect.At, ErrBadValue, "use unsupported: block or unsupported: allow", "session policy %q: protect.unsupported cannot be %s", p.ID, u)
+	}
+	if p.Malware {
+		if p.Control != ControlDownload && p.Control != ControlUpload {
+			c.errs.add(p.At, ErrBadValue, "delete malware, or use control: download or upload", "session policy %q: malware scanning applies to downloads and uploads only", p.ID)
+		}
+		if !p.Content.IsZero() {
+			c.errs.add(p.Content.At, ErrBadValue, "write one policy for malware and another for content", "session policy %q asks for both malware and content conditions", p.ID)
+		}
+	}
+	if p.Notice && p.Control != ControlMonitor {
+		c.errs.add(p.At, ErrBadValue, "delete notice, or use control: monitor", "session policy %q: the monitoring notice belongs to control monitor", p.ID)
+	}
+	c.enforceable(p)
 	// Activities.
 	if p.Control == ControlBlockActivities {
 		if len(p.Activities.AnyOf) == 0 {

@@ -14,9 +14,11 @@ const (
 	// CauseDefault: the content could not be inspected; the settings'
 	// default behaviour decided the action.
 	CauseDefault
+	// CauseMalware: the filters matched and a scanner found malware.
+	CauseMalware
 )
 
-var causeNames = [...]string{"filters matched", "content matched", "content could not be inspected; policy applies its action anyway", "content could not be inspected; default behaviour applied"}
+var causeNames = [...]string{"filters matched", "content matched", "content could not be inspected; policy applies its action anyway", "content could not be inspected; default behaviour applied", "malware found"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {
@@ -64,6 +66,13 @@ func (d *decision) add(p *PolicyInfo, a Action, cause Cause) {
 	d.Alert = d.Alert || p.Alert
 }
 
+// pend notes an action a policy waiting for inspection could still take.
+func (d *SessionDecision) pend(a Action) {
+	if a > d.Pending {
+		d.Pending = a
+	}
+}
+
 // WinningPolicy is the policy that decided, or nil.
 func (d *decision) WinningPolicy() *PolicyInfo {
 	if d.Winner < 0 || d.Winner >= len(d.Matches) {
@@ -88,10 +97,25 @@ func (d *AccessDecision) Reset() { d.decision.reset(); d.Intercept = false }
 type SessionDecision struct {
 	decision
 	Activity string // catalog activity id or built-in kind name ("" for plain requests)
+	// Def is the catalog activity the request was resolved to, nil when
+	// none: its Content fields are what to inspect, its FileKind marks a
+	// download or upload endpoint.
+	Def *Activity
 	// NeedInspection: some policy matched on everything but content, and the
 	// request carried no inspection result. Inspect the body with
 	// Engine.NewInspector and ask again with the result.
 	NeedInspection bool
+	// NeedScan: some policy with malware: true matched on everything but
+	// the scan. Scan the file and ask again with Malware set.
+	NeedScan bool
+	// Pending is the most restrictive action a policy waiting for
+	// inspection or a scan could still take (ActionUnset when none waits).
+	// At most ActionMonitor, the body may stream while it is inspected;
+	// anything stronger must be held back until the second decision.
+	Pending Action
+	// Notice is the first monitor policy with notice: true that matched:
+	// the user is shown its message once per session.
+	Notice *PolicyInfo
 	// Protect is the winner's protect settings when Action is ActionProtect.
 	Protect *Protect
 	// ReplaceFile: a blocked download is replaced by a text file carrying
@@ -102,5 +126,5 @@ type SessionDecision struct {
 // Reset empties d for reuse, keeping its Matches capacity.
 func (d *SessionDecision) Reset() {
 	d.decision.reset()
-	d.Activity, d.NeedInspection, d.Protect, d.ReplaceFile = "", false, nil, false
+	d.Activity, d.Def, d.NeedInspection, d.NeedScan, d.Pending, d.Notice, d.Protect, d.ReplaceFile = "", nil, false, false, ActionUnset, nil, nil, false
 }

@@ -74,6 +74,8 @@ type PolicyInfo struct {
 	Severity           Severity
 	Alert              bool
 	Protect            Protect
+	Malware            bool
+	Notice             bool
 	ApplyIfUnscannable bool
 	At                 Pos
 	index              int

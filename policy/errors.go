@@ -29,6 +29,9 @@ var (
 	ErrConflict = errors.New("conflicting policies")
 	// ErrUnreachable: a policy can never match, or never changes any decision.
 	ErrUnreachable = errors.New("unreachable policy")
+	// ErrUnenforceable: the policy asks for a control the running appliance
+	// is not set up to enforce (CompileFor); it is refused, never ignored.
+	ErrUnenforceable = errors.New("cannot be enforced by this appliance")
 )
 
 // Pos is a position in a policy file, 1-based like editors show it.

@@ -39,8 +39,20 @@ func (e *Engine) ExplainSession(w io.Writer, req *SessionRequest, d *SessionDeci
 	if req.Inspection == InspectionDone && req.Content != nil {
 		writeContent(w, req.Content)
 	}
+	if req.Malware != MalwareNotScanned {
+		fmt.Fprintf(w, "malware scan: %s\n", req.Malware)
+	}
 	if d.NeedInspection {
-		fmt.Fprintln(w, "needs inspection: a policy depends on the content; inspect the body and evaluate again")
+		fmt.Fprintln(w, "needs inspection: a policy depends on the content or the file's label; inspect the body and evaluate again")
+	}
+	if d.NeedScan {
+		fmt.Fprintln(w, "needs a malware scan: a policy depends on it; scan the file and evaluate again")
+	}
+	if d.Pending != ActionUnset {
+		fmt.Fprintf(w, "pending: a waiting policy could still %s\n", d.Pending)
+	}
+	if d.Notice != nil {
+		fmt.Fprintf(w, "monitoring notice: policy %q\n", d.Notice.ID)
 	}
 	if d.Protect != nil {
 		fmt.Fprintf(w, "protect: label %q, encrypt %v\n", d.Protect.Label, d.Protect.Encrypt)
@@ -200,6 +212,16 @@ func (e *Engine) whySession(m *Match, req *SessionRequest, d *SessionDecision) [
 	}
 	if !p.files.IsZero() && req.File != nil {
 		out = append(out, "file "+fileLine(req.File)+" passes the file filter")
+	}
+	if p.Malware {
+		switch m.Cause {
+		case CauseMalware:
+			out = append(out, "malware scan: infected")
+		case CauseUnscannable:
+			out = append(out, fmt.Sprintf("malware scan: %s; apply_if_unscannable is set", req.Malware))
+		case CauseDefault:
+			out = append(out, fmt.Sprintf("malware scan: %s; the default behaviour for that is %s", req.Malware, m.Action))
+		}
 	}
 	if !p.content.IsZero() {
 		switch m.Cause {

@@ -63,7 +63,7 @@ func TestExplainGolden(t *testing.T) {
 		"session_chat_needs_inspection": {Subject: unmanaged, Method: "POST", Host: "chat.lab", Path: "/api/chat.postMessage"},
 		"session_protect_download": {Subject: managed, Method: "GET", Host: "files.corp.example", Path: "/sites/x/report.docx",
 			Kind: KindDownload, File: &FileInfo{Name: "report.docx", MIME: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-				Size: 48213, Label: "Confidential"}, Inspection: InspectionDone, Content: ssn.Result()},
+				Size: 48213, Label: "Confidential", LabelKnown: true}, Inspection: InspectionDone, Content: ssn.Result()},
 		"session_unscannable_download": {Subject: unmanaged, Method: "GET", Host: "origin.lab", Path: "/files/big.zip",
 			Kind: KindDownload, File: &FileInfo{Name: "big.zip", MIME: "application/zip", Size: 1 << 30}, Inspection: InspectionTooLarge},
 		"session_print_unmanaged": {Subject: unmanaged, Host: "wiki.lab", Kind: KindPrint},

@@ -177,6 +177,16 @@ type fileFilter struct {
 	labels           nameFilter
 }
 
+// needsLabel: the filter depends on the file's sensitivity label.
+func (f *fileFilter) needsLabel() bool { return f.on && (f.label != LabelAny || f.labels.on) }
+
+// matchBesidesLabel is match with the label conditions left out.
+func (f *fileFilter) matchBesidesLabel(fi *FileInfo) bool {
+	g := *f
+	g.label, g.labels = LabelAny, nameFilter{}
+	return g.match(fi)
+}
+
 func (f *fileFilter) match(fi *FileInfo) bool {
 	if !f.on {
 		return true

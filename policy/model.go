@@ -45,7 +45,23 @@ type Activity struct {
 	// Content lists the body fields whose text the proxy hands to content
 	// inspection for this activity (e.g. the message text).
 	Content []string `yaml:"content,omitempty"`
-	At      Pos      `yaml:"-"`
+	// Kind marks an endpoint that transfers files: "download" (its
+	// responses are downloads even without Content-Disposition) or
+	// "upload" (its request bodies are uploads).
+	Kind string `yaml:"kind,omitempty"`
+	At   Pos    `yaml:"-"`
+}
+
+// FileKind is the file transfer the activity's Kind names, KindRequest
+// when it names none.
+func (a *Activity) FileKind() ActivityKind {
+	switch a.Kind {
+	case "download":
+		return KindDownload
+	case "upload":
+		return KindUpload
+	}
+	return KindRequest
 }
 
 // FieldMatch is one body-field condition of an activity.
@@ -134,7 +150,13 @@ type SessionPolicy struct {
 	Action             Action        `yaml:"action,omitempty"`
 	Message            string        `yaml:"message,omitempty"`
 	Protect            Protect       `yaml:"protect,omitempty"`
-	ApplyIfUnscannable bool          `yaml:"apply_if_unscannable,omitempty"`
+	// Malware makes a download/upload policy match files a malware scanner
+	// reports as infected (the appliance must have a scanner configured).
+	Malware bool `yaml:"malware,omitempty"`
+	// Notice (control monitor only) shows the user a "this session is
+	// monitored" page with Message once per session before the app.
+	Notice             bool `yaml:"notice,omitempty"`
+	ApplyIfUnscannable bool `yaml:"apply_if_unscannable,omitempty"`
 	Severity           Severity      `yaml:"severity,omitempty"`
 	Alert              bool          `yaml:"alert,omitempty"`
 	At                 Pos           `yaml:"-"`
@@ -224,7 +246,19 @@ type DetectorRef struct {
 type Protect struct {
 	Label   string `yaml:"label,omitempty"`
 	Encrypt bool   `yaml:"encrypt,omitempty"`
-	At      Pos    `yaml:"-"`
+	// Unsupported is what happens to files that cannot be protected (types
+	// other than PDF and OOXML, encrypted or malformed files): block (the
+	// default) or allow. Either way the outcome is logged.
+	Unsupported Action `yaml:"unsupported,omitempty"`
+	At          Pos    `yaml:"-"`
 }
 
-func (p Protect) IsZero() bool { return p.Label == "" && !p.Encrypt }
+func (p Protect) IsZero() bool { return p.Label == "" && !p.Encrypt && p.Unsupported == ActionUnset }
+
+// UnsupportedAction is Unsupported with its default applied.
+func (p *Protect) UnsupportedAction() Action {
+	if p.Unsupported == ActionAllow {
+		return ActionAllow
+	}
+	return ActionBlock
+}

@@ -81,6 +81,29 @@ type FileInfo struct {
 	MIME  string // detected from content (policy/filetype), not the declared type
 	Size  int64  // bytes; negative when unknown
 	Label string // sensitivity label name; empty when the file carries none
+	// LabelKnown: the whole file was read and Label is what it carries.
+	// Policies that filter on labels wait for it (NeedInspection).
+	LabelKnown bool
+}
+
+// MalwareStatus is the state of malware scanning for a file.
+type MalwareStatus uint8
+
+const (
+	MalwareNotScanned MalwareStatus = iota // not scanned (yet)
+	MalwareClean                           // a scanner found nothing
+	MalwareInfected                        // a scanner reported malware
+	MalwareScanFailed                      // the scanner failed or was unreachable
+	MalwareScanTimeout                     // the scanner took too long
+)
+
+var malwareNames = [...]string{"not scanned", "clean", "infected", "scan failed", "scan timed out"}
+
+func (m MalwareStatus) String() string {
+	if int(m) < len(malwareNames) {
+		return malwareNames[m]
+	}
+	return "unknown"
 }
 
 // InspectionStatus is the state of content inspection for a request.
@@ -124,4 +147,5 @@ type SessionRequest struct {
 	File       *FileInfo   // downloads and uploads
 	Inspection InspectionStatus
 	Content    *ContentResult // set when Inspection is InspectionDone
+	Malware    MalwareStatus  // for policies with malware: true
 }

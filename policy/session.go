@@ -32,7 +32,7 @@ func (e *Engine) SessionInto(req *SessionRequest, d *SessionDecision) {
 		}
 	} else if m := app.resolve(req.Method, normHost(req.Host), req.Path, req.Body); m != nil {
 		actNum = m.num
-		d.Activity = m.def.ID
+		d.Activity, d.Def = m.def.ID, m.def
 	}
 	for _, k := range e.sessionByApp[ai] {
 		p := &e.session[k]
@@ -51,7 +51,35 @@ func (e *Engine) SessionInto(req *SessionRequest, d *SessionDecision) {
 				continue
 			}
 		}
-		if !p.f.match(&req.Subject) || !p.files.match(req.File) {
+		if !p.f.match(&req.Subject) {
+			continue
+		}
+		if p.files.needsLabel() && req.File != nil && !req.File.LabelKnown {
+			// The label is only known once the whole file was read: the
+			// policy waits for it if the rest of its file filter holds.
+			if p.files.matchBesidesLabel(req.File) {
+				d.NeedInspection = true
+				d.pend(p.info.Action)
+			}
+			continue
+		}
+		if !p.files.match(req.File) {
+			continue
+		}
+		if p.info.Notice && d.Notice == nil {
+			d.Notice = &p.info
+		}
+		if p.info.Malware {
+			switch req.Malware {
+			case MalwareNotScanned:
+				d.NeedScan = true
+				d.pend(p.info.Action)
+			case MalwareInfected:
+				d.add(&p.info, p.info.Action, CauseMalware)
+			case MalwareClean:
+			default:
+				e.unscannable(d, &p.info, scanInspection(req.Malware))
+			}
 			continue
 		}
 		if !p.content.set() {
@@ -61,16 +89,13 @@ func (e *Engine) SessionInto(req *SessionRequest, d *SessionDecision) {
 		switch req.Inspection {
 		case InspectionNotDone:
 			d.NeedInspection = true
+			d.pend(p.info.Action)
 		case InspectionDone:
 			if req.Content != nil && p.content.match(e, req.Content) {
 				d.add(&p.info, p.info.Action, CauseContent)
 			}
 		default:
-			if p.info.ApplyIfUnscannable {
-				d.add(&p.info, p.info.Action, CauseUnscannable)
-			} else {
-				d.add(&p.info, e.unscannableAction(req.Inspection), CauseDefault)
-			}
+			e.unscannable(d, &p.info, req.Inspection)
 		}
 	}
 	e.finish(&d.decision)
@@ -78,6 +103,60 @@ func (e *Engine) SessionInto(req *SessionRequest, d *SessionDecision) {
 		d.Protect = &d.Matches[d.Winner].Policy.Protect
 	}
 	d.ReplaceFile = d.Action == ActionBlock && req.Kind == KindDownload
+}
+
+// unscannable decides a policy whose content or file could not be inspected
+// or scanned: the policy's own action when it says apply_if_unscannable,
+// else the settings' default behaviour. A monitor policy never changes
+// traffic, so its default is capped at monitor: the failure is recorded,
+// nothing is let through that the policy would have stopped.
+func (e *Engine) unscannable(d *SessionDecision, p *PolicyInfo, s InspectionStatus) {
+	if p.ApplyIfUnscannable {
+		d.add(p, p.Action, CauseUnscannable)
+		return
+	}
+	a := e.unscannableAction(s)
+	if p.Action <= ActionMonitor && a > ActionMonitor {
+		a = ActionMonitor
+	}
+	d.add(p, a, CauseDefault)
+}
+
+// scanInspection maps a failed malware scan onto the inspection status
+// whose default behaviour applies to it.
+func scanInspection(m MalwareStatus) InspectionStatus {
+	if m == MalwareScanTimeout {
+		return InspectionTimeout
+	}
+	return InspectionFailed
+}
+
+// WantsBody reports whether a request could be a catalog activity that
+// matches on body fields or hands body fields to inspection: the proxy then
+// reads the body (bounded) into a FieldGetter before asking Session.
+func (e *Engine) WantsBody(method, host, path string) bool {
+	ai := e.hosts.lookup(host)
+	if ai < 0 {
+		return false
+	}
+	h := normHost(host)
+	for i := range e.apps[ai].activities {
+		m := &e.apps[ai].activities[i]
+		if len(m.def.Match) == 0 && len(m.def.Content) == 0 {
+			continue
+		}
+		if (m.method == "" || m.method == method) && (m.host == nil || m.host.Match(h)) && m.path.match(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// Covers reports whether any enabled session policy applies to host's app
+// at all: requests to other hosts skip session work entirely.
+func (e *Engine) Covers(host string) bool {
+	ai := e.hosts.lookup(host)
+	return ai >= 0 && len(e.sessionByApp[ai]) > 0
 }
 
 func (e *Engine) unscannableAction(s InspectionStatus) Action {

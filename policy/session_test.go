@@ -86,8 +86,8 @@ func TestSessionPrecedence(t *testing.T) {
 }
 
 func TestSessionFileFilters(t *testing.T) {
-	doc := &FileInfo{Name: "Plan.DOCX", MIME: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", Size: 2 << 20, Label: "Confidential"}
-	noLabel := &FileInfo{Name: "notes.txt", MIME: "text/plain; charset=utf-8", Size: 100}
+	doc := &FileInfo{Name: "Plan.DOCX", MIME: "application/vnd.openxmlformats-officedocument.wordprocessingml.document", Size: 2 << 20, Label: "Confidential", LabelKnown: true}
+	noLabel := &FileInfo{Name: "notes.txt", MIME: "text/plain; charset=utf-8", Size: 100, LabelKnown: true}
 	unknownSize := &FileInfo{Name: "x.bin", MIME: "application/octet-stream", Size: -1}
 	tests := []struct {
 		files string

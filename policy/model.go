@@ -144,22 +144,22 @@ type SessionPolicy struct {
 	Control     Control `yaml:"control,omitempty"`
 	// Activities is used by block_activities: print, cut_copy, paste,
 	// download, upload, or activity ids from the catalog.
-	Activities         Names         `yaml:"activities,omitempty"`
-	Files              FileFilter    `yaml:"files,omitempty"`
-	Content            ContentFilter `yaml:"content,omitempty"`
-	Action             Action        `yaml:"action,omitempty"`
-	Message            string        `yaml:"message,omitempty"`
-	Protect            Protect       `yaml:"protect,omitempty"`
+	Activities Names         `yaml:"activities,omitempty"`
+	Files      FileFilter    `yaml:"files,omitempty"`
+	Content    ContentFilter `yaml:"content,omitempty"`
+	Action     Action        `yaml:"action,omitempty"`
+	Message    string        `yaml:"message,omitempty"`
+	Protect    Protect       `yaml:"protect,omitempty"`
 	// Malware makes a download/upload policy match files a malware scanner
 	// reports as infected (the appliance must have a scanner configured).
 	Malware bool `yaml:"malware,omitempty"`
 	// Notice (control monitor only) shows the user a "this session is
 	// monitored" page with Message once per session before the app.
-	Notice             bool `yaml:"notice,omitempty"`
-	ApplyIfUnscannable bool `yaml:"apply_if_unscannable,omitempty"`
-	Severity           Severity      `yaml:"severity,omitempty"`
-	Alert              bool          `yaml:"alert,omitempty"`
-	At                 Pos           `yaml:"-"`
+	Notice             bool     `yaml:"notice,omitempty"`
+	ApplyIfUnscannable bool     `yaml:"apply_if_unscannable,omitempty"`
+	Severity           Severity `yaml:"severity,omitempty"`
+	Alert              bool     `yaml:"alert,omitempty"`
+	At                 Pos      `yaml:"-"`
 }
 
 // Filters are the conditions shared by access and session policies. Every

@@ -90,11 +90,11 @@ type FileInfo struct {
 type MalwareStatus uint8
 
 const (
-	MalwareNotScanned MalwareStatus = iota // not scanned (yet)
-	MalwareClean                           // a scanner found nothing
-	MalwareInfected                        // a scanner reported malware
-	MalwareScanFailed                      // the scanner failed or was unreachable
-	MalwareScanTimeout                     // the scanner took too long
+	MalwareNotScanned  MalwareStatus = iota // not scanned (yet)
+	MalwareClean                            // a scanner found nothing
+	MalwareInfected                         // a scanner reported malware
+	MalwareScanFailed                       // the scanner failed or was unreachable
+	MalwareScanTimeout                      // the scanner took too long
 )
 
 var malwareNames = [...]string{"not scanned", "clean", "infected", "scan failed", "scan timed out"}

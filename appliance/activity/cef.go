@@ -81,6 +81,10 @@ func FormatCEF(ev *Event) []byte {
 		ext("fsize", strconv.FormatInt(ev.FileSize, 10))
 	}
 	ext("fileHash", ev.FileSHA256)
+	ext("fileType", ev.FileType)
+	// The custom string slots are taken: the label and the detectors go in
+	// msg, the free-text field, as "label=...; detectors=...".
+	ext("msg", inspectionSummary(ev.FileLabel, ev.Detectors))
 	ext("in", strconv.FormatInt(ev.BytesUp, 10))
 	ext("out", strconv.FormatInt(ev.BytesDown, 10))
 	return w.b

@@ -15,7 +15,7 @@ import (
 // appendEventArgs and scanEvent; keeping it in one place keeps them in step.
 const eventColumns = `id, ts, mode, user_name, user_groups, source_ip, device_tags,
 	client_app, ja4, app, host, method, path, activity, file_name, file_size,
-	file_sha256, policies, action, reason, bytes_up, bytes_down, session_id`
+	file_sha256, file_type, file_label, detectors, policies, action, reason, bytes_up, bytes_down, session_id`
 
 // selectColumns prefixes every column with the events alias "e." for the
 // joins in Search.
@@ -29,10 +29,11 @@ func scanEvent(rows *sql.Rows) (Event, error) {
 		ts                     int64
 		mode, ip               string
 		groups, tags, policies sql.NullString
+		detectors              sql.NullString
 	)
 	err := rows.Scan(&ev.Seq, &id, &ts, &mode, &ev.User, &groups, &ip, &tags,
 		&ev.ClientApp, &ev.JA4, &ev.App, &ev.Host, &ev.Method, &ev.Path, &ev.Activity, &ev.FileName, &ev.FileSize,
-		&ev.FileSHA256, &policies, &ev.Action, &ev.Reason, &ev.BytesUp, &ev.BytesDown, &ev.SessionID)
+		&ev.FileSHA256, &ev.FileType, &ev.FileLabel, &detectors, &policies, &ev.Action, &ev.Reason, &ev.BytesUp, &ev.BytesDown, &ev.SessionID)
 	if err != nil {
 		return Event{}, fmt.Errorf("scan event: %w", err)
 	}
@@ -55,6 +56,11 @@ func scanEvent(rows *sql.Rows) (Event, error) {
 		}
 		if err := json.Unmarshal([]byte(f.src.String), f.dst); err != nil {
 			return Event{}, fmt.Errorf("event %d list: %w", ev.Seq, err)
+		}
+	}
+	if detectors.Valid {
+		if err := json.Unmarshal([]byte(detectors.String), &ev.Detectors); err != nil {
+			return Event{}, fmt.Errorf("event %d detectors: %w", ev.Seq, err)
 		}
 	}
 	return ev, nil

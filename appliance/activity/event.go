@@ -2,6 +2,8 @@ package activity
 
 import (
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +26,13 @@ const (
 	ReasonFailOpen   = "fail_open"
 	ReasonFailClosed = "fail_closed"
 )
+
+// Detection is one content detector's finding in an event.
+type Detection struct {
+	ID      string   `json:"id"`
+	Count   int      `json:"count"`
+	Samples []string `json:"samples,omitempty"` // masked
+}
 
 // Event is one access or session decision. The emitter fills it; the store
 // only sets Seq (and ID and Time when they are zero). Slices are kept as
@@ -55,6 +64,11 @@ type Event struct {
 	FileName   string
 	FileSize   int64
 	FileSHA256 string // lowercase hex; empty when no file was involved
+	FileType   string // detected from the content (MIME type), not the name
+	FileLabel  string // sensitivity label the file carries
+	// Detectors are what content inspection found: detector ids with their
+	// counts and masked samples (never the matched text itself).
+	Detectors []Detection
 
 	Policies []string // ids of the policies that matched, in evaluation order
 	Action   string   // allow, monitor, protect, require_step_up, block
@@ -63,4 +77,35 @@ type Event struct {
 	BytesUp   int64
 	BytesDown int64
 	SessionID string
+}
+
+// detectionList is the detections as "id:count" items joined by commas,
+// for the text exporters.
+func detectionList(d []Detection) string {
+	if len(d) == 0 {
+		return ""
+	}
+	b := make([]byte, 0, 32*len(d))
+	for i, x := range d {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, x.ID...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(x.Count), 10)
+	}
+	return string(b)
+}
+
+// inspectionSummary is the label and detections in one line, "" when the
+// event has neither.
+func inspectionSummary(label string, d []Detection) string {
+	var parts []string
+	if label != "" {
+		parts = append(parts, "label="+label)
+	}
+	if len(d) > 0 {
+		parts = append(parts, "detectors="+detectionList(d))
+	}
+	return strings.Join(parts, "; ")
 }

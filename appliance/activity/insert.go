@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -253,8 +254,21 @@ func appendEventArgs(args []any, seq int64, ev *Event) []any {
 	return append(args,
 		seq, ev.ID[:], ev.Time.UnixNano(), string(ev.Mode), ev.User, jsonList(ev.Groups), ip, jsonList(ev.DeviceTags),
 		ev.ClientApp, ev.JA4, ev.App, ev.Host, ev.Method, ev.Path, ev.Activity, ev.FileName, ev.FileSize,
-		ev.FileSHA256, jsonList(ev.Policies), ev.Action, ev.Reason, ev.BytesUp, ev.BytesDown, ev.SessionID,
+		ev.FileSHA256, ev.FileType, ev.FileLabel, detectionsJSON(ev.Detectors), jsonList(ev.Policies), ev.Action, ev.Reason, ev.BytesUp, ev.BytesDown, ev.SessionID,
 	)
+}
+
+// detectionsJSON encodes the detections, nil when there are none (most
+// events: the common path allocates nothing).
+func detectionsJSON(d []Detection) any {
+	if len(d) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil
+	}
+	return string(b)
 }
 
 // jsonList encodes l as a JSON array of strings, nil when empty. It writes

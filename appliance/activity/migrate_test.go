@@ -49,6 +49,8 @@ PRAGMA user_version = 1;`
 	defer s.Close()
 	ev := sampleEvent(1)
 	ev.Policies, ev.DeviceTags = []string{"p-both", "p-new"}, []string{"managed"}
+	ev.FileType, ev.FileLabel = "application/pdf", "Confidential"
+	ev.Detectors = []Detection{{ID: "credit_card", Count: 2, Samples: []string{"4111********1111"}}}
 	if err := s.Emit(ev); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +64,17 @@ PRAGMA user_version = 1;`
 			t.Errorf("policy %s: %d events, want %d", policy, len(p.Events), want)
 		}
 	}
-	if p, _ := s.Search(Query{DeviceTag: "managed"}); len(p.Events) != 2 || p.Events[0].Seq != 2 {
-		t.Errorf("tag managed: %+v", p.Events)
+	p, _ := s.Search(Query{DeviceTag: "managed"})
+	if len(p.Events) != 2 || p.Events[0].Seq != 2 {
+		t.Fatalf("tag managed: %+v", p.Events)
+	}
+	// The version-3 columns read back on the new event, empty on the old.
+	if got := p.Events[0]; got.FileType != "application/pdf" || got.FileLabel != "Confidential" ||
+		len(got.Detectors) != 1 || got.Detectors[0].Count != 2 || got.Detectors[0].Samples[0] != "4111********1111" {
+		t.Errorf("new event's inspection fields: %+v", got)
+	}
+	if old := p.Events[1]; old.FileType != "" || old.Detectors != nil {
+		t.Errorf("old event gained inspection fields: %+v", old)
 	}
 	var triggers, v int
 	if err := s.rdb.QueryRow("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_add'").Scan(&triggers); err != nil {

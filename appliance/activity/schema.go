@@ -10,7 +10,8 @@ import (
 //
 //	1: events, side tables kept by insert and delete triggers, sink cursors
 //	2: side tables written by the writer (insert triggers dropped); alerts
-const schemaVersion = 2
+//	3: file_type, file_label and detectors on events (session inspection)
+const schemaVersion = 3
 
 // schema is the whole layout, idempotent so Open can run it every time.
 //
@@ -42,6 +43,9 @@ CREATE TABLE IF NOT EXISTS events (
 	file_name   TEXT    NOT NULL,
 	file_size   INTEGER NOT NULL,
 	file_sha256 TEXT    NOT NULL,
+	file_type   TEXT    NOT NULL DEFAULT '',
+	file_label  TEXT    NOT NULL DEFAULT '',
+	detectors   TEXT,
 	policies    TEXT,
 	action      TEXT    NOT NULL,
 	reason      TEXT    NOT NULL,
@@ -134,6 +138,15 @@ func migrate(db *sql.DB) error {
 	}
 	if _, err := db.Exec(schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
+	}
+	// Version 3 added columns; CREATE TABLE IF NOT EXISTS leaves an older
+	// events table as it was, so add what it lacks.
+	if v > 0 && v < 3 {
+		for _, col := range []string{"file_type TEXT NOT NULL DEFAULT ''", "file_label TEXT NOT NULL DEFAULT ''", "detectors TEXT"} {
+			if _, err := db.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
+				return fmt.Errorf("migrate to schema 3: %w", err)
+			}
+		}
 	}
 	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("write schema version: %w", err)

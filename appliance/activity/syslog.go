@@ -189,6 +189,9 @@ func appendEventSD(b []byte, ev *Event) []byte {
 		param("fileSize", strconv.FormatInt(ev.FileSize, 10))
 	}
 	param("sha256", ev.FileSHA256)
+	param("fileType", ev.FileType)
+	param("label", ev.FileLabel)
+	param("detectors", detectionList(ev.Detectors))
 	param("ja4", ev.JA4)
 	return append(b, ']')
 }

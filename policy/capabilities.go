@@ -11,9 +11,11 @@ type Capabilities struct {
 	// StepUp: an identity provider that can re-authenticate with a stronger
 	// requirement is configured.
 	StepUp bool
-	// Protect: the protect transforms (PDF encryption and labels, OOXML
-	// labels) are available.
+	// Protect: the protect transforms (PDF and OOXML labels) are available.
 	Protect bool
+	// ProtectEncrypt: protected files can also be encrypted (a password for
+	// protected files is configured).
+	ProtectEncrypt bool
 	// ControlScript: print, cut/copy and paste can be controlled (the
 	// control script is injected into pages).
 	ControlScript bool
@@ -37,6 +39,10 @@ func (c *compiler) enforceable(p *SessionPolicy) {
 	if p.Action == ActionProtect && !caps.Protect {
 		c.errs.add(p.At, ErrUnenforceable, "use action: block, or enable protection in the appliance",
 			"session policy %q protects files, which this appliance cannot do", p.ID)
+	}
+	if p.Action == ActionProtect && p.Protect.Encrypt && caps.Protect && !caps.ProtectEncrypt {
+		c.errs.add(p.Protect.At, ErrUnenforceable, "set session.protect.password_file in the appliance configuration, or drop encrypt",
+			"session policy %q encrypts files, but no password for protected files is configured", p.ID)
 	}
 	if p.Control == ControlBlockActivities && !caps.ControlScript {
 		for i, a := range p.Activities.AnyOf {

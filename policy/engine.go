@@ -30,8 +30,9 @@ type effectiveSettings struct {
 }
 
 // DefaultMaxInspectionSize is the inspection size limit when the settings
-// give none; larger files get the oversize_file action.
-const DefaultMaxInspectionSize = 32 << 20
+// give none (50 MiB, the figure Defender for Cloud Apps uses); larger
+// files get the oversize_file action.
+const DefaultMaxInspectionSize = 50 << 20
 
 // DefaultBlockMessage is shown when a blocking policy has no message.
 const DefaultBlockMessage = "This action was blocked by your organisation's security policy."

@@ -100,7 +100,7 @@ session_policies:
 			t.Errorf("refusal lacks %q:\n%v", want, err)
 		}
 	}
-	if _, err := CompileFor(set, Capabilities{MalwareScan: true, StepUp: true, Protect: true, ControlScript: true}); err != nil {
+	if _, err := CompileFor(set, Capabilities{MalwareScan: true, StepUp: true, Protect: true, ProtectEncrypt: true, ControlScript: true}); err != nil {
 		t.Fatalf("all capabilities: %v", err)
 	}
 	for _, bad := range []string{

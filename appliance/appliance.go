@@ -90,7 +90,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, static); err != nil {
+	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, cfg.Session.capabilities(), static); err != nil {
 		return nil, err
 	}
 	if a.activity, err = openActivity(cfg); err != nil {

@@ -37,6 +37,7 @@ type Config struct {
 	Policy      PolicyConfig        `mapstructure:"policy"`
 	Activity    ActivityConfig      `mapstructure:"activity"`
 	Suffix      SuffixConfig        `mapstructure:"suffix"`
+	Session     SessionConfig       `mapstructure:"session"` // type in sessionwire.go
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
@@ -242,6 +243,7 @@ func (c *Config) Validate() error {
 	if c.Activity.Syslog.Format != "rfc5424" && c.Activity.Syslog.Format != "cef" {
 		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
 	}
+	c.Session.validate(bad)
 	if c.Activity.AlertDailyLimit < 1 {
 		bad("activity.alert_daily_limit", "must be at least 1")
 	}

@@ -18,9 +18,11 @@ import (
 )
 
 const policyUsage = `usage:
-  portcullis policy check DIR
+  portcullis policy check [--config FILE] DIR
       validate every *.yaml under DIR: unknown keys, bad values and regexes,
-      unknown apps/activities/tags/detectors, conflicting or unreachable rules
+      unknown apps/activities/tags/detectors, conflicting or unreachable rules,
+      and controls the appliance configured by FILE (default: the embedded
+      default configuration) cannot enforce
   portcullis policy explain --request FILE [--policies DIR]
       evaluate the sample request in FILE (JSON) and explain the decision
 `
@@ -34,18 +36,26 @@ func policyMain(args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "check":
-		if len(args) != 2 {
+		fs := flag.NewFlagSet("portcullis policy check", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		cfgPath := fs.String("config", "", "appliance configuration whose capabilities the policies must fit")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
 			fmt.Fprint(stderr, policyUsage)
 			return errUsage
 		}
-		set, files, err := loadPolicyDir(args[1])
+		dir := fs.Arg(0)
+		cfg, err := LoadConfig(*cfgPath)
+		if err != nil {
+			return err
+		}
+		set, files, err := loadPolicyDir(dir)
 		if set != nil {
 			// Parse errors do not hide reference and logic problems.
-			err = errors.Join(err, policy.Check(set))
+			err = errors.Join(err, policy.CheckFor(set, cfg.Session.capabilities()))
 		}
 		if err != nil {
 			printPolicyErrors(stderr, err)
-			return fmt.Errorf("policy check: %s has problems", args[1])
+			return fmt.Errorf("policy check: %s has problems", dir)
 		}
 		fmt.Fprintf(stdout, "%d file(s) OK: %d access and %d session policies, %d apps added, %d detectors\n",
 			files, len(set.AccessPolicies), len(set.SessionPolicies), len(set.Apps), len(set.Detectors))

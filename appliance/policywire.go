@@ -14,6 +14,7 @@ import (
 // end, and a bad policy directory never replaces a good one.
 type policyEnforcer struct {
 	dir    string
+	caps   policy.Capabilities // what this configuration can enforce
 	static *accessDecider
 	engine atomic.Pointer[policy.Engine]
 	// alerts receives the alerts of matched policies; nil drops them.
@@ -25,8 +26,8 @@ var (
 	_ proxy.RequestDecider = (*policyEnforcer)(nil)
 )
 
-func newPolicyEnforcer(dir string, static *accessDecider) (*policyEnforcer, error) {
-	p := &policyEnforcer{dir: dir, static: static}
+func newPolicyEnforcer(dir string, caps policy.Capabilities, static *accessDecider) (*policyEnforcer, error) {
+	p := &policyEnforcer{dir: dir, caps: caps, static: static}
 	if dir != "" {
 		if err := p.reload(); err != nil {
 			return nil, err
@@ -35,13 +36,14 @@ func newPolicyEnforcer(dir string, static *accessDecider) (*policyEnforcer, erro
 	return p, nil
 }
 
-// reload compiles the policy directory and swaps it in only if it is valid.
+// reload compiles the policy directory and swaps it in only if it is valid
+// and everything in it can be enforced by this configuration.
 func (p *policyEnforcer) reload() error {
 	set, _, err := loadPolicyDir(p.dir)
 	if err != nil {
 		return fmt.Errorf("policy.dir: %w", err)
 	}
-	e, err := policy.Compile(set)
+	e, err := policy.CompileFor(set, p.caps)
 	if err != nil {
 		return fmt.Errorf("policy.dir: %w", err)
 	}

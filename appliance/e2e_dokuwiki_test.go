@@ -18,9 +18,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/portcullis-gw/portcullis/internal/lab"
-	"github.com/portcullis-gw/portcullis/internal/lab/browser"
-	"github.com/portcullis-gw/portcullis/internal/lab/dokuwiki"
 )
 
 // wikiAddr is DokuWiki's address, in a namespace of its own behind the
@@ -32,62 +29,18 @@ var wikiAddr = netip.MustParseAddr("198.18.7.2")
 // it again, all at wiki.lab.gw.test; the browser's network log shows every
 // request stayed under the suffix and none failed.
 func TestE2EDokuWikiThroughSuffix(t *testing.T) {
-	l := newE2ELab(t, suffixLabConfig+"hosts:\n  wiki.lab: [198.18.7.2]\n")
-	// newE2ELab wrote its own hosts section: merge ours into it.
-	cfg, err := os.ReadFile(l.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(cfg), "hosts:\n  origin.lab: [198.18.2.2]\n", "", 1)
-	text = strings.Replace(text, "hosts:\n  wiki.lab: [198.18.7.2]\n", "hosts:\n  origin.lab: [198.18.2.2]\n  wiki.lab: [198.18.7.2]\n", 1)
-	if err := os.WriteFile(l.cfgPath, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	wns := lab.NewNS(t, "w")
-	lab.Veth(t, l.GW, "wiki0", wns, "eth0")
-	l.GW.IP("addr", "add", "198.18.7.1/24", "dev", "wiki0", "nodad")
-	wns.IP("addr", "add", wikiAddr.String()+"/24", "dev", "eth0", "nodad")
-	wns.IP("route", "add", "default", "via", "198.18.7.1")
-	leaf, err := l.labCA.Leaf(lab.LeafOptions{Names: []string{"wiki.lab"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := lab.EncodeLeaf(leaf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := dokuwiki.Start(t, dokuwiki.Config{NS: wns, Addr: wikiAddr, Name: "wiki.lab", Cert: certPEM, Key: keyPEM})
-
+	wl := newWikiLab(t, true, "", "")
+	l, w := wl.e2eLab, wl.wiki
 	l.start()
 	defer l.stop(syscall.SIGTERM)
-	l.applianceCA()
-	caPEM, err := os.ReadFile(filepath.Join(l.dir, "appliance-ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := browser.Start(t, browser.Options{NS: l.Client, TrustPEM: [][]byte{caPEM},
-		HostRules: map[string]string{"wiki.lab.gw.test": suffixListen.Addr().String()}})
+	b := wl.browser(t)
 	tab, netlog := b.NewTab(t)
-	base := "https://wiki.lab.gw.test/"
-
+	base := wl.base
 	step := func(name string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			loc, _ := chromedp.Run(tab, chromedp.Location())
-			t.Fatalf("%s: %v (page %s)\n%s", name, err, loc, l.log())
-		}
+		wl.step(t, tab, name, steps...)
 	}
-	step("log in",
-		chromedp.Navigate(base+"doku.php?id=start&do=login"),
-		chromedp.WaitVisible(chromedp.CSS(`#dw__login input[name="u"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#dw__login input[name="u"]`), w.AdminUser),
-		chromedp.SendKeys(chromedp.CSS(`#dw__login input[name="p"]`), w.AdminPassword),
-		chromedp.Click(chromedp.CSS(`#dw__login button[type="submit"]`)),
-		chromedp.WaitReady(chromedp.CSS(`a[href*="do=logout"]`)),
-	)
+	wl.login(t, tab)
 	page := "====== Edited through the gateway ======\n\nsaved at wiki.lab.gw.test\n"
 	step("edit and save",
 		chromedp.Navigate(base+"doku.php?id=lab:gateway&do=edit"),

@@ -119,15 +119,22 @@ func (c *Checker) VerifyConnection(ctx context.Context) func(tls.ConnectionState
 // certAnswer is one certificate's revocation status (issuer verified it).
 func (c *Checker) certAnswer(ctx context.Context, cert, issuer *x509.Certificate, leaf bool, staple []byte) answer {
 	now := time.Now()
+	key := statusKey(issuer, cert.SerialNumber)
+	cached, hit := c.answers.get(key, now)
+	// Revocation is final: a staple made before it, still inside its
+	// validity window, must not undo what the checker already learned.
+	if hit && cached.status == Revoked {
+		c.n.cacheHits.Add(1)
+		return cached.cached()
+	}
 	if len(staple) > 0 {
 		if a, ok := c.checkStaple(cert, issuer, staple, now); ok {
 			return a
 		}
 	}
-	key := statusKey(issuer, cert.SerialNumber)
-	if a, ok := c.answers.get(key, now); ok {
+	if hit {
 		c.n.cacheHits.Add(1)
-		return a.cached()
+		return cached.cached()
 	}
 	nOCSP, nCRL := len(firstN(cert.OCSPServer)), len(firstN(cert.CRLDistributionPoints))
 	if nOCSP+nCRL == 0 {

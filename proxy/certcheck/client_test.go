@@ -1,12 +1,14 @@
 package certcheck_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -335,6 +337,7 @@ func TestLoadClientCAs(t *testing.T) {
 		t.Fatal(err)
 	}
 	both := [][]byte{p.root.PEM, p.inter.PEM}
+	afterRoot := bytes.Count(p.root.PEM, []byte("\n")) + 1 // first line after the root's PEM
 	cases := []struct {
 		name    string
 		bundles [][]byte
@@ -344,10 +347,10 @@ func TestLoadClientCAs(t *testing.T) {
 		{"ok", both, nil, ""},
 		{"ok in one bundle", [][]byte{append(append([]byte{}, p.root.PEM...), p.inter.PEM...)}, nil, ""},
 		{"ok with PEM CRL", both, [][]byte{pemCRL}, ""},
-		{"key block", [][]byte{append(append([]byte{}, p.root.PEM...), leaf.KeyPEM...)}, nil, `bundle 1, PEM block 2 (line 12): type "PRIVATE KEY", want CERTIFICATE`},
+		{"key block", [][]byte{append(append([]byte{}, p.root.PEM...), leaf.KeyPEM...)}, nil, fmt.Sprintf(`bundle 1, PEM block 2 (line %d): type "PRIVATE KEY", want CERTIFICATE`, afterRoot)},
 		{"leaf as CA", [][]byte{p.root.PEM, leaf.CertPEM}, nil, `bundle 2, PEM block 1 (line 1): "alice@example.test" is not a CA certificate`},
 		{"text", [][]byte{p.root.PEM, []byte("hello\n")}, nil, "bundle 2, line 1: text that is not PEM"},
-		{"text after", [][]byte{append(append([]byte{}, p.root.PEM...), "trailing words"...)}, nil, "bundle 1, line 12: text that is not PEM"},
+		{"text after", [][]byte{append(append([]byte{}, p.root.PEM...), "trailing words"...)}, nil, fmt.Sprintf("bundle 1, line %d: text that is not PEM", afterRoot)},
 		{"bad base64", [][]byte{[]byte("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n")}, nil, "PEM block 1 (line 1): malformed PEM"},
 		{"bad DER", [][]byte{[]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, nil, "PEM block 1 (line 1): x509:"},
 		{"empty bundle", [][]byte{{}}, nil, "bundle 1: no PEM blocks"},

@@ -100,7 +100,8 @@ func (c *Checker) checkStaple(cert, issuer *x509.Certificate, staple []byte, now
 	exp := expiry(now, resp.ThisUpdate, resp.NextUpdate)
 	c.answers.put(key, a, 1, exp)
 	// A verified staple is as good as a fetched answer for later
-	// connections that arrive without one.
+	// connections that arrive without one. (certAnswer never gets here
+	// with a Revoked answer cached, so none is overwritten.)
 	c.answers.put(statusKey(issuer, cert.SerialNumber), a, 1, exp)
 	return a, true
 }

@@ -162,6 +162,20 @@ func TestStaple(t *testing.T) {
 	})
 }
 
+// A good staple made before the revocation, still within its validity,
+// does not undo a revocation the checker has already seen.
+func TestStapleCannotUndoRevocation(t *testing.T) {
+	p := newPKI(t)
+	c := newChecker(t, certcheck.Config{})
+	leaf := p.server(t, revocationlab.CertOptions{})
+	oldGood := staple(t, p.inter, leaf.Cert, revocationlab.OCSPNormal)
+	p.inter.Revoke(leaf.Cert)
+	out, err := c.VerifyChain(context.Background(), leaf.Chain, nil)
+	wantRefused(t, out, err, certcheck.ErrRevoked)
+	out, err = handshake(t, p, c, leaf, oldGood)
+	wantRefused(t, out, err, certcheck.ErrRevoked)
+}
+
 func modeName(m revocationlab.OCSPMode) string {
 	return map[revocationlab.OCSPMode]string{
 		revocationlab.OCSPForged: "forged", revocationlab.OCSPDelegated: "delegated",

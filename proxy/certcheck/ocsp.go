@@ -74,23 +74,19 @@ func answerFromOCSP(resp *ocsp.Response, source string) (answer, bool) {
 
 // checkStaple honours a stapled response for the leaf. ok is false when the
 // staple gives no answer (rejected or "unknown"): the caller falls back to
-// fetching. Verdicts are cached by the staple's bytes, so a server stapling
-// the same response to every handshake costs one signature check.
+// fetching. Accepted staples are cached by their bytes, so a server
+// stapling the same response to every handshake costs one signature check.
 func (c *Checker) checkStaple(cert, issuer *x509.Certificate, staple []byte, now time.Time) (answer, bool) {
 	key := stapleKey(issuer, cert.SerialNumber, staple)
 	if a, ok := c.answers.get(key, now); ok {
-		if a.status == Unknown {
-			c.n.staplesRejected.Add(1)
-			return a, false
-		}
 		return a, true
 	}
 	resp, err := verifyOCSP(staple, cert, issuer, now)
 	if err != nil {
+		// Not cached: an origin sending a new junk staple per handshake
+		// would otherwise push good answers out of the LRU.
 		c.n.staplesRejected.Add(1)
-		a := answer{source: SourceStaple, reason: "staple ignored: " + err.Error()}
-		c.answers.put(key, a, 1, now.Add(failureTTL))
-		return a, false
+		return answer{source: SourceStaple, reason: "staple ignored: " + err.Error()}, false
 	}
 	a, ok := answerFromOCSP(resp, SourceStaple)
 	if !ok {

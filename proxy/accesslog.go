@@ -15,11 +15,13 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 	if st.user != nil {
 		user, groups = st.user.User, st.user.Groups
 	}
-	return Record{
+	rc := Record{
 		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
 		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
 	}
+	sessionRecord(&rc, st)
+	return rc
 }
 
 // logRequest writes the access-log line of one intercepted request and, if

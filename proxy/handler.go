@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/proxy/identity"
+	"github.com/portcullis-gw/portcullis/proxy/session"
 )
 
 // requestState carries what the access log needs from the hooks that ran.
@@ -28,6 +29,11 @@ type requestState struct {
 
 	// recorded: the record was made (durably) before the response ended.
 	recorded bool
+
+	// sess is the session enforcement of a covered request; download: the
+	// response is a file download (its bytes are never rewritten).
+	sess     *session.Request
+	download bool
 }
 
 func (st *requestState) set(decision, reason string) {
@@ -71,7 +77,12 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 			return s.recordDurable(s.requestRecord(ci, r, st, rec.status, body.n, out))
 		}
 	}
-	defer func() { s.logRequest(ci, r, st, rec, body.n, time.Since(start)) }()
+	defer func() {
+		s.logRequest(ci, r, st, rec, body.n, time.Since(start))
+		if st.sess != nil {
+			st.sess.Close()
+		}
+	}()
 
 	if s.cfg.Recorder != nil {
 		if err := s.cfg.Recorder.Admit(); err != nil {
@@ -112,6 +123,9 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 			})
 			return
 		}
+	}
+	if !s.sessionRequest(rec, r, ci, st, r.Host) {
+		return
 	}
 	s.rproxy.ServeHTTP(rec, r)
 }

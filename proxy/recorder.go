@@ -3,6 +3,9 @@ package proxy
 import (
 	"net/netip"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/portcullis-gw/portcullis/proxy/session"
 )
 
 // Record is what the pipeline reports for every intercepted request and
@@ -25,7 +28,30 @@ type Record struct {
 	BytesIn   int64
 	BytesOut  int64
 	RequestID string // access-log id; connection records use "c<conn id>"
+
+	// Session enforcement (zero when no session policy covered the request).
+	App       string        // catalog app id
+	Activity  string        // catalog activity id or built-in kind (download, upload)
+	Action    policy.Action // what was enforced (step-up, unavailable, is recorded as block)
+	Policy    string        // the deciding policy's id
+	Policies  []string      // every matched policy, file order
+	File      *RecordFile   // the download, the raw upload, or the deciding multipart part
+	FileParts int           // file parts of a multipart upload (one record per request)
+	Detectors []DetectorHit // detectors that matched, with masked samples
+	// Inspection is how content inspection ended (policy.InspectionNotDone
+	// when no policy needed it), with the reason when it did not complete.
+	Inspection       policy.InspectionStatus
+	InspectionReason string
+	Malware          policy.MalwareStatus
+	MalwareSignature string
 }
+
+// RecordFile is a file as session enforcement saw it: name, size, SHA-256
+// of the bytes seen, MIME detected from content, sensitivity label.
+type RecordFile = session.FileOutcome
+
+// DetectorHit is one matched detector with its count and masked samples.
+type DetectorHit = session.DetectorHit
 
 // Recorder receives the pipeline's records: the activity log. Admit is asked
 // before a new connection or request is served; an error refuses it, which is

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/portcullis-gw/portcullis/proxy/session"
 )
 
 // Config is the pipeline's configuration. Certs is required; everything else
@@ -44,6 +46,9 @@ type Config struct {
 	Hosts map[string][]string
 	// Suffix, when set, turns on the suffix reverse proxy (ServeSuffix).
 	Suffix *SuffixConfig
+	// Session, when set, enforces session policies (downloads, uploads,
+	// body fields, inspection) in the transparent and suffix pipelines.
+	Session *SessionConfig
 	// Recorder, when set, receives a record of every request and every
 	// non-intercepted connection, and may refuse new sessions (Admit).
 	Recorder Recorder
@@ -101,7 +106,8 @@ type Server struct {
 	// dialHook, when set by a test, sees every upstream dial before it is made.
 	dialHook func(dest string)
 
-	durable   DurableRecorder // set when Config.HoldForRecord
+	enforcer  *session.Enforcer // set when Config.Session
+	durable   DurableRecorder   // set when Config.HoldForRecord
 	suffix    *suffixState
 	suffixTLS *tls.Config
 
@@ -163,6 +169,15 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, errors.New("proxy config: holding responses for their record needs a recorder that reports durability")
 		}
 		s.durable = d
+	}
+	if cfg.Session != nil {
+		if cfg.Session.Engine == nil {
+			return nil, errors.New("proxy config: session enforcement needs an engine getter")
+		}
+		if err := s.initSession(); err != nil {
+			return nil, fmt.Errorf("proxy config: session: %w", err)
+		}
+		s.rproxy.ModifyResponse = s.sessionModifyResponse
 	}
 	if cfg.Suffix != nil {
 		if cfg.Suffix.Mapper == nil {

@@ -127,6 +127,9 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 			return
 		}
 	}
+	if !s.sessionRequest(rec, r, ci, st, suffixed) {
+		return
+	}
 	s.suffix.rproxy.ServeHTTP(rec, r)
 }
 
@@ -234,6 +237,13 @@ func stripOwnCookies(h http.Header) {
 // it streams; binds an identity learnt on this request to the proxy's
 // session cookie.
 func (s *Server) suffixRewriteResponse(resp *http.Response) error {
+	// Session enforcement sees the origin's own bytes, before any
+	// rewriting; a download (allowed, protected or replaced) is a file and
+	// keeps its bytes.
+	download, err := s.sessionResponse(resp)
+	if err != nil {
+		return err
+	}
 	st := stateOf(resp.Request.Context())
 	m := rewriteMapper{s: s, via: st.origin}
 	rewrite.ResponseHeaders(resp.Header, st.origin, m, rewrite.HeaderOptions{})
@@ -242,7 +252,7 @@ func (s *Server) suffixRewriteResponse(resp *http.Response) error {
 			s.Stats.SuffixLogins.Add(1)
 		}
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode == http.StatusPartialContent ||
+	if download || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode == http.StatusPartialContent ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||
 		resp.Request.Method == http.MethodHead || resp.Body == nil || resp.Body == http.NoBody {
 		return nil

@@ -153,6 +153,9 @@ func rewriteToOrigin(pr *httputil.ProxyRequest) {
 // when the origin's certificate did not verify, a gateway error otherwise.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
+	if s.sessionUpstreamError(w, st) {
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		st.set("error", "client went away")
 		return

@@ -1,0 +1,201 @@
+package proxy
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/portcullis-gw/portcullis/proxy/session"
+)
+
+// SessionConfig turns on session-policy enforcement in both the
+// transparent and the suffix pipeline: downloads, uploads, body fields,
+// inspection, scanning, protect, block pages and replaced files.
+type SessionConfig struct {
+	// Engine returns the policy engine in force; the appliance swaps it
+	// atomically on reload. A request uses the engine it started with. nil
+	// (or a nil engine) enforces nothing.
+	Engine func() *policy.Engine
+	// Subject says who is asking; nil gives the client address, a browser,
+	// and the suffix session's user.
+	Subject func(ci *ConnInfo, r *http.Request) policy.Subject
+	// Scanner scans files for policies with malware: true.
+	Scanner session.Scanner
+	// Protector carries out protect.
+	Protector session.Protector
+	// SpoolDir holds bodies held past the memory threshold (files 0600,
+	// unlinked at creation); default os.TempDir().
+	SpoolDir string
+	// MemorySpool is how much of a held body stays in memory
+	// (session.DefaultMemorySpool).
+	MemorySpool int64
+	// MaxFieldBody bounds bodies read for body fields (session.DefaultMaxFieldBody).
+	MaxFieldBody int64
+	// InspectionTimeout bounds inspection after a body is complete;
+	// ScanTimeout bounds waiting for the scanner after the last byte.
+	InspectionTimeout time.Duration
+	ScanTimeout       time.Duration
+	// Alert receives every final decision with d.Alert set (once per
+	// request, at its end).
+	Alert func(ci *ConnInfo, r *http.Request, req *policy.SessionRequest, d *policy.SessionDecision)
+	// Log receives enforcement messages (fail-opens, protect failures).
+	Log *slog.Logger
+}
+
+func (s *Server) initSession() error {
+	sc := s.cfg.Session
+	log := sc.Log
+	if log == nil {
+		log = s.cfg.Log
+	}
+	e, err := session.New(session.Config{
+		Scanner: sc.Scanner, Protector: sc.Protector, SpoolDir: sc.SpoolDir, MemorySpool: sc.MemorySpool,
+		MaxFieldBody: sc.MaxFieldBody, InspectionTimeout: sc.InspectionTimeout, ScanTimeout: sc.ScanTimeout, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	s.enforcer = e
+	return nil
+}
+
+// SessionStats are the enforcement counters (nil without SessionConfig).
+func (s *Server) SessionStats() *session.Stats {
+	if s.enforcer == nil {
+		return nil
+	}
+	return &s.enforcer.Stats
+}
+
+// sessionCovered is the whole cost of session enforcement for a request no
+// session policy covers: an atomic load and a host lookup.
+func (s *Server) sessionCovered(host string) *policy.Engine {
+	if s.enforcer == nil {
+		return nil
+	}
+	e := s.cfg.Session.Engine()
+	if e == nil || !e.Covers(host) {
+		return nil
+	}
+	return e
+}
+
+func (s *Server) sessionSubject(ci *ConnInfo, r *http.Request) policy.Subject {
+	if f := s.cfg.Session.Subject; f != nil {
+		return f(ci, r)
+	}
+	subj := policy.Subject{SourceIP: ci.Client.Addr(), ClientApp: policy.ClientBrowser}
+	if id, ok := RequestUser(r.Context()); ok {
+		subj.User, subj.Groups = id.User, id.Groups
+	}
+	return subj
+}
+
+// sessionRequest decides r before it goes upstream. It answers the client
+// itself (block page, 400) and returns false when the request stops here.
+// r.Host is the origin's host (suffix mode maps it back first); shownHost
+// is the one the user sees.
+func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request, ci *ConnInfo, st *requestState, shownHost string) bool {
+	engine := s.sessionCovered(r.Host)
+	if engine == nil {
+		return true
+	}
+	q := s.enforcer.Begin(r.Context(), engine, s.sessionSubject(ci, r), r)
+	q.Ref, q.Host = st.id, shownHost
+	if alert := s.cfg.Session.Alert; alert != nil {
+		q.OnFinal = func(req *policy.SessionRequest, d *policy.SessionDecision) { alert(ci, r, req, d) }
+	}
+	st.sess = q
+	blocked, err := q.OnRequest(r)
+	if err != nil {
+		st.set("error", "client body: "+err.Error())
+		s.cfg.Log.Debug("malformed request body", "err", err, "id", st.id)
+		http.Error(w, "malformed request body", http.StatusBadRequest)
+		return false
+	}
+	s.noteSession(st)
+	if blocked {
+		s.Stats.RequestsBlocked.Add(1)
+		session.WriteBlock(w, r, http.StatusForbidden, q.Block())
+		return false
+	}
+	return true
+}
+
+// noteSession puts the session outcome on the access-log decision.
+func (s *Server) noteSession(st *requestState) {
+	o := st.sess.Outcome()
+	if !o.Decided || o.Winner == "" && o.Action <= policy.ActionAllow {
+		return
+	}
+	reason := o.Reason
+	if o.InspectionReason != "" {
+		reason += " (" + o.InspectionReason + ")"
+	}
+	switch {
+	case o.Action >= policy.ActionBlock:
+		st.set("block", reason)
+	case o.Action == policy.ActionProtect:
+		st.set("protect", reason)
+	case o.Action == policy.ActionMonitor:
+		st.set("monitor", reason)
+	default:
+		st.set("allow", reason)
+	}
+}
+
+// sessionResponse decides a response (downloads) before anything of it
+// is written. It reports whether the response is a download, whose bytes
+// the suffix proxy does not rewrite.
+func (s *Server) sessionResponse(resp *http.Response) (bool, error) {
+	st := stateOf(resp.Request.Context())
+	if st == nil || st.sess == nil {
+		return false, nil
+	}
+	dl, err := st.sess.OnResponse(resp)
+	if dl {
+		st.download = true
+		s.noteSession(st)
+	}
+	return dl, err
+}
+
+// sessionModifyResponse is the transparent proxy's ModifyResponse.
+func (s *Server) sessionModifyResponse(resp *http.Response) error {
+	_, err := s.sessionResponse(resp)
+	return err
+}
+
+// sessionUpstreamError answers a round trip that failed because the
+// client's body broke (a tee'd upload shorter than announced): the
+// client's error, not the origin's.
+func (s *Server) sessionUpstreamError(w http.ResponseWriter, st *requestState) bool {
+	if st == nil || st.sess == nil {
+		return false
+	}
+	err := st.sess.ClientError()
+	if err == nil || !errors.Is(err, session.ErrMalformed) {
+		return false
+	}
+	st.set("error", "client body: "+err.Error())
+	http.Error(w, "malformed request body", http.StatusBadRequest)
+	return true
+}
+
+// sessionRecord adds the session outcome to a record.
+func sessionRecord(rc *Record, st *requestState) {
+	if st.sess == nil {
+		return
+	}
+	o := st.sess.Outcome()
+	if !o.Decided {
+		return
+	}
+	rc.App, rc.Activity, rc.Action, rc.Policies = o.App, o.Activity, o.Action, o.Policies
+	rc.File, rc.FileParts, rc.Detectors = o.File, o.FileParts, o.Detectors
+	rc.Inspection, rc.InspectionReason = o.Inspection, o.InspectionReason
+	rc.Malware, rc.MalwareSignature = o.Malware, o.Signature
+	rc.Policy = o.Winner
+}

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -20,7 +19,8 @@ type Agent struct {
 	mu     sync.Mutex
 	cfg    Config
 	objs   steerObjects
-	link   link.Link
+	att    attachment
+	info   Attachment
 	nl     *netlink.Handle // bound to the network namespace Start ran in
 	closed bool
 }
@@ -34,13 +34,33 @@ type Agent struct {
 // netlink handle in that namespace, so its other methods (Detach included)
 // may be called from anywhere.
 //
+// Before it changes anything Start checks the privileges and kernel
+// features it needs (ErrMissingPrivilege, ErrUnsupportedKernel, each naming
+// what is missing), and mounts bpffs at /sys/fs/bpf if the pin directory is
+// below it and nothing is mounted there.
+//
 // Taking over is seamless: maps pinned by the previous run are reused when
-// their layout still matches (counters and listeners carry over), the new
-// program is attached ahead of the old one, and the old one is detached only
-// once the new pins are published. If Start fails, the previous datapath, if
-// any, is left exactly as it was.
+// their layout still matches (counters and listeners carry over), and the
+// new program takes over in one step: a TCX link is attached ahead of the old
+// one, which is detached only once the new pins are published; a tc filter
+// is replaced in place. If Start fails, the previous datapath, if any, is
+// left exactly as it was, and a first start leaves nothing behind.
 func Start(cfg Config) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkPrivileges(); err != nil {
+		return nil, err
+	}
+	spec, err := loadSteer()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKernel(spec); err != nil {
+		return nil, err
+	}
+	mounted, err := ensureBPFFS(cfg.PinDir)
+	if err != nil {
 		return nil, err
 	}
 	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
@@ -56,17 +76,13 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, fmt.Errorf("remove stale pins: %w", err)
 	}
 
-	spec, err := loadSteer()
-	if err != nil {
-		return nil, err
-	}
 	prev, err := openPinned(cfg.PinDir, spec)
 	if err != nil {
 		return nil, err
 	}
 	// Closing the previous generation's descriptors is what finally detaches
-	// its program, once publish has removed its pins; on failure its pins
-	// keep it running.
+	// its TCX program, once publish has removed its pins; on failure its
+	// pins keep it running.
 	defer prev.Close()
 
 	objs, byName, err := loadObjects(prev.maps)
@@ -78,7 +94,8 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	added, err := installRouting(nl, &cfg)
+	ipv6 := hostHasIPv6()
+	added, err := installRouting(nl, &cfg, ipv6)
 	defer onError(&err, func() {
 		if added {
 			_ = removeRouting(nl, &cfg)
@@ -88,23 +105,18 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	lnk, err := link.AttachTCX(link.TCXOptions{
-		Interface: iface.Attrs().Index,
-		Program:   objs.Steer,
-		Attach:    ebpf.AttachTCXIngress,
-		// Ahead of a previous generation still attached: its verdicts are
-		// final, so from here on the new program decides.
-		Anchor: link.Head(),
-	})
+	att, err := attach(nl, &cfg, iface, objs.Steer, prev)
 	if err != nil {
-		if errors.Is(err, ebpf.ErrNotSupported) {
-			err = fmt.Errorf("%w: %w", ErrUnsupportedKernel, err)
-		}
-		return nil, fmt.Errorf("attach to %s ingress: %w", cfg.Interface, err)
+		return nil, err
 	}
-	defer onError(&err, func() { _ = lnk.Close() })
+	defer onError(&err, func() { _ = att.undo() })
+	if testHookAfterAttach != nil {
+		if err := testHookAfterAttach(att.mode()); err != nil {
+			return nil, err
+		}
+	}
 
-	tmp, err := pinAll(cfg.PinDir, lnk, byName)
+	tmp, err := pinAll(cfg.PinDir, att, byName)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +124,26 @@ func Start(cfg Config) (_ *Agent, err error) {
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &Agent{cfg: cfg, objs: *objs, link: lnk, nl: nl}, nil
+	// Published: from here on nothing fails. A tc filter the previous
+	// generation left where this one does not use it goes now (a TCX link
+	// goes with prev.Close).
+	tookOver := prev.hasRecord
+	if t, ok := att.(*tcAttachment); ok {
+		tookOver = tookOver || t.tookOver
+	}
+	if prev.hasRecord && prev.record.mode == AttachTC &&
+		(att.mode() != AttachTC || prev.record.ifindex != iface.Attrs().Index) {
+		_ = removeTC(nl, prev.record)
+	}
+	if att.mode() == AttachTCX {
+		// An orphan filter of ours (its pins lost with a private bpffs) on
+		// this interface would run behind the new program: never, but it
+		// keeps stale maps alive.
+		_ = removeTC(nl, attachRecord{mode: AttachTC, ifindex: iface.Attrs().Index})
+	}
+	a := &Agent{cfg: cfg, objs: *objs, att: att, nl: nl}
+	a.info = Attachment{Mode: att.mode(), Interface: cfg.Interface, TookOver: tookOver, MountedBPFFS: mounted, IPv6: ipv6}
+	return a, nil
 }
 
 // loadObjects loads the program with the maps pinned by a previous run when
@@ -249,6 +280,8 @@ func (a *Agent) Update(cfg Config) error {
 		return fmt.Errorf("%w: interface %s -> %s", ErrRestartRequired, a.cfg.Interface, cfg.Interface)
 	case cfg.PinDir != a.cfg.PinDir:
 		return fmt.Errorf("%w: pin directory %s -> %s", ErrRestartRequired, a.cfg.PinDir, cfg.PinDir)
+	case cfg.Attach != a.cfg.Attach:
+		return fmt.Errorf("%w: attach mode %s -> %s", ErrRestartRequired, a.cfg.Attach, cfg.Attach)
 	case cfg.Mark != a.cfg.Mark || cfg.Table != a.cfg.Table || cfg.RulePriority != a.cfg.RulePriority:
 		return fmt.Errorf("%w: mark, table or rule priority", ErrRestartRequired)
 	}
@@ -284,8 +317,9 @@ func (a *Agent) Detach() error {
 	}
 	a.closed = true
 	// Program first, routing last: a marked packet must never meet a host
-	// without the routes that deliver it.
-	errs := []error{removePins(a.cfg.PinDir)}
+	// without the routes that deliver it. A tc filter goes by netlink, a
+	// TCX link once its pin is gone and its descriptor closed.
+	errs := []error{a.att.detach(), removePins(a.cfg.PinDir)}
 	nl := a.nl
 	a.nl = nil
 	errs = append(errs, a.release(), removeRouting(nl, &a.cfg))
@@ -294,7 +328,7 @@ func (a *Agent) Detach() error {
 }
 
 func (a *Agent) release() error {
-	errs := []error{a.link.Close(), a.objs.Close()}
+	errs := []error{a.att.release(), a.objs.Close()}
 	if a.nl != nil {
 		a.nl.Close()
 	}
@@ -302,11 +336,13 @@ func (a *Agent) release() error {
 }
 
 // Remove tears down the datapath a stopped (or crashed) process left behind,
-// as Detach would: it removes the pins in cfg.PinDir, which detaches the
-// program once no process holds it, and the policy routing for cfg's mark,
-// table and rule priority. Like Start it must run in the interface's network
-// namespace; cfg.Interface may be empty. Nothing left to remove is not an
-// error.
+// as Detach would: the tc filter the attach record in cfg.PinDir names (and
+// the clsact qdisc if Portcullis created it), the pins (removing a TCX
+// link's pin detaches it once no process holds it), and the policy routing
+// for cfg's mark, table and rule priority. Like Start it must run in the
+// interface's network namespace. cfg.Interface may be empty; if it is set, a
+// filter of ours on it is removed even without pins (its bpffs gone with a
+// mount namespace). Nothing left to remove is not an error.
 func Remove(cfg Config) error {
 	if err := cfg.validate(false); err != nil {
 		return err
@@ -316,5 +352,16 @@ func Remove(cfg Config) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer nl.Close()
-	return errors.Join(removePins(cfg.PinDir), removeRouting(nl, &cfg))
+	var errs []error
+	rec, ok, err := readRecord(cfg.PinDir)
+	errs = append(errs, err)
+	if ok && rec.mode == AttachTC {
+		errs = append(errs, removeTC(nl, rec))
+	}
+	if cfg.Interface != "" {
+		if iface, err := nl.LinkByName(cfg.Interface); err == nil {
+			errs = append(errs, removeTC(nl, attachRecord{mode: AttachTC, ifindex: iface.Attrs().Index}))
+		}
+	}
+	return errors.Join(append(errs, removePins(cfg.PinDir), removeRouting(nl, &cfg))...)
 }

@@ -11,6 +11,7 @@ type collector struct {
 	packets   *prometheus.Desc
 	assignErr *prometheus.Desc
 	listener  *prometheus.Desc
+	mode      *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -21,6 +22,7 @@ var _ prometheus.Collector = (*collector)(nil)
 //	portcullis_datapath_packets_total{result}     packets by outcome (see Counters)
 //	portcullis_datapath_assign_errors_total       failed bpf_sk_assign calls
 //	portcullis_datapath_listener_present{family}  1 while a listener is in the sockmap
+//	portcullis_datapath_attach_mode{mode}         1 for the hook in use: tcx or tc
 func (a *Agent) Collector() prometheus.Collector {
 	return &collector{
 		agent: a,
@@ -30,6 +32,8 @@ func (a *Agent) Collector() prometheus.Collector {
 			"bpf_sk_assign calls that failed; the packets fell back to the fail mode.", nil, nil),
 		listener: prometheus.NewDesc("portcullis_datapath_listener_present",
 			"Whether a proxy listener is in the datapath's sockmap (0: the fail mode applies).", []string{"family"}, nil),
+		mode: prometheus.NewDesc("portcullis_datapath_attach_mode",
+			"How the steering program is attached (1 for the mode in use): tcx, or tc (clsact) on kernels before 6.6.", []string{"mode"}, nil),
 	}
 }
 
@@ -37,9 +41,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.packets
 	ch <- c.assignErr
 	ch <- c.listener
+	ch <- c.mode
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.mode, prometheus.GaugeValue, 1, string(c.agent.Attachment().Mode))
 	counters, err := c.agent.Counters()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.packets, err)

@@ -64,6 +64,9 @@ type Config struct {
 	// RulePriority is the priority of the fwmark rule. Default
 	// DefaultRulePriority.
 	RulePriority int
+	// Attach chooses the hook: TCX, tc (clsact + cls_bpf), or auto (TCX
+	// where the kernel has it, tc otherwise). Default AttachAuto.
+	Attach AttachMode
 }
 
 // maxInterceptPorts bounds Config.InterceptPorts.
@@ -140,6 +143,12 @@ func (c *Config) validate(needInterface bool) error {
 	// 0 is the "local" rule; 32766 and 32767 are "main" and "default".
 	if c.RulePriority < 1 || c.RulePriority > 32765 {
 		return fmt.Errorf("%w: rule priority %d is outside 1-32765", ErrInvalidConfig, c.RulePriority)
+	}
+	if c.Attach == "" {
+		c.Attach = AttachAuto
+	}
+	if !c.Attach.valid() {
+		return fmt.Errorf("%w: attach mode %q is not one of auto, tcx, tc", ErrInvalidConfig, c.Attach)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func TestConfigValidateFillsDefaults(t *testing.T) {
 	}
 	if !slices.Equal(cfg.ClientPrefixes, want.ClientPrefixes) || !slices.Equal(cfg.InterceptPorts, want.InterceptPorts) ||
 		!slices.Equal(cfg.BypassPrefixes, want.BypassPrefixes) || cfg.PinDir != want.PinDir || cfg.Mark != want.Mark ||
-		cfg.Table != want.Table || cfg.RulePriority != want.RulePriority {
+		cfg.Table != want.Table || cfg.RulePriority != want.RulePriority || cfg.Attach != AttachAuto {
 		t.Errorf("validated config\n got %+v\nwant %+v", cfg, want)
 	}
 	// Validating again changes nothing.
@@ -51,6 +51,7 @@ func TestConfigValidateRejects(t *testing.T) {
 		"main table":         {Interface: "lan0", Table: 254},
 		"negative table":     {Interface: "lan0", Table: -1},
 		"rule priority":      {Interface: "lan0", RulePriority: 32766},
+		"attach mode":        {Interface: "lan0", Attach: "xdp"},
 	}
 	for name, cfg := range cases {
 		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {

@@ -1,9 +1,12 @@
 // Package agent owns the kernel datapath of the transparent gateway: it loads
 // the bpf2go-generated steering program (bpf/steer.c), attaches it to the LAN
-// interface with TCX, pins the link and maps under bpffs, installs the policy
-// routing that delivers steered packets locally, keeps the client, port and
-// bypass maps in sync with the configuration, and exports the program's
-// per-CPU counters as Prometheus metrics.
+// interface (TCX where the kernel has it, a cls_bpf filter on the clsact
+// qdisc before Linux 6.6; see AttachMode), pins its state under bpffs
+// (mounting bpffs if the namespace has none), installs the policy routing
+// that delivers steered packets locally, keeps the client, port and bypass
+// maps in sync with the configuration, and exports the program's per-CPU
+// counters as Prometheus metrics. Start refuses, naming what is missing, a
+// host that lacks a privilege or kernel feature the datapath needs.
 //
 // The agent never imports the proxy: the appliance hands it the transparent
 // listener sockets to steer into (SetListener).

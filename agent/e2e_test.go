@@ -98,7 +98,15 @@ func expectRefused(t *testing.T, g *lab.Gateway, addr netip.AddrPort) {
 	}
 }
 
+// TestDatapathEndToEnd runs once per attach mode: TCX, and the tc fallback
+// of kernels before 6.6 forced on this one.
 func TestDatapathEndToEnd(t *testing.T) {
+	for _, mode := range attachModes {
+		t.Run(string(mode), func(t *testing.T) { testDatapathEndToEnd(t, mode) })
+	}
+}
+
+func testDatapathEndToEnd(t *testing.T, mode AttachMode) {
 	g := lab.NewGateway(t)
 	https4 := netip.AddrPortFrom(g.Origin4, 443)
 	https6 := netip.AddrPortFrom(g.Origin6, 443)
@@ -124,7 +132,7 @@ func TestDatapathEndToEnd(t *testing.T) {
 	}
 	defer stats.Close()
 
-	cfg := Config{Interface: g.LANIf, PinDir: testPinDir(t), DropQUIC: true}
+	cfg := Config{Interface: g.LANIf, PinDir: testPinDir(t), DropQUIC: true, Attach: mode}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +141,10 @@ func TestDatapathEndToEnd(t *testing.T) {
 		_ = a.Close() // the agent of the last restart
 		_ = g.GW.Do(func() error { return Remove(cfg) })
 	})
+	if at := a.Attachment(); at.Mode != mode || at.TookOver || !at.IPv6 || at.Interface != g.LANIf {
+		t.Fatalf("attachment %+v, want a fresh %s one with IPv6", at, mode)
+	}
+	waitPrograms(t, g.GW, g.LANIf, mode, 1)
 	for _, l := range []struct {
 		ln   *net.TCPListener
 		ipv6 bool
@@ -198,6 +210,9 @@ func TestDatapathEndToEnd(t *testing.T) {
 		if got["portcullis_datapath_listener_present,ipv4"] != 1 || got["portcullis_datapath_listener_present,ipv6"] != 1 {
 			t.Errorf("listener gauges: %v", got)
 		}
+		if got["portcullis_datapath_attach_mode,"+string(mode)] != 1 {
+			t.Errorf("attach mode gauge: %v, want %s 1", got, mode)
+		}
 		runTime, runs, err := a.ProgramStats()
 		if err != nil || runs == 0 || runTime == 0 {
 			t.Errorf("program stats: %v over %d runs, %v", runTime, runs, err)
@@ -222,7 +237,10 @@ func TestDatapathEndToEnd(t *testing.T) {
 		if err != nil || after.Steered <= before.Steered {
 			t.Errorf("counters did not carry over: before %+v after %+v (%v)", before, after, err)
 		}
-		waitTCXPrograms(t, g.GW, g.LANIf, 1)
+		waitPrograms(t, g.GW, g.LANIf, mode, 1)
+		if at := a.Attachment(); at.Mode != mode || !at.TookOver {
+			t.Errorf("attachment after restart %+v, want %s taken over", at, mode)
+		}
 		// The listeners are still open, so still in the reused sockmap.
 		expectAnswer(t, g, https6, "proxy "+https6.String())
 	})

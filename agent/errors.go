@@ -11,8 +11,15 @@ var (
 	ErrInvalidConfig = errors.New("invalid datapath config")
 
 	// ErrUnsupportedKernel means the running kernel lacks something the
-	// datapath needs: TCX links (Linux 6.6), bpf_sk_assign, or BPF itself.
+	// datapath needs: a program or map type, a helper such as bpf_sk_assign
+	// (Linux 5.7), the clsact qdisc or cls_bpf, or TCX links (Linux 6.6)
+	// when the TCX mode is forced. The wrapping error names what.
 	ErrUnsupportedKernel = errors.New("kernel does not support the datapath")
+
+	// ErrMissingPrivilege means the process lacks a capability the
+	// datapath needs (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, or
+	// CAP_SYS_ADMIN to mount bpffs); the wrapping error names it and how to grant it.
+	ErrMissingPrivilege = errors.New("missing privilege for the datapath")
 
 	// ErrNotListener means SetListener was given a socket the datapath
 	// cannot steer to: not a listening, transparent (IP_TRANSPARENT or

@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/portcullis-gw/portcullis/internal/lab"
 )
@@ -23,6 +25,9 @@ import (
 // Run with -benchtime 1x; every path moves kernelBenchBytes per iteration.
 //
 //	go test ./agent -run '^$' -bench BenchmarkDatapathKernel -benchtime 1x
+//
+// Every path runs once per attach mode (BenchmarkDatapathKernel/tcx/...,
+// .../tc/...), each read against the empty program on its own hook.
 //
 // ns/packet includes the stats' own clock reads: read the paths against
 // empty_program, an empty program on the same hook under the same traffic.
@@ -162,6 +167,9 @@ var kernelPaths = []kernelPath{
 		func(c *Counters) uint64 { return c.NotIntercepted }},
 }
 
+// BenchmarkDatapathKernel runs every path once per attach mode (TCX, and the
+// tc fallback forced on this kernel), each against its own empty program on
+// the same hook.
 func BenchmarkDatapathKernel(b *testing.B) {
 	k := newKernelLab(b)
 	stats, err := EnableProgramStats()
@@ -169,7 +177,12 @@ func BenchmarkDatapathKernel(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer stats.Close()
+	for _, mode := range attachModes {
+		b.Run(string(mode), func(b *testing.B) { benchmarkKernelPaths(b, k, mode) })
+	}
+}
 
+func benchmarkKernelPaths(b *testing.B, k *kernelLab, mode AttachMode) {
 	b.Run("empty_program", func(b *testing.B) {
 		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 			Type: ebpf.SchedCLS, License: "Dual BSD/GPL",
@@ -179,18 +192,8 @@ func BenchmarkDatapathKernel(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer prog.Close()
-		var lnk link.Link
-		if err := k.GW.Do(func() error {
-			ifi, err := net.InterfaceByName(k.LANIf)
-			if err != nil {
-				return err
-			}
-			lnk, err = link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXIngress})
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
-		defer lnk.Close()
+		detach := attachBare(b, k, mode, prog)
+		defer detach()
 		addr := netip.AddrPortFrom(k.Origin4, 8443)
 		bulk(b, k.Gateway, addr, false) // warm-up, not measured
 		before, _ := prog.Stats()
@@ -205,12 +208,14 @@ func BenchmarkDatapathKernel(b *testing.B) {
 
 	// The default configuration (every source is a client, ports 443 and
 	// 80) with the origin bypassed.
-	cfg := Config{Interface: k.LANIf, PinDir: testPinDir(b), DropQUIC: true,
+	cfg := Config{Interface: k.LANIf, PinDir: testPinDir(b), DropQUIC: true, Attach: mode,
 		BypassPrefixes: []netip.Prefix{netip.PrefixFrom(k.Origin4, 32), netip.PrefixFrom(k.Origin6, 128)}}
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
 	a := startIn(b, k.GW, cfg)
+	// Detached before the next mode's run; the cleanup is for a failure.
+	defer func() { _ = a.Detach() }()
 	b.Cleanup(func() { _ = k.GW.Do(func() error { return Remove(cfg) }) })
 	for _, l := range []struct {
 		ln   *net.TCPListener
@@ -242,6 +247,50 @@ func BenchmarkDatapathKernel(b *testing.B) {
 	}
 }
 
+// attachBare hooks prog to the lab gateway's LAN ingress the way mode does,
+// without pins or routing, and returns what takes it off again.
+func attachBare(b *testing.B, k *kernelLab, mode AttachMode, prog *ebpf.Program) (detach func()) {
+	b.Helper()
+	var undo func() error
+	if err := k.GW.Do(func() error {
+		ifi, err := net.InterfaceByName(k.LANIf)
+		if err != nil {
+			return err
+		}
+		if mode == AttachTCX {
+			lnk, err := link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXIngress})
+			if err != nil {
+				return err
+			}
+			undo = lnk.Close
+			return nil
+		}
+		nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		iface, err := nl.LinkByIndex(ifi.Index)
+		if err != nil {
+			nl.Close()
+			return err
+		}
+		att, err := attachTC(nl, iface, prog, &pinnedState{})
+		if err != nil {
+			nl.Close()
+			return err
+		}
+		undo = func() error { defer nl.Close(); return att.undo() }
+		return nil
+	}); err != nil {
+		b.Fatalf("attach %s: %v", mode, err)
+	}
+	return func() {
+		if err := undo(); err != nil {
+			b.Errorf("detach %s: %v", mode, err)
+		}
+	}
+}
+
 func reportKernelCost(b *testing.B, runTime time.Duration, runs uint64, took time.Duration) {
 	b.ReportMetric(float64(runTime.Nanoseconds())/float64(max(runs, 1)), "ns/packet")
 	b.ReportMetric(float64(runs)/float64(b.N), "packets/op")
@@ -250,7 +299,7 @@ func reportKernelCost(b *testing.B, runTime time.Duration, runs uint64, took tim
 
 // BenchmarkDatapathThroughput measures the bulk transfer rate through the
 // gateway with no program on the LAN ingress and with the steering program
-// (default configuration, origin bypassed), interleaved to share the
+// (default configuration, origin bypassed; per attach mode), interleaved to share the
 // machine's noise, for traffic the program only looks at. It reports the
 // ratio of the medians: 1 means the program costs nothing visible.
 func BenchmarkDatapathThroughput(b *testing.B) {
@@ -261,38 +310,26 @@ func BenchmarkDatapathThroughput(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := newHarness(b, cfg) // loaded and configured; attached per round
-	var ifindex int
-	if err := k.GW.Do(func() error {
-		ifi, err := net.InterfaceByName(k.LANIf)
-		ifindex = ifi.Index
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	for _, p := range kernelPaths[:4] {
-		b.Run(p.name, func(b *testing.B) {
-			addr := p.addr(k)
-			var with, without []float64
-			for range b.N {
-				for range 5 {
-					without = append(without, rate(bulk(b, k.Gateway, addr, false)))
-					var lnk link.Link
-					if err := k.GW.Do(func() (err error) {
-						lnk, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: h.objs.Steer, Attach: ebpf.AttachTCXIngress})
-						return err
-					}); err != nil {
-						b.Fatal(err)
+	for _, mode := range attachModes {
+		for _, p := range kernelPaths[:4] {
+			b.Run(string(mode)+"/"+p.name, func(b *testing.B) {
+				addr := p.addr(k)
+				var with, without []float64
+				for range b.N {
+					for range 5 {
+						without = append(without, rate(bulk(b, k.Gateway, addr, false)))
+						detach := attachBare(b, k, mode, h.objs.Steer)
+						with = append(with, rate(bulk(b, k.Gateway, addr, false)))
+						detach()
 					}
-					with = append(with, rate(bulk(b, k.Gateway, addr, false)))
-					_ = lnk.Close()
 				}
-			}
-			mw, mo := median(with), median(without)
-			b.ReportMetric(mw, "MB/s_with")
-			b.ReportMetric(mo, "MB/s_without")
-			b.ReportMetric(mw/mo, "ratio")
-			b.Logf("with %v\nwithout %v", fmtRates(with), fmtRates(without))
-		})
+				mw, mo := median(with), median(without)
+				b.ReportMetric(mw, "MB/s_with")
+				b.ReportMetric(mo, "MB/s_without")
+				b.ReportMetric(mw/mo, "ratio")
+				b.Logf("with %v\nwithout %v", fmtRates(with), fmtRates(without))
+			})
+		}
 	}
 }
 

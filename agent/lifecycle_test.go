@@ -4,6 +4,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -14,8 +17,14 @@ import (
 // Close leaves the datapath running; the next Start takes it over, reusing
 // compatible maps and replacing incompatible ones; Remove clears it all.
 func TestLifecycleTakeoverAndRemove(t *testing.T) {
+	for _, mode := range attachModes {
+		t.Run(string(mode), func(t *testing.T) { testLifecycleTakeoverAndRemove(t, mode) })
+	}
+}
+
+func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 	ns := quietNS(t)
-	cfg := Config{Interface: "if0", PinDir: testPinDir(t)}
+	cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +42,14 @@ func TestLifecycleTakeoverAndRemove(t *testing.T) {
 	if _, err := first.Counters(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Counters after Close: %v, want ErrClosed", err)
 	}
-	waitTCXPrograms(t, ns, "if0", 1) // still attached, by its pin
+	waitPrograms(t, ns, "if0", mode, 1) // still attached: by its pin (TCX) or its filter (tc)
 	if rules, routes := routingLeft(t, ns, cfg); len(rules) != 2 || len(routes) != 2 {
 		t.Errorf("routing after Close: %d rules %d routes, want 2 and 2", len(rules), len(routes))
 	}
 
 	// Takeover with compatible maps: state carries over, one program stays.
 	second := startIn(t, ns, cfg)
-	waitTCXPrograms(t, ns, "if0", 1)
+	waitPrograms(t, ns, "if0", mode, 1)
 	if c, err := second.Counters(); err != nil || c.Steered != 41 {
 		t.Errorf("counters after takeover: %+v, %v; want Steered 41 carried over", c, err)
 	}
@@ -63,7 +72,7 @@ func TestLifecycleTakeoverAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := startIn(t, ns, cfg)
-	waitTCXPrograms(t, ns, "if0", 1)
+	waitPrograms(t, ns, "if0", mode, 1)
 	if c, err := third.Counters(); err != nil || c.Steered != 0 {
 		t.Errorf("counters after upgrade: %+v, %v; want fresh", c, err)
 	}
@@ -71,6 +80,10 @@ func TestLifecycleTakeoverAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if rec, ok, err := readRecord(cfg.PinDir); err != nil || !ok || rec.mode != mode {
+		t.Errorf("attach record %+v, %v, %v: want mode %s", rec, ok, err, mode)
+	}
+	// Without the interface: the attach record says where the tc filter is.
 	if err := ns.Do(func() error { return Remove(Config{PinDir: cfg.PinDir}) }); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
@@ -80,25 +93,132 @@ func TestLifecycleTakeoverAndRemove(t *testing.T) {
 	}
 }
 
-// A Start that fails half way leaves nothing of its own behind.
+// A Start that fails once the program is attached leaves nothing of its own
+// behind: on a first start nothing at all, and a datapath it was taking over
+// (of either mode) exactly as it was.
 func TestStartUndoesPartialWork(t *testing.T) {
-	ns := quietNS(t)
-	// Not on bpffs: everything up to pinning succeeds, then pinning fails.
-	cfg := Config{Interface: "if0", PinDir: filepath.Join(t.TempDir(), "pins")}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+	failAfterAttach(t)
+	for _, mode := range attachModes {
+		t.Run(string(mode)+"/first start", func(t *testing.T) {
+			ns := quietNS(t)
+			cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			expectStartFails(t, ns, cfg)
+			requireNothingLeft(t, ns, "if0", cfg)
+		})
+		for _, prevMode := range attachModes {
+			t.Run(string(mode)+"/taking over "+string(prevMode), func(t *testing.T) {
+				ns := quietNS(t)
+				cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: prevMode}
+				if err := cfg.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				hookMu.Lock()
+				failing = false
+				hookMu.Unlock()
+				prev := startIn(t, ns, cfg)
+				if err := prev.Close(); err != nil {
+					t.Fatal(err)
+				}
+				before := attachedProgramIDs(t, ns, "if0")
+				pinsBefore := pinNames(t, cfg.PinDir)
+				rec, _, _ := readRecord(cfg.PinDir)
+				hookMu.Lock()
+				failing = true
+				hookMu.Unlock()
+
+				next := cfg
+				next.Attach = mode
+				expectStartFails(t, ns, next)
+				waitPrograms(t, ns, "if0", prevMode, 1)
+				if after := attachedProgramIDs(t, ns, "if0"); !slices.Equal(after, before) {
+					t.Errorf("programs attached %v, want the previous generation's %v", after, before)
+				}
+				if after := pinNames(t, cfg.PinDir); !slices.Equal(after, pinsBefore) {
+					t.Errorf("pins %v, want %v", after, pinsBefore)
+				}
+				if after, _, _ := readRecord(cfg.PinDir); after != rec {
+					t.Errorf("attach record %v, want %v", after, rec)
+				}
+				if tc := tcOf(t, ns, "if0"); tc.clsact != (prevMode == AttachTC) {
+					t.Errorf("clsact qdisc present: %v, want %v", tc.clsact, prevMode == AttachTC)
+				}
+				if rules, routes := routingLeft(t, ns, cfg); len(rules) != 2 || len(routes) != 2 {
+					t.Errorf("routing: %d rules %d routes, want the previous 2 and 2", len(rules), len(routes))
+				}
+				if err := ns.Do(func() error { return Remove(cfg) }); err != nil {
+					t.Fatal(err)
+				}
+				requireNothingLeft(t, ns, "if0", cfg)
+			})
+		}
 	}
+}
+
+var (
+	hookMu  sync.Mutex
+	failing bool
+)
+
+// failAfterAttach makes Start fail right after attaching, while failing is
+// set, until the test ends.
+func failAfterAttach(t *testing.T) {
+	hookMu.Lock()
+	failing = true
+	hookMu.Unlock()
+	testHookAfterAttach = func(AttachMode) error {
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		if failing {
+			return errors.New("injected failure after attach")
+		}
+		return nil
+	}
+	t.Cleanup(func() { testHookAfterAttach = nil })
+}
+
+func expectStartFails(t *testing.T, ns *lab.NS, cfg Config) {
+	t.Helper()
 	err := ns.Do(func() error {
 		a, err := Start(cfg)
 		if err == nil {
 			_ = a.Detach()
-			return errors.New("Start succeeded with a pin directory off bpffs")
+			return errors.New("Start succeeded despite the injected failure")
 		}
 		t.Logf("Start failed as intended: %v", err)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func pinNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A pin directory off bpffs is refused before anything is attached, with
+// the way to fix it.
+func TestStartRefusesPinDirOffBPFFS(t *testing.T) {
+	ns := quietNS(t)
+	cfg := Config{Interface: "if0", PinDir: filepath.Join(t.TempDir(), "pins")}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := ns.Do(func() error { _, err := Start(cfg); return err })
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "mount -t bpf") {
+		t.Errorf("Start: %v, want ErrInvalidConfig saying how to mount bpffs", err)
 	}
 	requireNothingLeft(t, ns, "if0", cfg)
 }

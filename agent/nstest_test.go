@@ -55,6 +55,10 @@ func startIn(t testing.TB, ns *lab.NS, cfg Config) *Agent {
 	return a
 }
 
+// attachModes are the hooks every attach test runs with: both work on the
+// kernels CI runs (6.6+), so the tc fallback is tested there too.
+var attachModes = []AttachMode{AttachTCX, AttachTC}
+
 // tcxPrograms counts the programs attached to the TCX ingress of ifname.
 func tcxPrograms(t testing.TB, ns *lab.NS, ifname string) int {
 	t.Helper()
@@ -77,19 +81,94 @@ func tcxPrograms(t testing.TB, ns *lab.NS, ifname string) int {
 	return n
 }
 
-// waitTCXPrograms waits (bounded) until ifname has want programs: releasing
-// a link happens when its last reference goes, which is prompt but not
-// necessarily synchronous with close(2).
-func waitTCXPrograms(t testing.TB, ns *lab.NS, ifname string, want int) {
+// tcState is what tc shows on an interface's ingress: its filters (not the
+// classifier heads netlink also lists) and whether a clsact qdisc is there.
+type tcState struct {
+	filters []netlink.Filter
+	clsact  bool
+}
+
+func tcOf(t testing.TB, ns *lab.NS, ifname string) tcState {
+	t.Helper()
+	var st tcState
+	err := ns.Do(func() error {
+		l, err := netlink.LinkByName(ifname)
+		if err != nil {
+			return err
+		}
+		qs, err := netlink.QdiscList(l)
+		if err != nil {
+			return err
+		}
+		for _, q := range qs {
+			st.clsact = st.clsact || q.Type() == "clsact"
+		}
+		fs, err := netlink.FilterList(l, netlink.HANDLE_MIN_INGRESS)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if f.Attrs().Handle != 0 {
+				st.filters = append(st.filters, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query tc: %v", err)
+	}
+	return st
+}
+
+// attachedProgramIDs lists the programs on ifname's ingress, TCX links and
+// tc filters alike.
+func attachedProgramIDs(t testing.TB, ns *lab.NS, ifname string) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		res, err := link.QueryPrograms(link.QueryOptions{Target: ifi.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		for _, p := range res.Programs {
+			ids = append(ids, p.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query tcx programs: %v", err)
+	}
+	for _, f := range tcOf(t, ns, ifname).filters {
+		if bf, ok := f.(*netlink.BpfFilter); ok {
+			ids = append(ids, ebpf.ProgramID(bf.Id))
+		}
+	}
+	return ids
+}
+
+// waitPrograms waits (bounded) until ifname's ingress has want programs of
+// the given mode and none of the other: releasing a link happens when its
+// last reference goes, which is prompt but not necessarily synchronous with
+// close(2).
+func waitPrograms(t testing.TB, ns *lab.NS, ifname string, mode AttachMode, want int) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		n := tcxPrograms(t, ns, ifname)
-		if n == want {
+		tcx, tc := tcxPrograms(t, ns, ifname), len(tcOf(t, ns, ifname).filters)
+		got := map[AttachMode]int{AttachTCX: tcx, AttachTC: tc}
+		other := AttachTC
+		if mode == AttachTC {
+			other = AttachTCX
+		}
+		if got[mode] == want && got[other] == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d tcx ingress programs, want %d", ifname, n, want)
+			t.Fatalf("%s has %d tcx programs and %d tc filters on ingress, want %d %s", ifname, tcx, tc, want, mode)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -120,7 +199,8 @@ func routingLeft(t testing.TB, ns *lab.NS, cfg Config) (rules []netlink.Rule, ro
 }
 
 // requireNothingLeft checks that no trace of the datapath remains: no pins,
-// no program on the interface, no rules or routes.
+// no program on the interface (TCX or tc), no clsact qdisc (the tests'
+// interfaces have none of their own), no rules or routes.
 func requireNothingLeft(t testing.TB, ns *lab.NS, ifname string, cfg Config) {
 	t.Helper()
 	if _, err := os.Stat(cfg.PinDir); !os.IsNotExist(err) {
@@ -129,7 +209,10 @@ func requireNothingLeft(t testing.TB, ns *lab.NS, ifname string, cfg Config) {
 	if stale, _ := filepath.Glob(filepath.Join(filepath.Dir(cfg.PinDir), tmpPattern(cfg.PinDir))); len(stale) > 0 {
 		t.Errorf("temporary pin directories left: %v", stale)
 	}
-	waitTCXPrograms(t, ns, ifname, 0)
+	waitPrograms(t, ns, ifname, AttachTCX, 0) // and no tc filter
+	if tc := tcOf(t, ns, ifname); tc.clsact || len(tc.filters) > 0 {
+		t.Errorf("tc left on %s: clsact %v, filters %v", ifname, tc.clsact, tc.filters)
+	}
 	rules, routes := routingLeft(t, ns, cfg)
 	if len(rules) > 0 || len(routes) > 0 {
 		t.Errorf("routing left: rules %v routes %v", rules, routes)

@@ -12,8 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The pin directory holds the TCX link (keeping the program attached after
-// the process exits) and every map (so a restart can take over the state).
+// The pin directory holds every map (so a restart can take over the state),
+// the attach record (how the program is attached, see attachRecord) and, by
+// mode, the TCX link (keeping the program attached after the process exits)
+// or the program (which the tc filter keeps attached by itself).
 // It is only ever replaced whole: a new set is pinned into a temporary
 // sibling directory and exchanged with the old one in a single rename, so
 // the directory never shows half of one generation and half of another.
@@ -27,13 +29,19 @@ func tmpPattern(pinDir string) string { return filepath.Base(pinDir) + "-tmp-*" 
 
 // pinnedState is what a previous run left in the pin directory.
 type pinnedState struct {
-	link link.Link
-	maps map[string]*ebpf.Map
+	record    attachRecord
+	hasRecord bool
+	link      link.Link     // TCX
+	program   *ebpf.Program // tc
+	maps      map[string]*ebpf.Map
 }
 
 func (p *pinnedState) Close() {
 	if p.link != nil {
 		_ = p.link.Close()
+	}
+	if p.program != nil {
+		_ = p.program.Close()
 	}
 	for _, m := range p.maps {
 		_ = m.Close()
@@ -44,12 +52,24 @@ func (p *pinnedState) Close() {
 // or object is simply absent from the result.
 func openPinned(pinDir string, spec *ebpf.CollectionSpec) (*pinnedState, error) {
 	p := &pinnedState{maps: map[string]*ebpf.Map{}}
+	var err error
+	if p.record, p.hasRecord, err = readRecord(pinDir); err != nil {
+		return nil, err
+	}
 	l, err := link.LoadPinnedLink(filepath.Join(pinDir, linkPin), nil)
 	switch {
 	case err == nil:
 		p.link = l
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open pinned link: %w", err)
+	}
+	prog, err := ebpf.LoadPinnedProgram(filepath.Join(pinDir, programPin), nil)
+	switch {
+	case err == nil:
+		p.program = prog
+	case !errors.Is(err, fs.ErrNotExist):
+		p.Close()
+		return nil, fmt.Errorf("open pinned program: %w", err)
 	}
 	for name := range spec.Maps {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, name), nil)
@@ -64,9 +84,9 @@ func openPinned(pinDir string, spec *ebpf.CollectionSpec) (*pinnedState, error) 
 	return p, nil
 }
 
-// pinAll pins the link and maps into a fresh temporary sibling of pinDir and
-// returns its path; on error nothing is left behind.
-func pinAll(pinDir string, l link.Link, maps map[string]*ebpf.Map) (_ string, err error) {
+// pinAll pins the attachment and maps into a fresh temporary sibling of
+// pinDir and returns its path; on error nothing is left behind.
+func pinAll(pinDir string, att attachment, maps map[string]*ebpf.Map) (_ string, err error) {
 	parent := filepath.Dir(pinDir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", parent, err)
@@ -80,8 +100,8 @@ func pinAll(pinDir string, l link.Link, maps map[string]*ebpf.Map) (_ string, er
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err := l.Pin(filepath.Join(tmp, linkPin)); err != nil {
-		return "", fmt.Errorf("pin link: %w", err)
+	if err := att.pin(tmp); err != nil {
+		return "", err
 	}
 	for name, m := range maps {
 		if err := m.Pin(filepath.Join(tmp, name)); err != nil {
@@ -114,8 +134,8 @@ func publish(tmp, pinDir string) error {
 }
 
 // removePins removes the pin directory and any temporary siblings. Removing
-// the link's pin is what detaches the program, once no process holds the
-// link open any more.
+// a TCX link's pin is what detaches the program, once no process holds the
+// link open any more; a tc filter is removed by removeTC.
 func removePins(pinDir string) error {
 	if err := os.RemoveAll(pinDir); err != nil {
 		return fmt.Errorf("remove pins: %w", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -43,15 +45,28 @@ func localRoutes(cfg *Config, loIndex int) []*netlink.Route {
 	}
 }
 
+// hostHasIPv6 says whether this network namespace can deliver IPv6 locally:
+// the kernel has IPv6 (not booted with ipv6.disable=1) and it is not
+// disabled on the loopback device (net.ipv6.conf.lo.disable_ipv6), where
+// the local routes point. Without it the kernel refuses the IPv6 route.
+func hostHasIPv6() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/lo/disable_ipv6")
+	return err == nil && strings.TrimSpace(string(b)) == "0"
+}
+
 // installRouting adds the rules and routes, leaving any already there as
-// they are. It reports whether it added anything, so a failed Start undoes
-// only its own work and never a running datapath's routing.
-func installRouting(h *netlink.Handle, cfg *Config) (added bool, err error) {
+// they are; the IPv6 ones only when ipv6 is set. It reports whether it added
+// anything, so a failed Start undoes only its own work and never a running
+// datapath's routing.
+func installRouting(h *netlink.Handle, cfg *Config, ipv6 bool) (added bool, err error) {
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return false, fmt.Errorf("loopback: %w", err)
 	}
 	for _, r := range localRoutes(cfg, lo.Attrs().Index) {
+		if r.Family == unix.AF_INET6 && !ipv6 {
+			continue
+		}
 		err := h.RouteAdd(r)
 		switch {
 		case err == nil:
@@ -61,6 +76,9 @@ func installRouting(h *netlink.Handle, cfg *Config) (added bool, err error) {
 		}
 	}
 	for _, r := range policyRules(cfg) {
+		if r.Family == unix.AF_INET6 && !ipv6 {
+			continue
+		}
 		err := h.RuleAdd(r)
 		switch {
 		case err == nil:
@@ -72,11 +90,12 @@ func installRouting(h *netlink.Handle, cfg *Config) (added bool, err error) {
 	return added, nil
 }
 
-// removeRouting deletes the rules and routes; ones already gone are fine.
+// removeRouting deletes the rules and routes; ones already gone, or of a
+// family the host does not have, are fine.
 func removeRouting(h *netlink.Handle, cfg *Config) error {
 	var errs []error
 	for _, r := range policyRules(cfg) {
-		if err := h.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
+		if err := h.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EAFNOSUPPORT) {
 			errs = append(errs, fmt.Errorf("delete rule fwmark %#x lookup %d: %w", cfg.Mark, cfg.Table, err))
 		}
 	}
@@ -85,7 +104,7 @@ func removeRouting(h *netlink.Handle, cfg *Config) error {
 		return errors.Join(append(errs, fmt.Errorf("loopback: %w", err))...)
 	}
 	for _, r := range localRoutes(cfg, lo.Attrs().Index) {
-		if err := h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+		if err := h.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EAFNOSUPPORT) {
 			errs = append(errs, fmt.Errorf("delete route %s table %d: %w", r.Dst, cfg.Table, err))
 		}
 	}

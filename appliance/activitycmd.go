@@ -2,23 +2,42 @@ package appliance
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/portcullis-gw/portcullis/appliance/activity"
 )
 
-// activitySearch implements `portcullis activity search`: the activity
-// store's query API on the command line, one JSON event per line, newest
-// first, with the next page's token on stderr.
-func activitySearch(cfg *Config, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("portcullis activity search", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func activityCommand(env Env) *cobra.Command {
+	var cfgPath string
 	var q activity.Query
-	since := fs.Duration("since", 0, "only events newer than this (e.g. 1h)")
+	var since time.Duration
+	search := &cobra.Command{
+		DisableFlagsInUseLine: true,
+		Use:                   "search [--config FILE] [--user U] [--app A] [--action X] [--policy P] [--text T] [--since 1h] [--limit N] [--after TOKEN]",
+		Short:                 "Search the activity log (JSON lines, newest first)",
+		Long: `Search the activity log: one JSON event per line, newest first. When more
+events match than --limit, the next page's token is printed on stderr
+("more: --after TOKEN").`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if since > 0 {
+				q.From = time.Now().Add(-since)
+			}
+			return activitySearch(cfg, q, env.Stdout, env.Stderr)
+		},
+	}
+	configFlag(search, &cfgPath)
+	fs := search.Flags()
+	fs.DurationVar(&since, "since", 0, "only events newer than this (e.g. 1h)")
 	fs.StringVar(&q.User, "user", "", "user")
 	fs.StringVar(&q.App, "app", "", "app id")
 	fs.StringVar(&q.Action, "action", "", "allow, monitor, block, bypass, error")
@@ -29,17 +48,26 @@ func activitySearch(cfg *Config, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&q.Text, "text", "", "substring of host, path or file name")
 	fs.IntVar(&q.Limit, "limit", 50, "events per page (at most 1000)")
 	fs.StringVar(&q.After, "after", "", "page token printed by the previous search")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	_ = search.RegisterFlagCompletionFunc("action", cobra.FixedCompletions(
+		[]string{"allow", "monitor", "block", "bypass", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = search.RegisterFlagCompletionFunc("client-app", cobra.FixedCompletions(
+		[]string{"browser", "mobile_desktop"}, cobra.ShellCompDirectiveNoFileComp))
+	return group(env, "activity", "The activity log", search)
+}
+
+// activityPath is where the activity store of cfg lives.
+func activityPath(cfg *Config) string {
+	if cfg.Activity.Path != "" {
+		return cfg.Activity.Path
 	}
-	if *since > 0 {
-		q.From = time.Now().Add(-*since)
-	}
-	path := cfg.Activity.Path
-	if path == "" {
-		path = filepath.Join(cfg.StateDir, "activity.db")
-	}
-	st, err := activity.Open(path, activity.Options{})
+	return filepath.Join(cfg.StateDir, "activity.db")
+}
+
+// activitySearch implements `portcullis activity search`: the activity
+// store's query API on the command line, one JSON event per line, newest
+// first, with the next page's token on stderr.
+func activitySearch(cfg *Config, q activity.Query, stdout, stderr io.Writer) error {
+	st, err := activity.Open(activityPath(cfg), activity.Options{})
 	if err != nil {
 		return fmt.Errorf("activity: %w", err)
 	}

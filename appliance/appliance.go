@@ -240,6 +240,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// Listeners bound, datapath attached, serving, SIGHUP handled: ready.
+	stopping := a.notifyReady()
 	var err error
 wait:
 	for {
@@ -253,6 +255,7 @@ wait:
 		}
 	}
 	a.log.Info("portcullis stopping")
+	stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))

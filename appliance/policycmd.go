@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/policy/filetype"
@@ -27,68 +28,113 @@ const policyUsage = `usage:
       evaluate the sample request in FILE (JSON) and explain the decision
 `
 
-// policyMain implements `portcullis policy ...`. The policy package does no
-// I/O; reading directories and sample files happens here.
-func policyMain(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, policyUsage)
-		return errUsage
-	}
-	switch args[0] {
-	case "check":
-		fs := flag.NewFlagSet("portcullis policy check", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		cfgPath := fs.String("config", "", "appliance configuration whose capabilities the policies must fit")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
-			fmt.Fprint(stderr, policyUsage)
-			return errUsage
-		}
-		dir := fs.Arg(0)
-		cfg, err := LoadConfig(*cfgPath)
-		if err != nil {
-			return err
-		}
-		set, files, err := loadPolicyDir(dir)
-		if set != nil {
-			// Parse errors do not hide reference and logic problems.
-			err = errors.Join(err, policy.CheckFor(set, cfg.Session.capabilities()))
-		}
-		if err != nil {
-			printPolicyErrors(stderr, err)
-			return fmt.Errorf("policy check: %s has problems", dir)
-		}
-		fmt.Fprintf(stdout, "%d file(s) OK: %d access and %d session policies, %d apps added, %d detectors\n",
-			files, len(set.AccessPolicies), len(set.SessionPolicies), len(set.Apps), len(set.Detectors))
-		return nil
-	case "explain":
-		fs := flag.NewFlagSet("portcullis policy explain", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		reqPath := fs.String("request", "", "sample request (JSON)")
-		dir := fs.String("policies", "", "policy directory (default: the built-in catalog, no policies)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return errUsage
-		}
-		if *reqPath == "" || fs.NArg() > 0 {
-			fmt.Fprint(stderr, policyUsage)
-			return errUsage
-		}
-		set := &policy.PolicySet{}
-		if *dir != "" {
-			var err error
-			if set, _, err = loadPolicyDir(*dir); err != nil || set == nil {
-				printPolicyErrors(stderr, err)
-				return fmt.Errorf("policy explain: %s has problems", *dir)
+// policyCommand is `portcullis policy ...`. The policy package does no I/O;
+// reading directories and sample files happens here. Mistakes print
+// policyUsage, as they always have.
+func policyCommand(env Env) *cobra.Command {
+	var cfgPath string
+	check := &cobra.Command{
+		Use:                   "check [--config FILE] DIR",
+		DisableFlagsInUseLine: true,
+		Short:                 "Validate policy files (file:line:col errors with fix hints)",
+		Long: `Validate every *.yaml under DIR: unknown keys, bad values and regexes,
+unknown apps/activities/tags/detectors, conflicting or unreachable rules, and
+controls the appliance configured by FILE (default: the embedded default
+configuration) cannot enforce.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				fmt.Fprint(env.Stderr, policyUsage)
+				return ErrUsage
 			}
-		}
-		e, err := policy.Compile(set)
-		if err != nil {
-			printPolicyErrors(stderr, err)
-			return fmt.Errorf("policy explain: policies do not compile")
-		}
-		return explainRequest(e, *reqPath, stdout)
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			return policyCheck(cfgPath, args[0], env.Stdout, env.Stderr)
+		},
 	}
-	fmt.Fprintf(stderr, "unknown policy command %q\n%s", args[0], policyUsage)
-	return errUsage
+	check.Flags().StringVar(&cfgPath, "config", "", "appliance configuration whose capabilities the policies must fit")
+	_ = check.MarkFlagFilename("config", "yaml", "yml")
+	check.ValidArgsFunction = func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+
+	var reqPath, dir string
+	explain := &cobra.Command{
+		Use:                   "explain --request FILE [--policies DIR]",
+		DisableFlagsInUseLine: true,
+		Short:                 "Evaluate a sample request and explain every matching policy",
+		Long:                  "Evaluate the sample request in FILE (JSON) and explain the decision.",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				fmt.Fprint(env.Stderr, policyUsage)
+				return ErrUsage
+			}
+			return nil
+		},
+		RunE: func(*cobra.Command, []string) error {
+			if reqPath == "" {
+				fmt.Fprint(env.Stderr, policyUsage)
+				return ErrUsage
+			}
+			return policyExplain(reqPath, dir, env.Stdout, env.Stderr)
+		},
+	}
+	explain.Flags().StringVar(&reqPath, "request", "", "sample request (JSON)")
+	explain.Flags().StringVar(&dir, "policies", "", "policy directory (default: the built-in catalog, no policies)")
+	_ = explain.MarkFlagFilename("request", "json")
+	_ = explain.MarkFlagDirname("policies")
+
+	c := &cobra.Command{
+		Use:   "policy",
+		Short: "Check policy files and explain decisions",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				fmt.Fprintf(env.Stderr, "unknown policy command %q\n%s", args[0], policyUsage)
+				return ErrUsage
+			}
+			fmt.Fprint(env.Stderr, policyUsage)
+			return ErrUsage
+		},
+	}
+	c.AddCommand(check, explain)
+	return c
+}
+
+func policyCheck(cfgPath, dir string, stdout, stderr io.Writer) error {
+	cfg, err := LoadConfig(cfgPath)
+	if err != nil {
+		return err
+	}
+	set, files, err := loadPolicyDir(dir)
+	if set != nil {
+		// Parse errors do not hide reference and logic problems.
+		err = errors.Join(err, policy.CheckFor(set, cfg.Session.capabilities()))
+	}
+	if err != nil {
+		printPolicyErrors(stderr, err)
+		return fmt.Errorf("policy check: %s has problems", dir)
+	}
+	fmt.Fprintf(stdout, "%d file(s) OK: %d access and %d session policies, %d apps added, %d detectors\n",
+		files, len(set.AccessPolicies), len(set.SessionPolicies), len(set.Apps), len(set.Detectors))
+	return nil
+}
+
+func policyExplain(reqPath, dir string, stdout, stderr io.Writer) error {
+	set := &policy.PolicySet{}
+	if dir != "" {
+		var err error
+		if set, _, err = loadPolicyDir(dir); err != nil || set == nil {
+			printPolicyErrors(stderr, err)
+			return fmt.Errorf("policy explain: %s has problems", dir)
+		}
+	}
+	e, err := policy.Compile(set)
+	if err != nil {
+		printPolicyErrors(stderr, err)
+		return fmt.Errorf("policy explain: policies do not compile")
+	}
+	return explainRequest(e, reqPath, stdout)
 }
 
 func printPolicyErrors(w io.Writer, err error) {

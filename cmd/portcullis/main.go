@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,10 +16,26 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := appliance.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], appliance.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "portcullis:", err)
 		os.Exit(appliance.ExitCode(err))
 	}
+}
+
+// run is the testable program: it runs the command line and reports its
+// error on stderr, unless the command already explained a usage mistake.
+func run(ctx context.Context, args []string, env appliance.Env) error {
+	err := appliance.Exec(ctx, args, env)
+	if err != nil && !errors.Is(err, appliance.ErrUsage) {
+		fmt.Fprintln(stderrOf(env), "portcullis:", err)
+	}
+	return err
+}
+
+func stderrOf(env appliance.Env) io.Writer {
+	if env.Stderr == nil {
+		return io.Discard
+	}
+	return env.Stderr
 }

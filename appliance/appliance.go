@@ -27,6 +27,7 @@ import (
 	"github.com/portcullis-gw/portcullis/agent"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
+	"github.com/portcullis-gw/portcullis/proxy/certcheck"
 )
 
 // grafanaDashboard is the dashboard shipped with the appliance, served at
@@ -48,6 +49,8 @@ type Appliance struct {
 	datapath *agent.Agent
 	policies *policyEnforcer
 	activity *activityRecorder
+	// certCheck checks upstream chains' keys and revocation.
+	certCheck *certcheck.Checker
 	// exporters deliver activity events to their sinks until the context ends.
 	exporters map[string]func(context.Context) error
 	registry  *prometheus.Registry
@@ -82,8 +85,11 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	a.certs = proxy.NewCertStore(a.ca, proxy.CertStoreOptions{})
 	a.closers = append(a.closers, a.certs.Close)
 
-	roots, err := rootsWith("upstream.extra_roots", cfg.Upstream.ExtraRoots)
+	roots, err := upstreamRoots(&cfg.Upstream)
 	if err != nil {
+		return nil, err
+	}
+	if a.certCheck, err = newCertChecker(&cfg.Upstream); err != nil {
 		return nil, err
 	}
 	static, err := newAccessDecider(cfg.Access)
@@ -123,6 +129,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 		Recorder:         &usageRecorder{next: a.activity, usage: a.usage, appOf: appOfPolicies(a.policies)},
 		HoldForRecord:    a.activity.strict && cfg.Activity.Hold,
 		UpstreamRoots:    roots,
+		UpstreamVerify:   upstreamVerify(a.certCheck),
 		TLSPorts:         cfg.Transparent.TLSPorts,
 		HandshakeTimeout: cfg.Timeouts.Handshake,
 		IdleTimeout:      cfg.Timeouts.Idle,
@@ -136,6 +143,7 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 	}
 
 	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(newCertCheckCollector(a.certCheck))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
 
@@ -340,6 +348,11 @@ func rootsWith(key string, files []string) (*x509.CertPool, error) {
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
+	return rootsFrom(key, pool, files)
+}
+
+// rootsFrom adds the PEM files to pool.
+func rootsFrom(key string, pool *x509.CertPool, files []string) (*x509.CertPool, error) {
 	for _, f := range files {
 		pem, err := os.ReadFile(f)
 		if err != nil {

@@ -75,10 +75,17 @@ type DatapathConfig struct {
 	FailOpen       bool           `mapstructure:"fail_open"`
 	OnStop         string         `mapstructure:"on_stop"`
 	PinDir         string         `mapstructure:"pin_dir"`
+	// Attach is the hook: auto (TCX where the kernel has it, else tc), tcx
+	// or tc.
+	Attach string `mapstructure:"attach"`
 }
 
 type UpstreamConfig struct {
 	ExtraRoots  []string      `mapstructure:"extra_roots"`
+	SystemRoots bool          `mapstructure:"system_roots"`
+	Revocation  string        `mapstructure:"revocation"`
+	MinRSABits  int           `mapstructure:"min_rsa_bits"`
+	MinECBits   int           `mapstructure:"min_ec_bits"`
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
 
@@ -244,6 +251,14 @@ func (c *Config) Validate() error {
 		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
 	}
 	c.Session.validate(bad)
+	switch c.Upstream.Revocation {
+	case "soft", "hard", "off":
+	default:
+		bad("upstream.revocation", "%q is not one of soft, hard, off", c.Upstream.Revocation)
+	}
+	if c.Upstream.MinRSABits < 2048 || c.Upstream.MinECBits < 256 {
+		bad("upstream", "min_rsa_bits below 2048 and min_ec_bits below 256 are not accepted")
+	}
 	if c.Activity.AlertDailyLimit < 1 {
 		bad("activity.alert_daily_limit", "must be at least 1")
 	}

@@ -20,7 +20,7 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
 	}
-	sessionRecord(&rc, st)
+	s.sessionRecord(&rc, st)
 	return rc
 }
 
@@ -31,6 +31,9 @@ func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec
 	var user string
 	if st.user != nil {
 		user = st.user.User
+	}
+	if st.sess != nil {
+		s.noteSession(st)
 	}
 	if !st.recorded {
 		rc := s.requestRecord(ci, r, st, rec.status, in, rec.n)

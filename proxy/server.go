@@ -32,6 +32,10 @@ type Config struct {
 	// UpstreamRoots verifies origins; nil means the system roots. It is never
 	// possible to turn verification off.
 	UpstreamRoots *x509.CertPool
+	// UpstreamVerify, when set, runs after the chain and name verified on
+	// every upstream handshake (revocation and key sizes: proxy/certcheck);
+	// an error refuses the origin like a certificate that did not verify.
+	UpstreamVerify func(tls.ConnectionState) error
 	// TLSPorts are destination ports where only TLS is accepted; anything else
 	// arriving there is closed and counted. Default: 443.
 	TLSPorts []uint16
@@ -145,6 +149,7 @@ func NewServer(cfg Config) (*Server, error) {
 		MinVersion:         tls.VersionTLS12,
 		RootCAs:            cfg.UpstreamRoots,
 		ClientSessionCache: tls.NewLRUClientSessionCache(4096),
+		VerifyConnection:   cfg.UpstreamVerify,
 	}
 	s.rproxy = &httputil.ReverseProxy{
 		Rewrite:      rewriteToOrigin,

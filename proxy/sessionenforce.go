@@ -184,11 +184,15 @@ func (s *Server) sessionUpstreamError(w http.ResponseWriter, st *requestState) b
 	return true
 }
 
-// sessionRecord adds the session outcome to a record.
-func sessionRecord(rc *Record, st *requestState) {
+// sessionRecord adds the session outcome to a record. A body inspected
+// as it streamed is decided at its last byte, so the decision is taken
+// again from the outcome here.
+func (s *Server) sessionRecord(rc *Record, st *requestState) {
 	if st.sess == nil {
 		return
 	}
+	s.noteSession(st)
+	rc.Decision, rc.Reason = st.decision, st.reason
 	o := st.sess.Outcome()
 	if !o.Decided {
 		return

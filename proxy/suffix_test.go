@@ -38,6 +38,13 @@ func onboardedTestHost(h string) bool {
 
 func newSuffixHarness(t testing.TB, mutate func(*SuffixConfig)) *suffixHarness {
 	t.Helper()
+	return newSuffixHarnessConfig(t, mutate, nil)
+}
+
+// newSuffixHarnessConfig is newSuffixHarness with the rest of the pipeline
+// configuration open to the test too.
+func newSuffixHarnessConfig(t testing.TB, mutate func(*SuffixConfig), mutateCfg func(*Config)) *suffixHarness {
+	t.Helper()
 	sh := &suffixHarness{seen: make(chan *http.Request, 64)}
 	mapper, err := NewSuffixMapper(testSuffix, onboardedTestHost)
 	if err != nil {
@@ -52,6 +59,9 @@ func newSuffixHarness(t testing.TB, mutate func(*SuffixConfig)) *suffixHarness {
 		}
 		c.Suffix = sc
 		c.Hosts = map[string][]string{}
+		if mutateCfg != nil {
+			mutateCfg(c)
+		}
 	})
 	origin := sh.startOrigin(t)
 	originAddr = origin

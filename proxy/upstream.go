@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/proxy/certcheck"
 )
 
 // upstreamKey identifies what an upstream connection may be reused for: the
@@ -195,6 +197,12 @@ func certFailure(err error) (string, bool) {
 		invalErr x509.CertificateInvalidError
 	)
 	switch {
+	case errors.Is(err, certcheck.ErrRevoked):
+		return "it has been revoked by its issuer", true
+	case errors.Is(err, certcheck.ErrWeakKey), errors.Is(err, certcheck.ErrUnsupportedKey):
+		return "its key is too weak (" + err.Error() + ")", true
+	case errors.Is(err, certcheck.ErrNoRevocationInfo):
+		return "its revocation status could not be checked and revocation checking is hard", true
 	case errors.As(err, &hostErr):
 		return "it is not valid for " + hostErr.Host, true
 	case errors.As(err, &authErr):

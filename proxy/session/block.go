@@ -96,9 +96,33 @@ func BlockedFile(original string, b BlockInfo) (http.Header, []byte) {
 	body.WriteString("\n")
 	h := http.Header{}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	h.Set("Content-Disposition", attachment(name))
 	h.Set("Content-Length", strconv.Itoa(body.Len()))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	return h, body.Bytes()
+}
+
+// attachment is a Content-Disposition every browser reads: a quoted ASCII
+// filename, and filename* (RFC 5987) when the name is not plain ASCII.
+func attachment(name string) string {
+	plain := true
+	fallback := make([]byte, 0, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c < 0x20 || c >= 0x7f:
+			plain = false
+			fallback = append(fallback, '_')
+		case c == '"' || c == '\\':
+			fallback = append(fallback, '_')
+		default:
+			fallback = append(fallback, c)
+		}
+	}
+	v := `attachment; filename="` + string(fallback) + `"`
+	if !plain {
+		v += "; " + strings.TrimPrefix(mime.FormatMediaType("x", map[string]string{"filename": name}), "x; ")
+	}
+	return v
 }

@@ -42,7 +42,8 @@ func (f *flow) runFile(fc *fileCheck, head []byte, rest io.ReadCloser, size int6
 		o := f.settle(fc, false)
 		o.Streamed = needs
 		f.record(o)
-		t := &teeBody{f: f, fc: fc, r: io.MultiReader(bytes.NewReader(head), rest), c: rest, size: size, inspect: inspect, upload: upload, needs: needs}
+		// arm fed the head to the checks already: the tee skips it.
+		t := &teeBody{f: f, fc: fc, r: io.MultiReader(bytes.NewReader(head), rest), c: rest, size: size, inspect: inspect, upload: upload, needs: needs, skip: int64(len(head))}
 		return fileResult{body: t, size: size}, nil
 	}
 
@@ -175,12 +176,18 @@ type teeBody struct {
 	upload  bool
 	needs   bool
 	done    bool
+	skip    int64 // leading bytes the checks already saw
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 {
-		_, _ = t.fc.Write(p[:n])
+		b := p[:n]
+		if t.skip > 0 {
+			k := min(t.skip, int64(len(b)))
+			b, t.skip = b[k:], t.skip-k
+		}
+		_, _ = t.fc.Write(b)
 		t.n += int64(n)
 	}
 	if err != nil && err != io.EOF && t.upload {

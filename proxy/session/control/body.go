@@ -91,10 +91,10 @@ func (b *Body) fill() {
 	case at >= 0:
 		b.out = append(append(append(b.out, data[:at]...), b.insert...), data[at:]...)
 		b.done, b.pend = true, nil
-	case at == scanSkip:
+	case at == scanSkip || at == scanNothing:
 		b.out = append(b.out, data...)
 		b.done, b.pend = true, nil
-		if len(data) > 0 {
+		if at == scanSkip {
 			b.skipped = ErrUTF16Body
 		}
 	default:

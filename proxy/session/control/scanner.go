@@ -24,6 +24,8 @@ type scanner struct {
 	tag       tagKind
 	name      [5]byte
 	nameLen   int
+	endTag    bool
+	skipName  bool
 
 	// The meta tag being read (lookahead only).
 	attrName, attrVal         []byte
@@ -75,8 +77,9 @@ const (
 
 // Results of scan besides an insertion offset.
 const (
-	scanMore = -1 // undecided: feed more bytes
-	scanSkip = -2 // no insertion: pass the document through as it is
+	scanMore    = -1 // undecided: feed more bytes
+	scanSkip    = -2 // no insertion: pass the document through as it is
+	scanNothing = -3 // no insertion: the document has nothing to protect
 )
 
 // lookaheadLimit is where browsers stop looking for a meta charset.
@@ -95,16 +98,16 @@ func newScanner(lookahead bool) *scanner { return &scanner{lookahead: lookahead,
 // the document) it never returns scanMore.
 func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 	i := from
+	if s.phase == phStart {
+		i = 0 // held whole until the byte order mark is known
+	}
 	for i < len(buf) {
 		c := buf[i]
 		switch s.phase {
 		case phStart:
-			// The first bytes are held until the byte order mark is
-			// known, so this always looks at the document's start.
 			if len(buf) < 3 && !final {
 				return s.more(buf, 0)
 			}
-			i = 0
 			switch {
 			case len(buf) >= 3 && buf[0] == 0xef && buf[1] == 0xbb && buf[2] == 0xbf:
 				s.lookahead = false // the byte order mark declares UTF-8
@@ -114,12 +117,11 @@ func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 			}
 			s.phase = phData
 		case phData:
-			if s.lookahead && s.seen+i >= lookaheadLimit {
-				return i, 0
-			}
 			switch {
 			case isSpace(c):
 				i++
+			case s.lookahead && s.seen+i >= lookaheadLimit:
+				return i, 0
 			case c == '<':
 				s.start = i
 				s.phase = phTagOpen
@@ -138,7 +140,7 @@ func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 			case c == '?':
 				s.phase, s.start = phBogus, -1
 			case isAlpha(c):
-				s.phase, s.nameLen = phTagName, 0
+				s.phase, s.nameLen, s.endTag, s.skipName = phTagName, 0, false, false
 			default:
 				return s.start, 0 // a lone '<' is text
 			}
@@ -170,7 +172,7 @@ func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 		case phEndTagOpen:
 			switch {
 			case isAlpha(c):
-				return s.start, 0
+				s.phase, s.nameLen, s.endTag, s.skipName = phTagName, 0, true, false
 			case c == '>': // "</>" is dropped by the tokenizer
 				s.phase, s.start = phData, -1
 				i++
@@ -179,17 +181,26 @@ func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 			}
 		case phTagName:
 			if isSpace(c) || c == '/' || c == '>' {
-				if !s.startTag(string(s.name[:s.nameLen])) {
+				name := string(s.name[:s.nameLen])
+				if s.skipName {
+					name = "" // longer than any name that matters
+				}
+				if !s.decideTag(name) {
 					return s.start, 0
 				}
 				s.phase, s.attr = phTag, atBeforeName
 				continue
 			}
 			if s.nameLen == len(s.name) {
-				return s.start, 0 // longer than any name we step over
+				if !s.endTag {
+					return s.start, 0 // no start tag we step over has a name that long
+				}
+				s.skipName = true
 			}
-			s.name[s.nameLen] = lower(c)
-			s.nameLen++
+			if !s.skipName {
+				s.name[s.nameLen] = lower(c)
+				s.nameLen++
+			}
 			i++
 		case phTag:
 			if s.tag == tagMeta && i-s.start > maxHeldMeta {
@@ -220,11 +231,14 @@ func (s *scanner) scan(buf []byte, from int, final bool) (at, keep int) {
 		}
 	}
 	if final {
-		if s.seen+len(buf) == 0 {
-			return scanSkip, 0 // an empty body stays empty
-		}
-		if s.start >= 0 {
+		switch {
+		case s.start >= 0:
 			return s.start, 0 // an unfinished tag the tokenizer drops
+		case s.seen+len(buf) == 0, s.phase != phData && s.phase != phStart:
+			// An empty body stays empty, and one that ends inside a
+			// comment, doctype or tag renders nothing: the elements would
+			// land inside that markup.
+			return scanNothing, 0
 		}
 		return len(buf), 0
 	}
@@ -244,8 +258,18 @@ func (s *scanner) more(buf []byte, hold int) (int, int) {
 	return scanMore, len(buf) - hold
 }
 
-// startTag decides about a start tag by its name: true to step over it.
-func (s *scanner) startTag(name string) bool {
+// decideTag decides about a tag by its name: true to step over it. End
+// tags are ignored by the tree builder before and in the head, except
+// those that end it.
+func (s *scanner) decideTag(name string) bool {
+	if s.endTag {
+		switch name {
+		case "head", "body", "html", "br":
+			return false
+		}
+		s.tag, s.start = tagSkip, -1
+		return true
+	}
 	switch {
 	case name == "html" && !s.inHead:
 		s.tag = tagSkip

@@ -75,7 +75,7 @@ func (o *sessionOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A generated text body of ?n= bytes, never held in memory.
 		size, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		w.Header().Set("Content-Type", "text/plain")
-		w.Header().Set("Content-Disposition", `attachment; filename="big.txt"`)
+		w.Header().Set("Content-Disposition", `attachment; filename="`+r.URL.Query().Get("name")+`"`)
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		line := []byte(strings.Repeat("nothing to see here, move along ", 2047) + "\n")
 		for size > 0 {

@@ -66,16 +66,17 @@ type Appliance struct {
 }
 
 // New prepares everything that can fail before any traffic is taken: the CA,
-// the upstream roots, the listeners and the datapath. On error nothing is
-// left behind.
-func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
+// the upstream roots, the listeners and, last, the datapath. On error nothing
+// is left behind and the error says which step failed.
+func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	a = &Appliance{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))}
+	// Not the named result: every "return nil, err" sets that to nil before
+	// the deferred undo runs.
+	a := &Appliance{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))}
 	defer func() {
 		if err != nil {
-			a.closeAll()
-			a = nil
+			a.undoStart()
 		}
 	}()
 
@@ -153,51 +154,25 @@ func New(cfg *Config, logOut io.Writer) (a *Appliance, err error) {
 		}
 	}
 	if cfg.Explicit.Enabled {
-		if a.explicitLn, err = net.Listen("tcp", cfg.Explicit.Listen); err != nil {
+		if a.explicitLn, err = a.listenTCP("explicit.listen", cfg.Explicit.Listen); err != nil {
 			return nil, fmt.Errorf("explicit listener: %w", err)
 		}
 	}
 	if suffix != nil {
-		if a.suffixLn, err = net.Listen("tcp", cfg.Suffix.Listen); err != nil {
+		if a.suffixLn, err = a.listenTCP("suffix.listen", cfg.Suffix.Listen); err != nil {
 			return nil, fmt.Errorf("suffix listener: %w", err)
 		}
 	}
-	if a.mgmtLn, err = net.Listen("tcp", cfg.Management.Listen); err != nil {
+	if a.mgmtLn, err = a.listenTCP("management.listen", cfg.Management.Listen); err != nil {
 		return nil, fmt.Errorf("management listener: %w", err)
+	}
+	if cfg.Transparent.Enabled && cfg.Datapath.Enabled {
+		if err := a.startDatapath(); err != nil {
+			return nil, err
+		}
 	}
 	a.mgmt = &http.Server{Handler: a.managementHandler(), ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
-}
-
-func (a *Appliance) listenTransparent() error {
-	ctx := context.Background()
-	v4, err := proxy.ListenTransparent(ctx, "tcp4", a.cfg.Transparent.ListenV4)
-	if err != nil {
-		return err
-	}
-	a.transparent = append(a.transparent, v4)
-	v6, err := proxy.ListenTransparent(ctx, "tcp6", a.cfg.Transparent.ListenV6)
-	if err != nil {
-		return err
-	}
-	a.transparent = append(a.transparent, v6)
-	if !a.cfg.Datapath.Enabled {
-		return nil
-	}
-	a.datapath, err = agent.Start(agentConfig(a.cfg.Datapath))
-	if err != nil {
-		return fmt.Errorf("datapath: %w", err)
-	}
-	for _, l := range []struct {
-		ln   *net.TCPListener
-		ipv6 bool
-	}{{v4, false}, {v6, true}} {
-		if err := withFD(l.ln, func(fd uintptr) error { return a.datapath.SetListener(fd, l.ipv6) }); err != nil {
-			return fmt.Errorf("datapath listener: %w", err)
-		}
-	}
-	a.registry.MustRegister(a.datapath.Collector())
-	return nil
 }
 
 func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
@@ -423,6 +398,7 @@ func agentConfig(d DatapathConfig) agent.Config {
 		DropQUIC:       d.DropQUIC,
 		FailOpen:       d.FailOpen,
 		PinDir:         d.PinDir,
+		Attach:         agent.AttachMode(d.Attach),
 	}
 }
 

@@ -234,6 +234,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("datapath.on_stop", "%q is not one of keep, detach", c.Datapath.OnStop)
 	}
+	switch c.Datapath.Attach {
+	case "auto", "tcx", "tc":
+	default:
+		bad("datapath.attach", "%q is not one of auto, tcx, tc", c.Datapath.Attach)
+	}
 	for _, p := range c.Datapath.InterceptPorts {
 		if p == 0 {
 			bad("datapath.intercept_ports", "port 0 is not a port")

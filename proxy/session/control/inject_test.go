@@ -82,10 +82,10 @@ func TestInjectEncodings(t *testing.T) {
 	c, _ := newTestController(t)
 	page := []byte(`<!doctype html><html><head><title>t</title></head><body>` + strings.Repeat("text ", 20000) + `</body></html>`)
 	encoders := map[string]func(io.Writer) io.WriteCloser{
-		"gzip": func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) },
-		"br":   func(w io.Writer) io.WriteCloser { return brotli.NewWriter(w) },
-		"zstd": func(w io.Writer) io.WriteCloser { e, _ := zstd.NewWriter(w); return e },
-		"deflate": func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) },
+		"gzip":        func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) },
+		"br":          func(w io.Writer) io.WriteCloser { return brotli.NewWriter(w) },
+		"zstd":        func(w io.Writer) io.WriteCloser { e, _ := zstd.NewWriter(w); return e },
+		"deflate":     func(w io.Writer) io.WriteCloser { return zlib.NewWriter(w) },
 		"raw deflate": func(w io.Writer) io.WriteCloser { f, _ := flate.NewWriter(w, 5); return f },
 	}
 	for name, enc := range encoders {

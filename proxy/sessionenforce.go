@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -202,4 +203,16 @@ func (s *Server) sessionRecord(rc *Record, st *requestState) {
 	rc.Inspection, rc.InspectionReason = o.Inspection, o.InspectionReason
 	rc.Malware, rc.MalwareSignature = o.Malware, o.Signature
 	rc.Policy = o.Winner
+}
+
+// SessionOf is the session enforcement of the request ctx belongs to, nil
+// when no session policy covers it. It is the hook where HTML responses are
+// produced (ModifyResponse of either pipeline, after sessionResponse):
+// Decision().Notice is the monitoring-notice policy, and Engine() answers
+// whether print, cut_copy and paste are controlled for the subject.
+func SessionOf(ctx context.Context) *session.Request {
+	if st := stateOf(ctx); st != nil {
+		return st.sess
+	}
+	return nil
 }

@@ -396,3 +396,20 @@ func (q *Request) rawUpload(r *http.Request, name string) (bool, error) {
 	}
 	return false, nil
 }
+
+// Decision is the request's final decision so far and the request it was
+// made for (copies; Notice is the monitoring-notice policy). With Engine
+// it is the hook for whatever decorates HTML responses (the monitoring
+// notice, the control script asking the engine about print, cut_copy and
+// paste for this subject and app).
+func (q *Request) Decision() (policy.SessionRequest, policy.SessionDecision) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.out.Decided {
+		return q.up.req, q.up.d
+	}
+	return q.finalReq, q.final
+}
+
+// Engine is the policy engine the request is decided with.
+func (q *Request) Engine() *policy.Engine { return q.engine }

@@ -572,8 +572,12 @@ func (c *compiler) sessionPolicy(p *SessionPolicy) {
 		allowed = []Action{ActionMonitor}
 	case ControlBlockActivities:
 		allowed = []Action{ActionMonitor, ActionStepUp, ActionBlock}
-	case ControlDownload, ControlUpload:
+	case ControlDownload:
 		allowed = []Action{ActionMonitor, ActionProtect, ActionStepUp, ActionBlock}
+	case ControlUpload:
+		// Protect labels and encrypts what users take out of an app; an
+		// upload is not rewritten on its way in.
+		allowed = []Action{ActionMonitor, ActionStepUp, ActionBlock}
 	}
 	if p.Action == ActionUnset {
 		c.errs.add(p.At, ErrMissing, "add action: "+actionList(allowed), "session policy %q has no action", p.ID)

@@ -95,9 +95,10 @@ const (
 	MalwareInfected                         // a scanner reported malware
 	MalwareScanFailed                       // the scanner failed or was unreachable
 	MalwareScanTimeout                      // the scanner took too long
+	MalwareTooLarge                         // the file is larger than the scanner takes
 )
 
-var malwareNames = [...]string{"not scanned", "clean", "infected", "scan failed", "scan timed out"}
+var malwareNames = [...]string{"not scanned", "clean", "infected", "scan failed", "scan timed out", "too large to scan"}
 
 func (m MalwareStatus) String() string {
 	if int(m) < len(malwareNames) {

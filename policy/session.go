@@ -56,10 +56,17 @@ func (e *Engine) SessionInto(req *SessionRequest, d *SessionDecision) {
 		}
 		if p.files.needsLabel() && req.File != nil && !req.File.LabelKnown {
 			// The label is only known once the whole file was read: the
-			// policy waits for it if the rest of its file filter holds.
+			// policy waits for it if the rest of its file filter holds, and
+			// when the file could not be read the default behaviour for
+			// that decides, as for content.
 			if p.files.matchBesidesLabel(req.File) {
-				d.NeedInspection = true
-				d.pend(p.info.Action)
+				switch req.Inspection {
+				case InspectionNotDone, InspectionDone:
+					d.NeedInspection = true
+					d.pend(p.info.Action)
+				default:
+					e.unscannable(d, &p.info, req.Inspection)
+				}
 			}
 			continue
 		}
@@ -125,8 +132,11 @@ func (e *Engine) unscannable(d *SessionDecision, p *PolicyInfo, s InspectionStat
 // scanInspection maps a failed malware scan onto the inspection status
 // whose default behaviour applies to it.
 func scanInspection(m MalwareStatus) InspectionStatus {
-	if m == MalwareScanTimeout {
+	switch m {
+	case MalwareScanTimeout:
 		return InspectionTimeout
+	case MalwareTooLarge:
+		return InspectionTooLarge
 	}
 	return InspectionFailed
 }
@@ -151,6 +161,25 @@ func (e *Engine) WantsBody(method, host, path string) bool {
 	}
 	return false
 }
+
+// CoversUploads reports whether any enabled upload policy applies to
+// host's app: multipart bodies to other apps need not be held back.
+func (e *Engine) CoversUploads(host string) bool {
+	ai := e.hosts.lookup(host)
+	if ai < 0 {
+		return false
+	}
+	for _, k := range e.sessionByApp[ai] {
+		p := &e.session[k]
+		if p.info.Control == ControlUpload || p.info.Control == ControlBlockActivities && containsNum(p.activities, int32(KindUpload)) {
+			return true
+		}
+	}
+	return false
+}
+
+// BlockMessage is the settings' message for blocks whose policy has none.
+func (e *Engine) BlockMessage() string { return e.settings.blockMessage }
 
 // Covers reports whether any enabled session policy applies to host's app
 // at all: requests to other hosts skip session work entirely.

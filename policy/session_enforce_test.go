@@ -119,3 +119,29 @@ session_policies:
 		}
 	}
 }
+
+// A label the proxy could not read (file too large, extraction failed)
+// is decided by the default behaviour, never left pending.
+func TestSessionUnreadableLabelFollowsDefault(t *testing.T) {
+	e := mustEngine(t, `
+settings: {oversize_file: allow, inspection_failure: block}
+session_policies:
+  - {id: unlabeled, filters: {apps: [dokuwiki]}, control: upload, files: {extensions: [docx], label: absent}, action: block}
+`)
+	for st, want := range map[InspectionStatus]Action{InspectionTooLarge: ActionAllow, InspectionFailed: ActionBlock} {
+		d := e.Session(&SessionRequest{Method: "POST", Host: "wiki.lab", Path: "/x", Kind: KindUpload, File: &FileInfo{Name: "a.docx"}, Inspection: st})
+		if d.NeedInspection || d.Action != want || d.Matches[d.Winner].Cause != CauseDefault {
+			t.Errorf("%s: %+v, want %s by default", st, d, want)
+		}
+	}
+	if !e.CoversUploads("wiki.lab") || e.CoversUploads("slack.com") {
+		t.Error("CoversUploads")
+	}
+	if e.BlockMessage() != DefaultBlockMessage {
+		t.Errorf("BlockMessage %q", e.BlockMessage())
+	}
+	set, _ := Parse("u.yaml", []byte(`session_policies: [{id: u, control: upload, action: protect, protect: {label: x}}]`))
+	if _, err := Compile(set); err == nil || !strings.Contains(err.Error(), "control upload cannot protect") {
+		t.Errorf("protect on upload: %v", err)
+	}
+}

@@ -174,7 +174,7 @@ func (f *flow) settle(fc *fileCheck, last bool) Outcome {
 		}
 	}
 	if o.Action == policy.ActionBlock && o.Message == "" {
-		o.Message = policy.DefaultBlockMessage
+		o.Message = q.engine.BlockMessage()
 	}
 	if last {
 		f.countFailOpen(&o)
@@ -236,7 +236,9 @@ func (q *Request) OnRequest(r *http.Request) (blocked bool, err error) {
 		q.up.req.Body = q.fields
 	}
 	switch {
-	case hasBody && mt == "multipart/form-data":
+	case hasBody && mt == "multipart/form-data" && (wants || q.engine.CoversUploads(r.Host)):
+		// Held only where an upload policy or a body-field activity could
+		// use it; other apps' forms stream through.
 		return q.multipart(r, params["boundary"])
 	case hasBody && wants && fieldType(mt):
 		return q.bodyFields(r, ct)

@@ -97,7 +97,7 @@ func (f *flow) runFile(fc *fileCheck, head []byte, rest io.ReadCloser, size int6
 			fc.fail(policy.InspectionTooLarge, fmt.Sprintf("over the inspection limit of %d bytes", limit))
 		}
 		if scan {
-			fc.malware, fc.reason = policy.MalwareScanFailed, fmt.Sprintf("over the inspection limit of %d bytes: not scanned", limit)
+			fc.malware, fc.reason = policy.MalwareTooLarge, fmt.Sprintf("over the inspection limit of %d bytes: not scanned", limit)
 		}
 		fc.info.Size = size
 	}

@@ -124,7 +124,7 @@ func (q *Request) multipart(r *http.Request, boundary string) (bool, error) {
 				fc.fail(policy.InspectionTooLarge, fmt.Sprintf("request over the inspection limit of %d bytes", limit))
 			}
 			if scan {
-				fc.malware = policy.MalwareScanFailed
+				fc.malware = policy.MalwareTooLarge
 			}
 		}
 		if inspect && fc.status == policy.InspectionDone {

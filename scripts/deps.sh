@@ -10,7 +10,7 @@ pkgs=(
   snmpd snmp smitools snmptrapd          # AgentX master, SNMPv3 clients and trap receiver, smilint
   erlang-snmp                            # the IETF base MIB modules smilint needs (Debian ships them only here)
   nginx php-fpm php-xml dokuwiki         # DokuWiki, the real app behind the suffix proxy
-  chromium libnss3-tools fonts-dejavu-core # headless browser tests; certutil for its trust store
+  chromium libnss3-tools fonts-dejavu-core poppler-utils # headless browser tests; certutil for its trust store; pdftotext reads printed pages
   qpdf                                   # independent reader of protected PDFs (proxy/protect tests)
   clamav-daemon c-icap libc-icap-mod-virus-scan # proxy/scan tests: private clamd and c-icap (virus_scan via clamd_mod)
   firefox-esr wget git nodejs openssl python3 python3-requests # real clients whose ClientHellos proxy/classify/clienttest captures

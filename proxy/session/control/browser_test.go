@@ -402,6 +402,29 @@ func TestBrowserClipboard(t *testing.T) {
 		}
 	})
 
+	t.Run("copy blocked in a frame the page builds", func(t *testing.T) {
+		// Rich text editors edit in about:blank frames, which never pass
+		// through the proxy: the parent's script guards them.
+		ctx, _ := tab(t, b)
+		clipboard(t, ctx, ptrTo("BEFORE"))
+		site.takeReports()
+		navigate(t, ctx, "https://app.test/page?copy=block")
+		run(t, ctx, chromedp.Evaluate[string](`(() => {
+			const f = document.createElement('iframe');
+			document.body.appendChild(f);
+			const d = f.contentDocument;
+			d.body.innerHTML = '<p id="s">FRAMETEXT</p>';
+			f.contentWindow.focus();
+			const r = d.createRange(); r.selectNodeContents(d.getElementById('s'));
+			const sel = f.contentWindow.getSelection(); sel.removeAllRanges(); sel.addRange(r);
+			return sel.toString(); })()`))
+		run(t, ctx, chromedp.KeyEvent("c", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
+		site.waitReport(t, policy.KindCutCopy, true)
+		if got := clipboard(t, ctx, nil); got != "BEFORE" {
+			t.Errorf("clipboard after a copy in the frame = %q, want BEFORE", got)
+		}
+	})
+
 	paste := func(t *testing.T, url string) (string, []Report) {
 		ctx, _ := tab(t, b)
 		clipboard(t, ctx, ptrTo("PASTEME"))

@@ -66,9 +66,9 @@ func (c *Controller) Inject(h http.Header, body io.ReadCloser, host string, rule
 		}
 	}
 
-	host = canonicalHost(host)
 	nonce := newNonce()
-	reportURL := "https://" + host + c.endpoint + "report"
+	reportURL := "https://" + normalAuthority(host, "https") + c.endpoint + "report"
+	host = canonicalHost(host)
 	for _, k := range [...]string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
 		for i, v := range h[k] {
 			h[k][i] = allowInjected(v, nonce, reportURL)

@@ -227,3 +227,16 @@ func headersEqual(a, b http.Header) bool {
 	}
 	return true
 }
+
+func TestInjectReportSourceKeepsPort(t *testing.T) {
+	c, _ := newTestController(t)
+	for host, want := range map[string]string{"App.Test:8443": "https://app.test:8443/.portcullis/report", "app.test:443": "https://app.test/.portcullis/report"} {
+		h := http.Header{"Content-Type": {"text/html"}, "Content-Security-Policy": {"connect-src 'none'"}}
+		if _, err := c.Inject(h, io.NopCloser(strings.NewReader("")), host, blockAll, "s"); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Get("Content-Security-Policy"); got != "connect-src 'none' "+want {
+			t.Errorf("%s: %q", host, got)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-gw/portcullis/appliance/activity"
+	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
 )
 
@@ -100,11 +101,30 @@ func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 		BytesDown: rec.BytesOut,
 		SessionID: rec.RequestID,
 	}
-	if id, ok := strings.CutPrefix(rec.Reason, "policy "); ok {
+	if rec.Action != policy.ActionUnset {
+		// Session enforcement decided: its typed outcome, never a string
+		// parsed back.
+		ev.Activity, ev.Policies = rec.Activity, rec.Policies
+		if len(ev.Policies) == 0 && rec.Policy != "" {
+			ev.Policies = []string{rec.Policy}
+		}
+		if rec.File != nil {
+			ev.FileName, ev.FileSize, ev.FileSHA256 = rec.File.Name, rec.File.Size, rec.File.SHA256
+			ev.FileType, ev.FileLabel = rec.File.MIME, rec.File.Label
+		}
+		for _, d := range rec.Detectors {
+			ev.Detectors = append(ev.Detectors, activity.Detection{ID: d.ID, Count: d.Count, Samples: d.Samples})
+		}
+	} else if id, ok := strings.CutPrefix(rec.Reason, "policy "); ok {
+		// Access decisions (connection records) still name their policy in
+		// the reason.
 		id, _, _ = strings.Cut(id, ":")
 		ev.Policies = []string{id}
 	}
-	if r.appOf != nil && rec.Host != "" {
+	if rec.App != "" {
+		ev.App = rec.App
+	}
+	if r.appOf != nil && ev.App == "" && rec.Host != "" {
 		ev.App = r.appOf(rec.Host)
 	}
 	return ev

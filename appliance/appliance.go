@@ -122,7 +122,12 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	sessionCfg, err := a.sessionConfig()
+	if err != nil {
+		return nil, err
+	}
 	a.proxy, err = proxy.NewServer(proxy.Config{
+		Session:          sessionCfg,
 		Suffix:           suffix,
 		Certs:            a.certs,
 		Conn:             a.policies,
@@ -144,7 +149,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	}
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCertCheckCollector(a.certCheck))
+	a.registry.MustRegister(newCertCheckCollector(a.certCheck), newSessionCollector(a.proxy.SessionStats()))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
 
@@ -388,6 +393,14 @@ func (d *accessDecider) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 }
 
 var _ proxy.ConnDecider = (*accessDecider)(nil)
+
+// blocks reports whether a Host header names a host of access.block_hosts.
+func (d *accessDecider) blocks(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return d.block.Match(strings.ToLower(strings.TrimSuffix(host, ".")))
+}
 
 func agentConfig(d DatapathConfig) agent.Config {
 	return agent.Config{

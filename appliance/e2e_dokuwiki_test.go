@@ -17,7 +17,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
 )
 
 // wikiAddr is DokuWiki's address, in a namespace of its own behind the

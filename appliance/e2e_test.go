@@ -113,6 +113,13 @@ func TestTransparentGatewayEndToEnd(t *testing.T) {
 			t.Fatalf("body %q", body)
 		}
 		l.waitAccessLog(t, func(m map[string]any) bool { return m["msg"] == "request" && m["dest"] == "198.18.2.2:80" })
+		// A host refused over HTTPS is refused over plain HTTP too, by its
+		// Host header: the origin never sees the request.
+		resp, body := fetch(t, c, "http://blocked.lab/")
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(body, "hello from lab origin") || !strings.Contains(body, "not allowed") {
+			t.Fatalf("plain HTTP to a blocked host: status %d body %q", resp.StatusCode, body)
+		}
+		l.waitAccessLog(t, func(m map[string]any) bool { return m["host"] == "blocked.lab" && m["decision"] == "block" })
 	})
 
 	t.Run("explicit proxy CONNECT feeds the same pipeline", func(t *testing.T) {

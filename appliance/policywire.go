@@ -81,59 +81,32 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 	return proxy.ConnDecision{Verdict: proxy.VerdictIntercept, Reason: d.Action.String()}
 }
 
-// DecideRequest applies the session policies to one request. A policy that
-// needs the body's content is decided as "could not be inspected" until body
-// inspection is wired into the proxy, so it fails closed by default.
+// DecideRequest makes the per-request access decision where the
+// connection could not: in suffix mode (the app and the user are known per
+// request) and for plain HTTP (the host is only known from the Host
+// header), so a host blocked over HTTPS is blocked on port 80 too. Session
+// policies are the proxy's session enforcement (sessionConfig).
 func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) proxy.RequestDecision {
+	if ci.Mode != proxy.ModeSuffix && !ci.TLS && p.static.blocks(r.Host) {
+		return proxy.RequestDecision{Block: true, Reason: "access.block_hosts", Message: "Access to this site is not allowed by your organisation's policy."}
+	}
 	e := p.engine.Load()
-	if e == nil {
+	if e == nil || ci.Mode != proxy.ModeSuffix && ci.TLS {
 		return proxy.RequestDecision{}
 	}
-	subj := subjectOf(ci)
-	if id, ok := proxy.RequestUser(r.Context()); ok {
-		subj.User, subj.Groups = id.User, id.Groups
+	subj := requestSubject(ci, r)
+	a := e.Access(&policy.AccessRequest{Subject: subj, Host: r.Host})
+	if a.Alert {
+		p.alerts.alertsOf(a.Matches, a.App, subj, r.Host, "access")
 	}
-	if ci.Mode == proxy.ModeSuffix {
-		// The suffix proxy has no connection-level decision: the app is
-		// only known per request, and so is the user.
-		a := e.Access(&policy.AccessRequest{Subject: subj, Host: r.Host})
-		if a.Alert {
-			p.alerts.alertsOf(a.Matches, a.App, subj, r.Host, "access")
+	if a.Action == policy.ActionBlock {
+		msg := a.Message
+		if msg == "" {
+			msg = "Access to this app is not allowed by your organisation's policy."
 		}
-		if a.Action == policy.ActionBlock {
-			msg := a.Message
-			if msg == "" {
-				msg = "Access to this app is not allowed by your organisation's policy."
-			}
-			return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(a.Matches, a.Winner), Message: msg}
-		}
+		return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(a.Matches, a.Winner), Message: msg}
 	}
-	req := &policy.SessionRequest{Subject: subj, Method: r.Method, Host: r.Host, Path: r.URL.Path}
-	d := e.Session(req)
-	if d.NeedInspection {
-		req.Inspection = policy.InspectionFailed
-		d = e.Session(req)
-	}
-	if d.Alert {
-		act := d.Activity
-		if act == "" {
-			act = r.Method + " " + r.URL.Path
-		}
-		p.alerts.alertsOf(d.Matches, d.App, subj, r.Host, act)
-	}
-	switch d.Action {
-	case policy.ActionAllow:
-		return proxy.RequestDecision{}
-	case policy.ActionMonitor:
-		return proxy.RequestDecision{Monitor: true, Reason: "policy " + winnerID(d.Matches, d.Winner)}
-	}
-	// Block, and until their enforcement lands, step-up and protect are
-	// refused rather than let through.
-	msg := d.Message
-	if msg == "" {
-		msg = "This action is not allowed by your organisation's policy."
-	}
-	return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(d.Matches, d.Winner) + ": " + d.Action.String(), Message: msg}
+	return proxy.RequestDecision{}
 }
 
 func subjectOf(ci *proxy.ConnInfo) policy.Subject {

@@ -1,12 +1,23 @@
 package appliance
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/portcullis-gw/portcullis/proxy"
+	"github.com/portcullis-gw/portcullis/proxy/protect"
+	"github.com/portcullis-gw/portcullis/proxy/scan"
+	"github.com/portcullis-gw/portcullis/proxy/session"
 )
 
 // SessionConfig is how the appliance enforces session policies: body
@@ -101,4 +112,203 @@ func (s *SessionConfig) protectPassword() (string, error) {
 		return "", fmt.Errorf("session.protect.password_file: the password must have at least 8 characters")
 	}
 	return pw, nil
+}
+
+// sessionScanner builds the configured malware scanners: clamd, ICAP, or
+// both (a file is infected when either says so; either failing is a
+// failed scan, which the policies' default behaviour decides). nil when
+// none is configured: policies with malware: true are then refused.
+func (s *SessionConfig) sessionScanner() (session.Scanner, error) {
+	var scanners []scan.Scanner
+	if a := s.Malware.Clamd.Address; a != "" {
+		network, addr, _ := strings.Cut(a, ":")
+		c, err := scan.NewClamd(scan.ClamdConfig{Network: network, Address: addr, Timeout: s.Malware.Clamd.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("session.malware.clamd: %w", err)
+		}
+		scanners = append(scanners, c)
+	}
+	if u := s.Malware.ICAP.URL; u != "" {
+		c, err := scan.NewICAP(scan.ICAPConfig{URL: u, Mode: s.Malware.ICAP.Mode, Timeout: s.Malware.ICAP.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("session.malware.icap: %w", err)
+		}
+		scanners = append(scanners, c)
+	}
+	if len(scanners) == 0 {
+		return nil, nil
+	}
+	return malwareScanners(scanners), nil
+}
+
+// malwareScanners runs every scanner over the same stream.
+type malwareScanners []scan.Scanner
+
+func (m malwareScanners) Scan(ctx context.Context, r io.Reader, size int64, name string) (bool, string, error) {
+	if len(m) == 1 {
+		v, err := m[0].Scan(ctx, r, size, name)
+		return v.Infected, v.Signature, err
+	}
+	// Several scanners read the same bytes: each gets a pipe fed from r.
+	ws := make([]*io.PipeWriter, len(m))
+	type result struct {
+		v   scan.Verdict
+		err error
+	}
+	res := make(chan result, len(m))
+	for i, sc := range m {
+		pr, pw := io.Pipe()
+		ws[i] = pw
+		go func() {
+			v, err := sc.Scan(ctx, pr, size, name)
+			pr.CloseWithError(errScannerDone)
+			res <- result{v, err}
+		}()
+	}
+	writers := make([]io.Writer, len(ws))
+	for i, w := range ws {
+		writers[i] = w
+	}
+	_, copyErr := io.Copy(multiWriterTolerant(writers), r)
+	for _, w := range ws {
+		w.CloseWithError(copyErr)
+	}
+	var infected bool
+	var sig string
+	var errs []error
+	for range m {
+		r := <-res
+		switch {
+		case r.err != nil:
+			errs = append(errs, r.err)
+		case r.v.Infected && !infected:
+			infected, sig = true, r.v.Scanner+": "+r.v.Signature
+		}
+	}
+	if infected {
+		return true, sig, nil
+	}
+	return false, "", errors.Join(errs...)
+}
+
+var errScannerDone = errors.New("scanner returned")
+
+// multiWriterTolerant writes to every writer, dropping one that failed
+// (its scanner returned early) instead of stopping the others.
+type multiWriterTolerant []io.Writer
+
+func (m multiWriterTolerant) Write(p []byte) (int, error) {
+	for i, w := range m {
+		if w == nil {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			m[i] = nil
+		}
+	}
+	return len(p), nil
+}
+
+// sessionConfig is the proxy's session enforcement: the running engine,
+// who is asking, scanners, protection, spool and alerts.
+func (a *Appliance) sessionConfig() (*proxy.SessionConfig, error) {
+	s := &a.cfg.Session
+	scanner, err := s.sessionScanner()
+	if err != nil {
+		return nil, err
+	}
+	spool := s.SpoolDir
+	if spool == "" {
+		spool = filepath.Join(a.cfg.StateDir, "spool")
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("session.spool_dir: %w", err)
+	}
+	sc := &proxy.SessionConfig{
+		Engine:            a.policies.engine.Load,
+		Subject:           requestSubject,
+		SpoolDir:          spool,
+		InspectionTimeout: s.InspectionTimeout,
+		ScanTimeout:       s.InspectionTimeout,
+		Log:               a.log,
+		Alert: func(ci *proxy.ConnInfo, r *http.Request, req *policy.SessionRequest, d *policy.SessionDecision) {
+			act := d.Activity
+			if act == "" {
+				act = r.Method + " " + r.URL.Path
+			}
+			a.policies.alerts.alertsOf(d.Matches, d.App, req.Subject, req.Host, act)
+		},
+	}
+	if scanner != nil {
+		sc.Scanner = scanner
+	}
+	pw, err := s.protectPassword()
+	if err != nil {
+		return nil, err
+	}
+	sc.Protector = newProtector(pw)
+	return sc, nil
+}
+
+// requestSubject is who is asking: the client's address and kind, and the
+// user the proxy knows for the request.
+func requestSubject(ci *proxy.ConnInfo, r *http.Request) policy.Subject {
+	subj := subjectOf(ci)
+	if id, ok := proxy.RequestUser(r.Context()); ok {
+		subj.User, subj.Groups = id.User, id.Groups
+	}
+	return subj
+}
+
+// protector adapts proxy/protect to the enforcer: files it cannot protect
+// are session.ErrUnsupported, which the policy's protect.unsupported
+// decides (block by default).
+type protector struct{ password string }
+
+func newProtector(password string) session.Protector { return protector{password: password} }
+
+func (p protector) Protect(dst io.Writer, src io.ReaderAt, size int64, mime string, pol *policy.Protect) (bool, bool, error) {
+	if pol.Encrypt && p.password == "" {
+		// Refused at load (CompileFor); a policy that slipped through is
+		// not let out unencrypted.
+		return false, false, fmt.Errorf("%w: no password for protected files is configured", session.ErrUnsupported)
+	}
+	res, err := protect.Protect(dst, src, size, mime, protect.Options{Label: pol.Label, Encrypt: pol.Encrypt, Password: p.password})
+	if errors.Is(err, protect.ErrUnsupported) {
+		return false, false, fmt.Errorf("%w: %v", session.ErrUnsupported, err)
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return res.Labeled, res.Encrypted, nil
+}
+
+// sessionCollector exports the session enforcer's counters at scrape time;
+// fail_open counts every request a policy could not evaluate and the
+// default let through.
+type sessionCollector struct {
+	s    *session.Stats
+	desc *prometheus.Desc
+}
+
+var _ prometheus.Collector = (*sessionCollector)(nil)
+
+func newSessionCollector(s *session.Stats) *sessionCollector {
+	return &sessionCollector{s: s, desc: prometheus.NewDesc("portcullis_session_total",
+		"Session enforcement outcomes: decisions, inspections, scans, blocks, replaced and protected files, fail-opens.", []string{"outcome"}, nil)}
+}
+
+func (c *sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	for outcome, v := range map[string]uint64{
+		"decided": s.Decided.Load(), "inspected": s.Inspected.Load(), "held": s.Held.Load(), "streamed": s.Streamed.Load(),
+		"too_large": s.TooLarge.Load(), "inspection_failed": s.Failed.Load(), "inspection_timeout": s.Timeouts.Load(),
+		"scan_error": s.ScanErrors.Load(), "infected": s.Infected.Load(), "fail_open": s.FailOpen.Load(),
+		"fail_closed": s.FailClosed.Load(), "blocked": s.Blocked.Load(), "replaced": s.Replaced.Load(),
+		"protected": s.Protected.Load(), "unsupported": s.Unsupported.Load(), "client_error": s.ClientErrors.Load(),
+	} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), outcome)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/flate"
@@ -27,10 +28,9 @@ type Body struct {
 
 	sc     *scanner
 	insert []byte
-	buf    []byte // read buffer while scanning
-	pend   []byte // held bytes of an undecided token
-	out    []byte
-	off    int
+	buf    []byte   // read buffer while scanning
+	pend   []byte   // held bytes of an undecided token
+	out    [][]byte // what Read hands out next, in order (slices of buf, pend, insert)
 	done   bool
 	err    error
 
@@ -49,8 +49,18 @@ func (b *Body) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for b.off == len(b.out) {
-		b.out, b.off = b.out[:0], 0
+	for {
+		n := 0
+		for len(b.out) > 0 && n < len(p) {
+			k := copy(p[n:], b.out[0])
+			n += k
+			if b.out[0] = b.out[0][k:]; len(b.out[0]) == 0 {
+				b.out = b.out[1:]
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
 		if b.err != nil {
 			return 0, b.err
 		}
@@ -66,15 +76,14 @@ func (b *Body) Read(p []byte) (int, error) {
 		}
 		b.fill()
 	}
-	n := copy(p, b.out[b.off:])
-	b.off += n
-	return n, nil
 }
 
-// fill reads one chunk while the insertion point is undecided.
+// fill reads one chunk while the insertion point is undecided. What it
+// queues in out refers to buf and pend, which stay untouched until out is
+// empty again.
 func (b *Body) fill() {
 	if b.buf == nil {
-		b.buf = make([]byte, 16<<10)
+		b.buf = make([]byte, 4<<10)
 	}
 	n, err := b.dec.Read(b.buf)
 	final := err == io.EOF
@@ -85,35 +94,59 @@ func (b *Body) fill() {
 	if n == 0 && !final {
 		return
 	}
-	data := append(b.pend, b.buf[:n]...)
+	data := b.buf[:n]
+	if len(b.pend) > 0 {
+		data = append(b.pend, data...) // a few held bytes in front
+	}
 	at, keep := b.sc.scan(data, len(b.pend), final)
+	b.out = b.out[:0]
 	switch {
 	case at >= 0:
-		b.out = append(append(append(b.out, data[:at]...), b.insert...), data[at:]...)
-		b.done, b.pend = true, nil
+		b.out = append(b.out, data[:at], b.insert, data[at:])
+		b.done = true
 	case at == scanSkip || at == scanNothing:
-		b.out = append(b.out, data...)
-		b.done, b.pend = true, nil
+		b.out = append(b.out, data)
+		b.done = true
 		if at == scanSkip {
 			b.skipped = ErrUTF16Body
 		}
 	default:
-		b.out = append(b.out, data[:len(data)-keep]...)
-		b.pend = append(b.pend[:0], data[len(data)-keep:]...)
+		b.out = append(b.out, data[:len(data)-keep])
+		// The held bytes move to their own buffer: buf is read into next.
+		held := data[len(data)-keep:]
+		b.pend = append(make([]byte, 0, len(held)+len(b.buf)), held...)
 	}
 	if final {
 		b.err = io.EOF
 	}
 }
 
-// Close releases the decoder and closes the original body.
+// Close releases the decoder and closes the original body. Read after
+// Close fails; as for any body, Read and Close must not run concurrently
+// (the decoder goes back to a pool).
 func (b *Body) Close() error {
+	b.err, b.out, b.done = errBodyClosed, nil, false
+	b.dec = closedReader{}
 	if b.close != nil {
 		b.close()
 		b.close = nil
 	}
 	return b.src.Close()
 }
+
+var errBodyClosed = errors.New("control: read after close")
+
+type closedReader struct{}
+
+func (closedReader) Read([]byte) (int, error) { return 0, errBodyClosed }
+
+// Decoders are pooled: building a zstd or brotli decoder costs more than
+// decoding a typical page (BenchmarkInjectEncoded).
+var (
+	gzipReaders   sync.Pool
+	brotliReaders sync.Pool
+	zstdReaders   sync.Pool
+)
 
 func (b *Body) openDecoder() error {
 	b.srcErr = &errReader{r: b.src}
@@ -122,19 +155,35 @@ func (b *Body) openDecoder() error {
 		b.dec = b.src
 		return nil
 	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(b.srcErr)
-		if err != nil {
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		if zr == nil {
+			zr = new(gzip.Reader)
+		}
+		if err := zr.Reset(b.srcErr); err != nil {
 			return b.wrap(err)
 		}
-		b.dec = zr
+		b.dec, b.close = zr, func() { gzipReaders.Put(zr) }
 	case "br":
-		b.dec = brotli.NewReader(b.srcErr)
-	case "zstd":
-		zr, err := zstd.NewReader(b.srcErr, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-		if err != nil {
+		br, _ := brotliReaders.Get().(*brotli.Reader)
+		if br == nil {
+			br = brotli.NewReader(b.srcErr)
+		} else if err := br.Reset(b.srcErr); err != nil {
 			return b.wrap(err)
 		}
-		b.dec, b.close = zr, zr.Close
+		b.dec, b.close = br, func() { brotliReaders.Put(br) }
+	case "zstd":
+		zr, _ := zstdReaders.Get().(*zstd.Decoder)
+		if zr == nil {
+			var err error
+			if zr, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20)); err != nil {
+				return b.wrap(err)
+			}
+		}
+		if err := zr.Reset(b.srcErr); err != nil {
+			zstdReaders.Put(zr)
+			return b.wrap(err)
+		}
+		b.dec, b.close = zr, func() { _ = zr.Reset(nil); zstdReaders.Put(zr) }
 	case "deflate":
 		// HTTP's deflate is zlib (RFC 1950), but servers also send raw
 		// deflate (RFC 1951): the zlib header says which.

@@ -145,23 +145,24 @@ func (c *Controller) elements(host, sessionID, nonce string, rules Rules) []byte
 		CutCopy: rules.CutCopy.String(),
 		Paste:   rules.Paste.String(),
 	})
-	var b strings.Builder
-	b.Grow(len(bannerCSS) + len(controlScript) + len(cfg) + 512)
-	b.WriteString(`<style id="__portcullis-style" nonce="`)
-	b.WriteString(nonce)
-	b.WriteString(`">`)
-	b.WriteString(bannerCSS)
+	var print string
 	if rules.Print == Block {
-		b.WriteString(printCSS(rules.message()))
+		print = printCSS(rules.message())
 	}
-	b.WriteString(`</style><script nonce="`)
-	b.WriteString(nonce)
-	b.WriteString(`" data-portcullis="`)
-	b.WriteString(html.EscapeString(string(cfg)))
-	b.WriteString(`">`)
-	b.WriteString(controlScript)
-	b.WriteString(`</script>`)
-	return []byte(b.String())
+	attr := html.EscapeString(string(cfg))
+	b := make([]byte, 0, len(bannerCSS)+len(print)+len(controlScript)+len(attr)+2*len(nonce)+96)
+	b = append(b, `<style id="__portcullis-style" nonce="`...)
+	b = append(b, nonce...)
+	b = append(b, `">`...)
+	b = append(b, bannerCSS...)
+	b = append(b, print...)
+	b = append(b, `</style><script nonce="`...)
+	b = append(b, nonce...)
+	b = append(b, `" data-portcullis="`...)
+	b = append(b, attr...)
+	b = append(b, `">`...)
+	b = append(b, controlScript...)
+	return append(b, `</script>`...)
 }
 
 // bannerCSS styles the message banner; "all: initial" keeps the page's own

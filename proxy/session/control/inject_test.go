@@ -240,3 +240,25 @@ func TestInjectReportSourceKeepsPort(t *testing.T) {
 		}
 	}
 }
+
+// TestInjectReadAfterClose: a closed body gives its pooled decoder back and
+// never reads from it again.
+func TestInjectReadAfterClose(t *testing.T) {
+	c, _ := newTestController(t)
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write([]byte("<head>" + strings.Repeat("x", 100000)))
+	w.Close()
+	rc, err := c.Inject(http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {"gzip"}}, io.NopCloser(&buf), "app.test", blockAll, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	if _, err := rc.Read(p); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	if n, err := rc.Read(p); n != 0 || err == nil {
+		t.Errorf("read after close: %d, %v", n, err)
+	}
+}

@@ -30,6 +30,15 @@
 //
 // Monitor lets the activity happen and reports it.
 //
+// # Per request
+//
+// ServeEndpoint takes every path under Config.Endpoint (default
+// "/.portcullis/") before anything reaches the origin; accepted reports go
+// to its callback as typed Report values, which the proxy decides as
+// activities (policy.SessionRequest.Kind) and logs. NeedsNotice and
+// RedirectToNotice put the notice in front of a top-level navigation once
+// per session, app and host. The Example shows the wiring.
+//
 // # Tokens and cookies
 //
 // Every token is an HMAC-SHA256 over its bound values and an expiry, each

@@ -51,3 +51,9 @@ demo-down:
 
 clean:
 	rm -rf $(BIN)
+
+# The Debian package, reproducibly (same commit, same bytes): bin/portcullis_<version>_<arch>.deb.
+# VERSION=... overrides the version derived from the last commit.
+.PHONY: deb
+deb:
+	packaging/build-deb.sh $(BIN)

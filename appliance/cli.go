@@ -42,6 +42,8 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (os.Getenv when nil).
 	Getenv func(string) string
+	// Version is what --version prints (none when empty).
+	Version string
 }
 
 func (e Env) getenv(k string) string {
@@ -86,6 +88,9 @@ Long flags are written --name; the single-dash form -name is accepted too.`,
 			}
 			return unknownCommand(cmd, args[0])
 		},
+	}
+	if env.Version != "" {
+		root.Version = env.Version
 	}
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)

@@ -14,9 +14,12 @@ import (
 	"github.com/portcullis-gw/portcullis/appliance"
 )
 
+// version is set by the package build (-ldflags -X main.version=...).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], appliance.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	err := run(ctx, os.Args[1:], appliance.Env{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version})
 	stop()
 	if err != nil {
 		os.Exit(appliance.ExitCode(err))

@@ -258,12 +258,17 @@ func (d *doctor) checkCapabilities(p doctorProbes, datapath bool) {
 	if !has(unix.CAP_BPF) && !has(unix.CAP_SYS_ADMIN) {
 		missing = append(missing, "CAP_BPF")
 	}
+	// Without CAP_PERFMON the verifier treats the loader as unprivileged
+	// and refuses the steering program's pointer arithmetic.
+	if !has(unix.CAP_PERFMON) && !has(unix.CAP_SYS_ADMIN) {
+		missing = append(missing, "CAP_PERFMON")
+	}
 	if !has(unix.CAP_NET_ADMIN) {
 		missing = append(missing, "CAP_NET_ADMIN")
 	}
 	switch {
 	case len(missing) == 0:
-		d.report(checkOK, "capabilities", "this process has CAP_BPF and CAP_NET_ADMIN (the service gets them from its unit)", "")
+		d.report(checkOK, "capabilities", "this process has CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (the service gets them from its unit)", "")
 	case !datapath:
 		d.report(checkOK, "capabilities", "lacks "+strings.Join(missing, ", ")+", which only the datapath (disabled) needs", "")
 	default:
@@ -273,7 +278,7 @@ func (d *doctor) checkCapabilities(p doctorProbes, datapath bool) {
 			level = checkWarn
 		}
 		d.report(level, "capabilities", "this process lacks "+strings.Join(missing, " and ")+", which the datapath needs",
-			"run as root, or under the packaged unit (AmbientCapabilities=CAP_BPF CAP_NET_ADMIN)")
+			"run as root, or under the packaged unit (AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_NET_ADMIN)")
 	}
 }
 

@@ -18,7 +18,7 @@ func healthyHost() doctorProbes {
 		kernel:    func() string { return "6.12.0-1-amd64" },
 		bpffs:     func(string) bool { return true },
 		exists:    func(string) bool { return true },
-		caps:      func() (uint64, error) { return 1<<unix.CAP_BPF | 1<<unix.CAP_NET_ADMIN, nil },
+		caps:      func() (uint64, error) { return 1<<unix.CAP_BPF | 1<<unix.CAP_PERFMON | 1<<unix.CAP_NET_ADMIN, nil },
 		unsynced:  func() (bool, error) { return false, nil },
 		freeBytes: func(string) (uint64, uint64, error) { return 50 << 30, 100 << 30, nil },
 		schedCLS:  func() error { return nil },

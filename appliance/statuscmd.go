@@ -144,7 +144,12 @@ func (v *daemonView) label(name, key string) string {
 func showStatus(ctx context.Context, cfg *Config, w io.Writer) error {
 	var problems []string
 	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
-	row := func(k, format string, a ...any) { fmt.Fprintf(w, "%-11s %s\n", k+":", fmt.Sprintf(format, a...)) }
+	row := func(k, format string, a ...any) {
+		if k != "" {
+			k += ":"
+		}
+		fmt.Fprintf(w, "%-11s %s\n", k, fmt.Sprintf(format, a...))
+	}
 
 	d, scrapeErr := scrapeDaemon(ctx, cfg.Management.Listen)
 	running := d != nil

@@ -50,14 +50,16 @@ fi
 # and (re)start: systemctl restart portcullis. Policies reload on
 # systemctl reload portcullis.
 
-# The packaged service sees only this directory of bpffs (see
-# /usr/lib/systemd/system/portcullis.service), so the datapath pins below it.
-datapath:
-  pin_dir: /sys/fs/bpf/portcullis/datapath
-
 HEAD
-	"$host_bin" config default | sed -E '/^[[:space:]]*(#|$)/! s/^/#/'
+	# The packaged service sees only its own directory of bpffs (see
+	# /usr/lib/systemd/system/portcullis.service): datapath.pin_dir is set
+	# below it, so the datapath section is live.
+	"$host_bin" config default | sed -E \
+		-e '/^[[:space:]]*(#|$)/! s/^/#/' \
+		-e 's|^#datapath:$|datapath:|' \
+		-e 's|^#  pin_dir: /sys/fs/bpf/portcullis$|  # The packaged service sees only /sys/fs/bpf/portcullis of bpffs.\n  pin_dir: /sys/fs/bpf/portcullis/datapath|'
 } >"$stage/portcullis.yaml"
+grep -q '^  pin_dir: /sys/fs/bpf/portcullis/datapath$' "$stage/portcullis.yaml"
 # It must stay a valid configuration.
 "$host_bin" config check --config "$stage/portcullis.yaml" >/dev/null
 

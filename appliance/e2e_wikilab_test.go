@@ -91,9 +91,9 @@ func (w *wikiLab) browser(t *testing.T) *browser.Browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := map[string]string{"wiki.lab": wikiAddr.String()}
+	rules := map[string]string{"wiki.lab": wikiAddr.String(), "origin.lab": originGood.String()}
 	if w.suffix {
-		rules = map[string]string{"wiki.lab.gw.test": suffixListen.Addr().String()}
+		rules = map[string]string{"wiki.lab.gw.test": suffixListen.Addr().String(), "origin.lab.gw.test": suffixListen.Addr().String()}
 	}
 	return browser.Start(t, browser.Options{NS: w.Client, TrustPEM: [][]byte{caPEM}, HostRules: rules})
 }

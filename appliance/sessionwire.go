@@ -247,6 +247,16 @@ func (a *Appliance) sessionConfig() (*proxy.SessionConfig, error) {
 		return nil, err
 	}
 	sc.Protector = newProtector(pw)
+	if s.ControlScript {
+		// The in-page controls' tokens are keyed by the session secret
+		// (suffix.session_secrets, shared by a fleet, or the per-install
+		// key); the control package derives its own keys from it.
+		secrets, err := sessionSecrets(a.cfg)
+		if err != nil {
+			return nil, err
+		}
+		sc.ControlKey = secrets[0]
+	}
 	return sc, nil
 }
 

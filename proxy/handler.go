@@ -32,7 +32,14 @@ type requestState struct {
 
 	// sess is the session enforcement of a covered request; download: the
 	// response is a file download (its bytes are never rewritten).
-	sess     *session.Request
+	sess *session.Request
+	// control: the outcome of a print/clipboard attempt the page's
+	// control script reported on this request.
+	control *session.Outcome
+	// in is the request as the client sent it (cookies included), for the
+	// control script's session in ModifyResponse, which sees the outgoing
+	// request only.
+	in       *http.Request
 	download bool
 }
 
@@ -62,6 +69,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	s.Stats.Requests.Add(1)
 	st := &requestState{id: fmt.Sprintf("%x-%x", ci.ID, requestSeq.Add(1)), decision: "allow"}
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
+	st.in = r
 	body := &countingBody{ReadCloser: r.Body}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
@@ -69,9 +77,11 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK, expect: -1}
 	start := time.Now()
 	if s.durable != nil {
-		// The end of the response waits for its record to be durable: the
-		// last byte of a sized body here, anything else when the handler
-		// returns (the response is not complete before that).
+		// The end of the response waits for its record: the last byte of a
+		// sized body here, anything else when the handler returns (the
+		// response is not complete before that). The record is made here in
+		// either case; whether the byte waits for its fsync is the
+		// recorder's rule (hold_responses: all, or only activities).
 		rec.hold = func(out int64) error {
 			st.recorded = true
 			return s.recordDurable(s.requestRecord(ci, r, st, rec.status, body.n, out))
@@ -124,7 +134,10 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !s.sessionRequest(rec, r, ci, st, r.Host) {
+	if s.controlEndpoint(rec, r, ci, st) {
+		return
+	}
+	if !s.sessionRequest(rec, r, ci, st, r.Host) || s.controlNotice(rec, r, st) {
 		return
 	}
 	s.rproxy.ServeHTTP(rec, r)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/portcullis-gw/portcullis/proxy/session"
+	"github.com/portcullis-gw/portcullis/proxy/session/control"
 )
 
 // Config is the pipeline's configuration. Certs is required; everything else
@@ -123,6 +124,10 @@ type Server struct {
 	// spliced are the bypassed connections in progress: Close ends them so
 	// they finish (and are recorded) instead of holding shutdown open.
 	spliced map[net.Conn]struct{}
+
+	// control runs the in-page controls; set when Config.Session has a
+	// ControlKey.
+	control *control.Controller
 }
 
 // NewServer builds the pipeline. Call Serve for each listener and Close at

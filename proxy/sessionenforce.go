@@ -9,6 +9,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy/session"
+	"github.com/portcullis-gw/portcullis/proxy/session/control"
 )
 
 // SessionConfig turns on session-policy enforcement in both the
@@ -43,6 +44,11 @@ type SessionConfig struct {
 	Alert func(ci *ConnInfo, r *http.Request, req *policy.SessionRequest, d *policy.SessionDecision)
 	// Log receives enforcement messages (fail-opens, protect failures).
 	Log *slog.Logger
+	// ControlKey (32 bytes or more, shared by a fleet) turns on the in-page
+	// controls: the print/clipboard control script, its report endpoint
+	// and the monitoring notice (proxy/session/control). nil: off, and the
+	// appliance refuses policies that need them.
+	ControlKey []byte
 }
 
 func (s *Server) initSession() error {
@@ -59,6 +65,13 @@ func (s *Server) initSession() error {
 		return err
 	}
 	s.enforcer = e
+	if len(sc.ControlKey) > 0 {
+		c, err := control.New(control.Config{Key: sc.ControlKey, Endpoint: suffixEndpointPrefix})
+		if err != nil {
+			return err
+		}
+		s.control = c
+	}
 	return nil
 }
 
@@ -165,8 +178,10 @@ func (s *Server) sessionResponse(resp *http.Response) (bool, error) {
 
 // sessionModifyResponse is the transparent proxy's ModifyResponse.
 func (s *Server) sessionModifyResponse(resp *http.Response) error {
-	_, err := s.sessionResponse(resp)
-	return err
+	if _, err := s.sessionResponse(resp); err != nil {
+		return err
+	}
+	return s.controlInject(resp, resp.Request.Host)
 }
 
 // sessionUpstreamError answers a round trip that failed because the
@@ -189,6 +204,11 @@ func (s *Server) sessionUpstreamError(w http.ResponseWriter, st *requestState) b
 // as it streamed is decided at its last byte, so the decision is taken
 // again from the outcome here.
 func (s *Server) sessionRecord(rc *Record, st *requestState) {
+	if st.control != nil {
+		o := st.control
+		rc.App, rc.Activity, rc.Action, rc.Policies, rc.Policy = o.App, o.Activity, o.Action, o.Policies, o.Winner
+		return
+	}
 	if st.sess == nil {
 		return
 	}

@@ -24,6 +24,7 @@ type Stats struct {
 	SuffixRefused    atomic.Uint64 // suffix requests refused before any dial: bad, unknown or IP-literal host
 	SuffixForbidden  atomic.Uint64 // suffix origins that resolved to a forbidden address: not dialled
 	SuffixRewritten  atomic.Uint64 // response bodies rewritten
+	ControlInjected  atomic.Uint64 // pages the control script was put in
 	SuffixDiscovered atomic.Uint64 // domains seen in app responses that belong to no onboarded app
 	SuffixLogins     atomic.Uint64 // identities learnt (SAML assertion or the proxy's OIDC login)
 

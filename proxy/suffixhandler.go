@@ -127,7 +127,7 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 			return
 		}
 	}
-	if !s.sessionRequest(rec, r, ci, st, suffixed) {
+	if !s.sessionRequest(rec, r, ci, st, suffixed) || s.controlNotice(rec, r, st) {
 		return
 	}
 	s.suffix.rproxy.ServeHTTP(rec, r)
@@ -187,6 +187,7 @@ func (s *Server) suffixEndpoint(w http.ResponseWriter, r *http.Request, st *requ
 	case sc.Login != nil && sc.Login.IsCallback(r):
 		st.set("allow", "login callback")
 		sc.Login.Callback(w, r)
+	case s.controlEndpoint(w, r, ConnInfoFrom(r.Context()), st):
 	default:
 		st.set("block", "unknown gateway endpoint")
 		writeBlockPage(w, http.StatusNotFound, blockPage{Title: "Not found", Reason: "No such gateway page.", Host: st.suffixed, RequestID: st.id})
@@ -251,6 +252,12 @@ func (s *Server) suffixRewriteResponse(resp *http.Response) error {
 		if err := s.cfg.Suffix.Sessions.Set(headerWriter{resp.Header}, st.suffixed, *st.learnt); err == nil {
 			s.Stats.SuffixLogins.Add(1)
 		}
+	}
+	// The control script goes in before the body is rewritten (it decodes
+	// the body, so the rewriter sees it plain) and after the headers are
+	// (its nonce and report URL are already the suffixed host's).
+	if err := s.controlInject(resp, st.suffixed); err != nil {
+		return err
 	}
 	if download || resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode == http.StatusPartialContent ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified ||

@@ -149,6 +149,9 @@ func rewriteToOrigin(pr *httputil.ProxyRequest) {
 	}
 	pr.Out.URL.Host = pr.In.Host
 	pr.Out.Host = pr.In.Host
+	// The proxy's own cookies (the control script's session) never reach
+	// the origin.
+	stripOwnCookies(pr.Out.Header)
 }
 
 // upstreamError answers a failed round trip: a block page naming the reason

@@ -101,6 +101,7 @@ func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 		BytesDown: rec.BytesOut,
 		SessionID: rec.RequestID,
 	}
+	ev.DeviceTags = rec.DeviceTags
 	if rec.Action != policy.ActionUnset {
 		// Session enforcement decided: its typed outcome, never a string
 		// parsed back.

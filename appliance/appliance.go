@@ -93,6 +93,10 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.certCheck, err = newCertChecker(&cfg.Upstream); err != nil {
 		return nil, err
 	}
+	devices, err := deviceCerts(&cfg.Devices, a.certCheck)
+	if err != nil {
+		return nil, err
+	}
 	static, err := newAccessDecider(cfg.Access)
 	if err != nil {
 		return nil, err
@@ -100,6 +104,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, cfg.Session.capabilities(), static); err != nil {
 		return nil, err
 	}
+	a.policies.devices = devices != nil
 	if a.activity, err = openActivity(cfg); err != nil {
 		return nil, err
 	}
@@ -129,6 +134,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	a.proxy, err = proxy.NewServer(proxy.Config{
 		Session:          sessionCfg,
 		Suffix:           suffix,
+		ClientCerts:      devices,
 		Certs:            a.certs,
 		Conn:             a.policies,
 		Request:          a.policies,
@@ -149,7 +155,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	}
 
 	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(newCertCheckCollector(a.certCheck), newSessionCollector(a.proxy.SessionStats()))
+	a.registry.MustRegister(newCertCheckCollector(a.certCheck, a.proxy.DeviceStats()), newSessionCollector(a.proxy.SessionStats()))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
 

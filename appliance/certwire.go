@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis-gw/portcullis/proxy"
 	"github.com/portcullis-gw/portcullis/proxy/certcheck"
 )
 
@@ -51,16 +52,18 @@ func upstreamRoots(u *UpstreamConfig) (*x509.CertPool, error) {
 type certCheckCollector struct {
 	c      *certcheck.Checker
 	checks *prometheus.Desc
+	// devices are the proxy's client-certificate verdicts (devicewire.go).
+	devices *proxy.DeviceStats
 }
 
 var _ prometheus.Collector = (*certCheckCollector)(nil)
 
-func newCertCheckCollector(c *certcheck.Checker) *certCheckCollector {
-	return &certCheckCollector{c: c, checks: prometheus.NewDesc("portcullis_certcheck_total",
+func newCertCheckCollector(c *certcheck.Checker, devices *proxy.DeviceStats) *certCheckCollector {
+	return &certCheckCollector{c: c, devices: devices, checks: prometheus.NewDesc("portcullis_certcheck_total",
 		"Certificate checks (upstream revocation and key sizes, client certificates) by outcome.", []string{"outcome"}, nil)}
 }
 
-func (c *certCheckCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.checks }
+func (c *certCheckCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.checks; ch <- deviceDesc }
 
 func (c *certCheckCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.c.Stats()
@@ -69,8 +72,9 @@ func (c *certCheckCollector) Collect(ch chan<- prometheus.Metric) {
 		"revoked": s.Revoked, "weak_key": s.KeyRejections, "fetch": s.Fetches, "fetch_error": s.FetchErrors,
 		"staple_rejected": s.StaplesRejected, "ocsp_rejected": s.OCSPRejected, "crl_bad_signature": s.BadCRLSignatures,
 		"crl_rejected": s.CRLRejected, "client_checked": s.ClientChecks, "client_rejected": s.ClientRejected,
-		"client_soft_fail": s.ClientSoftFails,
+		"client_soft_fail": s.ClientSoftFails, "client_chain_rejected": s.ClientChainsRejected,
 	} {
 		ch <- prometheus.MustNewConstMetric(c.checks, prometheus.CounterValue, float64(v), outcome)
 	}
+	collectDevices(ch, c.devices)
 }

@@ -38,6 +38,7 @@ type Config struct {
 	Activity    ActivityConfig      `mapstructure:"activity"`
 	Suffix      SuffixConfig        `mapstructure:"suffix"`
 	Session     SessionConfig       `mapstructure:"session"` // type in sessionwire.go
+	Devices     DevicesConfig       `mapstructure:"devices"` // type in devicewire.go
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
@@ -256,6 +257,7 @@ func (c *Config) Validate() error {
 		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
 	}
 	c.Session.validate(bad)
+	c.Devices.validate(bad)
 	switch c.Upstream.Revocation {
 	case "soft", "hard", "off":
 	default:

@@ -19,6 +19,8 @@ type policyEnforcer struct {
 	engine atomic.Pointer[policy.Engine]
 	// alerts receives the alerts of matched policies; nil drops them.
 	alerts *alerter
+	// devices: the TLS listeners ask for client certificates (devicewire.go).
+	devices bool
 }
 
 var (
@@ -69,6 +71,9 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 	}
 	subj := subjectOf(ci)
 	d := e.Access(&policy.AccessRequest{Subject: subj, Host: name})
+	if d.Action == policy.ActionBlock && p.deviceMayAllow(e, ci, subj, name) {
+		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept, Reason: "decided per request: client certificate"}
+	}
 	if d.Alert {
 		p.alerts.alertsOf(d.Matches, d.App, subj, name, "access")
 	}
@@ -91,6 +96,9 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 		return proxy.RequestDecision{Block: true, Reason: "access.block_hosts", Message: "Access to this site is not allowed by your organisation's policy."}
 	}
 	e := p.engine.Load()
+	if e != nil && ci.Mode != proxy.ModeSuffix && ci.TLS && ci.Device() != nil {
+		return p.deviceRecheck(e, ci, r)
+	}
 	if e == nil || ci.Mode != proxy.ModeSuffix && ci.TLS {
 		return proxy.RequestDecision{}
 	}
@@ -112,7 +120,7 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 func subjectOf(ci *proxy.ConnInfo) policy.Subject {
 	// Users come from SSO sessions and client kinds from JA4/User-Agent in
 	// later work; until then every client is an anonymous browser.
-	return policy.Subject{SourceIP: ci.Client.Addr(), ClientApp: policy.ClientBrowser}
+	return policy.Subject{SourceIP: ci.Client.Addr(), ClientApp: policy.ClientBrowser, DeviceTags: deviceTagsOf(ci), User: deviceUserOf(ci)}
 }
 
 func winnerID(m []policy.Match, winner int) string {

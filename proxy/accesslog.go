@@ -15,10 +15,14 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 	if st.user != nil {
 		user, groups = st.user.User, st.user.Groups
 	}
+	if d := ci.Device(); user == "" && d != nil && d.Valid {
+		user = d.User // the client certificate's, when configured to name one
+	}
 	rc := Record{
 		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
 		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
+		DeviceTags: ci.DeviceTags(),
 	}
 	s.sessionRecord(&rc, st)
 	return rc

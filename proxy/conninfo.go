@@ -48,6 +48,10 @@ type ConnInfo struct {
 	Start time.Time
 
 	upstream http.RoundTripper
+
+	// device is the client certificate presented in the handshake, validated
+	// on first use (Device, clientcert.go); nil when none is asked for.
+	device *deviceCheck
 }
 
 // ServerName is the name the client asked for: its SNI, else the CONNECT

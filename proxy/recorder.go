@@ -29,6 +29,10 @@ type Record struct {
 	BytesOut  int64
 	RequestID string // access-log id; connection records use "c<conn id>"
 
+	// DeviceTags are the connection's device tags from its client
+	// certificate (valid_client_certificate); nil without one.
+	DeviceTags []string
+
 	// Session enforcement (zero when no session policy covered the request).
 	App       string        // catalog app id
 	Activity  string        // catalog activity id or built-in kind (download, upload)

@@ -54,6 +54,9 @@ type Config struct {
 	// Session, when set, enforces session policies (downloads, uploads,
 	// body fields, inspection) in the transparent and suffix pipelines.
 	Session *SessionConfig
+	// ClientCerts, when set, asks clients of both TLS listeners for a
+	// device certificate (clientcert.go). Nil: no certificate is asked for.
+	ClientCerts *ClientCertConfig
 	// Recorder, when set, receives a record of every request and every
 	// non-intercepted connection, and may refuse new sessions (Admit).
 	Recorder Recorder
@@ -116,6 +119,8 @@ type Server struct {
 	suffix    *suffixState
 	suffixTLS *tls.Config
 
+	clientCerts *clientCerts // set when Config.ClientCerts
+
 	nextID  atomic.Uint64
 	conns   sync.WaitGroup
 	closing atomic.Bool
@@ -139,6 +144,12 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), spliced: map[net.Conn]struct{}{}}
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	if cfg.ClientCerts != nil {
+		var err error
+		if s.clientCerts, err = newClientCerts(*cfg.ClientCerts); err != nil {
+			return nil, fmt.Errorf("proxy config: %w", err)
+		}
+	}
 	s.clientTLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -150,6 +161,7 @@ func NewServer(cfg Config) (*Server, error) {
 			return cfg.Certs.Certificate(name)
 		},
 	}
+	s.clientCerts.requestCerts(s.clientTLS)
 	s.upstreamTLS = &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		RootCAs:            cfg.UpstreamRoots,
@@ -199,6 +211,7 @@ func NewServer(cfg Config) (*Server, error) {
 			NextProtos:     []string{"h2", "http/1.1"},
 			GetCertificate: s.suffixCertificate,
 		}
+		s.clientCerts.requestCerts(s.suffixTLS)
 	}
 	go func() { _ = s.h1.Serve(s.inbox) }()
 	return s, nil
@@ -330,6 +343,7 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 		_ = tc.Close()
 		return
 	}
+	s.noteClientCert(ci, tc)
 	ci.upstream = s.upstreamFor(ci, tc.ConnectionState().NegotiatedProtocol == "h2")
 	s.inbox.push(tc)
 }

@@ -127,6 +127,7 @@ func (s *Server) handleSuffix(c net.Conn, ci *ConnInfo) {
 		return
 	}
 	s.Stats.Intercepted.Add(1)
+	s.noteClientCert(ci, tc)
 	s.inbox.push(tc)
 }
 

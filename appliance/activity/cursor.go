@@ -40,14 +40,14 @@ func (s *Store) Advance(name string, seq int64) error {
 		return fmt.Errorf("%w: empty sink name", ErrBadCursor)
 	}
 	var last int64
-	err := s.wdb.QueryRow("SELECT seq FROM sqlite_sequence WHERE name = 'events'").Scan(&last)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := s.wdb.QueryRow(nextSeqQuery).Scan(&last); err != nil {
 		return fmt.Errorf("advance %q: %w", name, err)
 	}
+	last-- // the last seq handed out
 	if seq < 0 || seq > last {
 		return fmt.Errorf("%w: %q to %d, last stored event is %d", ErrBadCursor, name, seq, last)
 	}
-	_, err = s.wdb.Exec(`INSERT INTO sink_cursor (name, seq) VALUES (?, ?)
+	_, err := s.wdb.Exec(`INSERT INTO sink_cursor (name, seq) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)`, name, seq)
 	if err != nil {
 		return fmt.Errorf("advance %q: %w", name, err)

@@ -48,16 +48,12 @@ func newInserter(db *sql.DB) (*inserter, error) {
 	return in, nil
 }
 
-// reloadSeq reads the next seq from sqlite_sequence, which AUTOINCREMENT
-// keeps at the highest seq ever stored (even after retention deleted it),
-// so seqs are never reused.
+// reloadSeq reads the next seq from the table and the mark retention keeps
+// (nextSeqQuery), so seqs are never reused.
 func (in *inserter) reloadSeq() error {
-	var last sql.NullInt64
-	err := in.db.QueryRow("SELECT max(seq) FROM sqlite_sequence WHERE name = 'events'").Scan(&last)
-	if err != nil {
+	if err := in.db.QueryRow(nextSeqQuery).Scan(&in.nextSeq); err != nil {
 		return fmt.Errorf("read last event seq: %w", err)
 	}
-	in.nextSeq = last.Int64 + 1
 	return nil
 }
 

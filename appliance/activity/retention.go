@@ -33,6 +33,9 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := s.markSeq(); err != nil {
+		return res, err
+	}
 	if s.opt.MaxAge > 0 {
 		cutoff := now.Add(-s.opt.MaxAge).UnixNano()
 		for {
@@ -121,6 +124,19 @@ func (s *Store) deleteChunk(res *PruneResult, slowest sql.NullInt64, query strin
 		return n, fmt.Errorf("prune: %w", err)
 	}
 	return n, nil
+}
+
+// markSeq records the highest stored seq in seq_mark before retention
+// deletes anything: whatever it deletes next is at or below the mark, so the
+// seq of a deleted event is never handed out again (nextSeqQuery), though the
+// table no longer holds it. Once per Prune, not per group commit.
+func (s *Store) markSeq() error {
+	_, err := s.wdb.Exec(`INSERT INTO seq_mark (id, seq) SELECT 1, max(seq) FROM events WHERE true HAVING max(seq) IS NOT NULL
+		ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)`)
+	if err != nil {
+		return fmt.Errorf("prune: mark seq: %w", err)
+	}
+	return nil
 }
 
 // slowestCursor is the lowest sink cursor; invalid when there are no sinks.

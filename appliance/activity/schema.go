@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 )
@@ -11,21 +12,34 @@ import (
 //	1: events, side tables kept by insert and delete triggers, sink cursors
 //	2: side tables written by the writer (insert triggers dropped); alerts
 //	3: file_type, file_label and detectors on events (session inspection)
-const schemaVersion = 3
+//	4: seq without AUTOINCREMENT (high-water mark in seq_mark); the user,
+//	   app, action, activity and client-app indexes are partial
+const schemaVersion = 4
 
 // schema is the whole layout, idempotent so Open can run it every time.
 //
-// seq is AUTOINCREMENT so a sequence number is never reused, even after
-// retention has emptied the table: sink cursors are kept in it.
+// seq is never reused, even after retention has emptied the table: sink
+// cursors are kept in it. The writer numbers events itself (insert.go), so
+// AUTOINCREMENT, which rewrote sqlite_sequence's page in every group commit,
+// is not needed: retention records the highest seq it may delete in
+// seq_mark before deleting, and the next seq is one past the larger of
+// max(seq) and that mark (nextSeqQuery).
 //
 // Every search filter has an index ending in ts (and, implicitly, seq), so
 // "WHERE col = ? ORDER BY ts DESC, seq DESC LIMIT n" walks the index backwards
 // and stops after n rows whatever the table size. Policies and device tags are
 // lists, so they get side tables with the same shape, written in the same
 // transaction as their event and deleted with it by triggers.
+//
+// An index costs a page write per group commit for each distinct key the
+// group touches, so the indexes of columns that plain traffic fills with one
+// dominant value leave that value out (partialIndexes): plain allowed
+// traffic writes the table, events_ts and events_app, nothing else. A search
+// for the dominant value walks events_ts instead, where nearly every row
+// matches (search.go).
 const schema = `
 CREATE TABLE IF NOT EXISTS events (
-	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	seq         INTEGER PRIMARY KEY,
 	id          BLOB    NOT NULL,
 	ts          INTEGER NOT NULL,
 	mode        TEXT    NOT NULL,
@@ -54,11 +68,17 @@ CREATE TABLE IF NOT EXISTS events (
 	session_id  TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_ts         ON events(ts);
-CREATE INDEX IF NOT EXISTS events_user       ON events(user_name, ts);
-CREATE INDEX IF NOT EXISTS events_app        ON events(app, ts);
-CREATE INDEX IF NOT EXISTS events_action     ON events(action, ts);
-CREATE INDEX IF NOT EXISTS events_activity   ON events(activity, ts);
-CREATE INDEX IF NOT EXISTS events_client_app ON events(client_app, ts);
+CREATE INDEX IF NOT EXISTS events_user       ON events(user_name, ts)  WHERE user_name != '';
+CREATE INDEX IF NOT EXISTS events_app        ON events(app, ts)        WHERE app != '';
+CREATE INDEX IF NOT EXISTS events_action     ON events(action, ts)     WHERE action != 'allow';
+CREATE INDEX IF NOT EXISTS events_activity   ON events(activity, ts)   WHERE activity != '';
+CREATE INDEX IF NOT EXISTS events_client_app ON events(client_app, ts) WHERE client_app != 'browser';
+
+-- The highest seq retention ever deleted (one row, id 1).
+CREATE TABLE IF NOT EXISTS seq_mark (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS event_policy (
 	policy TEXT    NOT NULL,
@@ -127,6 +147,27 @@ CREATE TABLE IF NOT EXISTS alert_budget (
 CREATE INDEX IF NOT EXISTS alert_budget_open ON alert_budget(summarized, day);
 `
 
+// partialIndexes are the search indexes that leave out their column's
+// dominant value, with that value: the index holds the rows where
+// col != dominant, and search.go adds that very term to a query so the
+// planner may use it (SQLite only uses a partial index when the query's WHERE
+// contains the index's condition).
+var partialIndexes = []struct{ name, col, dominant string }{
+	{"events_user", "user_name", ""},
+	{"events_app", "app", ""},
+	{"events_action", "action", "allow"},
+	{"events_activity", "activity", ""},
+	{"events_client_app", "client_app", "browser"},
+}
+
+// nextSeqQuery is the next event seq: past every stored event and every seq
+// retention deleted (seq_mark), and past sqlite_sequence for a store whose
+// events table kept AUTOINCREMENT (see migrateTo4).
+const nextSeqQuery = `SELECT max(
+	coalesce((SELECT max(seq) FROM events), 0),
+	coalesce((SELECT seq FROM seq_mark WHERE id = 1), 0),
+	coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) + 1`
+
 // migrate creates or checks the layout on the write connection.
 func migrate(db *sql.DB) error {
 	var v int
@@ -135,6 +176,11 @@ func migrate(db *sql.DB) error {
 	}
 	if v > schemaVersion {
 		return fmt.Errorf("database schema version %d is newer than this build's %d", v, schemaVersion)
+	}
+	if v > 0 && v < 4 {
+		if err := migrateTo4(db); err != nil {
+			return fmt.Errorf("migrate to schema 4: %w", err)
+		}
 	}
 	if _, err := db.Exec(schema); err != nil {
 		return fmt.Errorf("create schema: %w", err)
@@ -152,4 +198,64 @@ func migrate(db *sql.DB) error {
 		return fmt.Errorf("write schema version: %w", err)
 	}
 	return nil
+}
+
+// migrateTo4 rewrites a version 1-3 store in place, in one transaction:
+//   - the five full indexes are dropped; schema then creates the partial
+//     ones, which reads the table once per index (the one cost that grows
+//     with the store: about a minute per 10M events on the soak machine);
+//   - the events table's AUTOINCREMENT is removed from its definition. The
+//     b-tree is the same either way (AUTOINCREMENT only makes inserts keep
+//     sqlite_sequence), so the text is edited with writable_schema rather
+//     than copying every row; its sqlite_sequence row becomes the seq_mark,
+//     so no seq handed out before is ever handed out again.
+func migrateTo4(db *sql.DB) (err error) {
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx := context.Background()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	for _, ix := range partialIndexes {
+		if _, err := conn.ExecContext(ctx, "DROP INDEX IF EXISTS "+ix.name); err != nil {
+			return err
+		}
+	}
+	steps := []string{
+		`CREATE TABLE IF NOT EXISTS seq_mark (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL)`,
+		`INSERT INTO seq_mark (id, seq) SELECT 1, seq FROM sqlite_sequence WHERE name = 'events'
+			ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)`,
+	}
+	for _, q := range steps {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	var schemaVer int
+	if err := conn.QueryRowContext(ctx, "PRAGMA schema_version").Scan(&schemaVer); err != nil {
+		return err
+	}
+	edit := []string{
+		"PRAGMA writable_schema = ON",
+		`UPDATE sqlite_schema SET sql = replace(sql, 'PRIMARY KEY AUTOINCREMENT', 'PRIMARY KEY')
+			WHERE type = 'table' AND name = 'events'`,
+		fmt.Sprintf("PRAGMA schema_version = %d", schemaVer+1),
+		"PRAGMA writable_schema = OFF",
+		"DELETE FROM sqlite_sequence WHERE name = 'events'",
+	}
+	for _, q := range edit {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
 }

@@ -51,8 +51,32 @@ type Page struct {
 // page is read by walking one index backwards. A policy or device-tag filter
 // drives the query from its side table for the same reason.
 func (s *Store) Search(q Query) (Page, error) {
+	query, args, limit, err := searchSQL(q)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := s.rdb.Query(query, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("search: %w", err)
+	}
+	events, err := scanEvents(rows)
+	if err != nil {
+		return Page{}, err
+	}
+	var p Page
+	if len(events) > limit {
+		events = events[:limit]
+		last := events[limit-1]
+		p.Next = encodePageToken(last.Time.UnixNano(), last.Seq)
+	}
+	p.Events = events
+	return p, nil
+}
+
+// searchSQL is Search's statement for q, with its arguments and page size.
+func searchSQL(q Query) (string, []any, int, error) {
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
-		return Page{}, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, q.From, q.To)
+		return "", nil, 0, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, q.From, q.To)
 	}
 	limit := q.Limit
 	if limit <= 0 {
@@ -90,6 +114,12 @@ func (s *Store) Search(q Query) (Page, error) {
 	// statistics SQLite guessed wrong on user+app+action (it walked the
 	// action index: 235 ms on 1M events instead of <1 ms), and ANALYZE on a
 	// 10M-row table is not something to run on every start.
+	//
+	// The indexes are partial (schema.go): the filter that uses one also
+	// states the index's condition, which the planner needs to see. A filter
+	// on a column's dominant value has no index; it is checked on the rows
+	// of whichever index drives the query (events_ts when none does), where
+	// nearly every row matches it.
 	indexed := key != "e"
 	for _, f := range []struct{ col, val string }{
 		{"user_name", q.User}, {"app", q.App}, {"activity", q.Activity},
@@ -99,10 +129,14 @@ func (s *Store) Search(q Query) (Page, error) {
 			continue
 		}
 		col := "e." + f.col
-		if indexed {
+		cond, dominant := partialCondition(f.col)
+		switch {
+		case indexed || f.val == dominant:
 			col = "+" + col
+		default:
+			indexed = true
+			where = append(where, cond)
 		}
-		indexed = true
 		where, args = append(where, col+" = ?"), append(args, f.val)
 	}
 	if !q.From.IsZero() {
@@ -119,7 +153,7 @@ func (s *Store) Search(q Query) (Page, error) {
 	if q.After != "" {
 		ts, seq, err := decodePageToken(q.After)
 		if err != nil {
-			return Page{}, err
+			return "", nil, 0, err
 		}
 		where, args = append(where, "("+key+".ts, "+key+".seq) < (?, ?)"), append(args, ts, seq)
 	}
@@ -128,23 +162,18 @@ func (s *Store) Search(q Query) (Page, error) {
 	}
 	// One extra row tells whether a next page exists without a COUNT.
 	fmt.Fprintf(&b, " ORDER BY %[1]s.ts DESC, %[1]s.seq DESC LIMIT %d", key, limit+1)
+	return b.String(), args, limit, nil
+}
 
-	rows, err := s.rdb.Query(b.String(), args...)
-	if err != nil {
-		return Page{}, fmt.Errorf("search: %w", err)
+// partialCondition is the WHERE clause of col's partial index, as the index
+// states it (with the events alias), and the value the index leaves out.
+func partialCondition(col string) (cond, dominant string) {
+	for _, ix := range partialIndexes {
+		if ix.col == col {
+			return "e." + col + " != '" + ix.dominant + "'", ix.dominant
+		}
 	}
-	events, err := scanEvents(rows)
-	if err != nil {
-		return Page{}, err
-	}
-	var p Page
-	if len(events) > limit {
-		events = events[:limit]
-		last := events[limit-1]
-		p.Next = encodePageToken(last.Time.UnixNano(), last.Seq)
-	}
-	p.Events = events
-	return p, nil
+	return "true", "\x00" // not partial (no filter column is, today)
 }
 
 func escapeLike(s string) string {

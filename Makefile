@@ -20,6 +20,23 @@ build:
 generate:
 	cd agent && BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...
 
+# The console's third-party assets, pinned in appliance/console/web
+# (package-lock.json): npm ci, then copy their dist files into the embedded
+# assets (committed, so go build needs no npm). axe-core goes to testdata:
+# only the accessibility tests load it.
+CONSOLE_WEB := appliance/console/web
+CONSOLE_VENDOR := appliance/console/assets/static/vendor
+.PHONY: assets
+assets:
+	cd $(CONSOLE_WEB) && npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(CONSOLE_VENDOR) appliance/console/testdata
+	cp $(CONSOLE_WEB)/node_modules/htmx.org/dist/htmx.min.js $(CONSOLE_VENDOR)/
+	cp $(CONSOLE_WEB)/node_modules/uplot/dist/uPlot.iife.min.js $(CONSOLE_WEB)/node_modules/uplot/dist/uPlot.min.css $(CONSOLE_VENDOR)/
+	cp $(CONSOLE_WEB)/node_modules/htmx.org/LICENSE $(CONSOLE_VENDOR)/htmx.LICENSE
+	cp $(CONSOLE_WEB)/node_modules/uplot/LICENSE $(CONSOLE_VENDOR)/uPlot.LICENSE
+	cp $(CONSOLE_WEB)/node_modules/axe-core/axe.min.js appliance/console/testdata/
+	cp $(CONSOLE_WEB)/node_modules/axe-core/LICENSE appliance/console/testdata/axe-core.LICENSE
+
 deps:
 	scripts/deps.sh
 	$(GO) mod download

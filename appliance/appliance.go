@@ -56,6 +56,8 @@ type Appliance struct {
 	registry  *prometheus.Registry
 	usage     *usageCounters // per-mode and per-app counters for SNMP
 	snmp      *snmpService   // nil unless snmp.agentx_socket is set
+	// console is the web console; nil unless console.listen is set.
+	console *consoleService
 
 	transparent []net.Listener
 	explicitLn  net.Listener
@@ -177,6 +179,9 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.mgmtLn, err = a.listenTCP("management.listen", cfg.Management.Listen); err != nil {
 		return nil, fmt.Errorf("management listener: %w", err)
 	}
+	if err := a.startConsole(); err != nil {
+		return nil, err
+	}
 	if cfg.Transparent.Enabled && cfg.Datapath.Enabled {
 		if err := a.startDatapath(); err != nil {
 			return nil, err
@@ -202,7 +207,7 @@ func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
 func (a *Appliance) Run(ctx context.Context) error {
 	// Before any traffic is served: request paths may call notifyAlert.
 	a.startSNMP()
-	errc := make(chan error, len(a.transparent)+3)
+	errc := make(chan error, len(a.transparent)+4)
 	var wg sync.WaitGroup
 	serve := func(fn func() error) {
 		wg.Add(1)
@@ -218,6 +223,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		serve(func() error { return a.proxy.ServeSuffix(a.suffixLn) })
 	}
 	serve(func() error { return ignoreClosed(a.mgmt.Serve(a.mgmtLn)) })
+	if a.console != nil {
+		serve(a.serveConsole)
+	}
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
@@ -253,6 +261,9 @@ wait:
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
+	if a.console != nil {
+		err = errors.Join(err, a.console.srv.Shutdown(sctx))
+	}
 	a.stopSNMP()
 	stopExport()
 	exporters.Wait()
@@ -312,6 +323,7 @@ func (a *Appliance) managementHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
 		_, _ = w.Write(a.ca.CertPEM())
 	})
+	a.consoleRedirect(mux)
 	mux.HandleFunc("GET /discovered", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.proxy.DiscoveredDomains())

@@ -108,6 +108,7 @@ Long flags are written --name; the single-dash form -name is accepted too.`,
 		datapathCommand(env),
 		activityCommand(env),
 		policyCommand(env),
+		consoleCommand(env),
 		completionCommand(env),
 		manCommand(env),
 	)

@@ -42,6 +42,8 @@ type Config struct {
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Hosts       map[string][]string `mapstructure:"hosts"`
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
+	// Console's type is in consolewire.go.
+	Console ConsoleConfig `mapstructure:"console"`
 }
 
 type ManagementConfig struct {
@@ -303,6 +305,9 @@ func (c *Config) Validate() error {
 		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")
 	}
 	if err := c.SNMP.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Console.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

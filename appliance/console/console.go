@@ -1,0 +1,264 @@
+package console
+
+import (
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/appliance/activity"
+	"github.com/portcullis-gw/portcullis/policy"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Options are what the appliance gives the console.
+type Options struct {
+	// StateDir is the appliance's state_dir; the console keeps its files in
+	// StateDir/console (0700).
+	StateDir string
+	// Activity is the running event store (searches, exports).
+	Activity *activity.Store
+	// ActivityPath is the store's file, opened read-only for aggregations.
+	// Empty: the dashboard shows no charts.
+	ActivityPath string
+	// PolicyDir is the policy directory; empty: policies cannot be edited.
+	PolicyDir string
+	// Capabilities returns what the appliance can enforce, for validation.
+	Capabilities func() policy.Capabilities
+	// Reload asks the appliance to load the policy directory; its error is
+	// shown to the admin who saved.
+	Reload func() error
+	// Health, when set, adds appliance facts to the dashboard (name → value).
+	Health func() map[string]string
+	Log    *slog.Logger
+
+	IdleTimeout     time.Duration // default 30 minutes
+	SessionLifetime time.Duration // default 12 hours
+	LockoutAfter    int           // failed logins; default 5
+	LockoutFor      time.Duration // default 15 minutes
+	LoginsPerMinute int           // per source; default 10
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 30 * time.Minute
+	}
+	if o.SessionLifetime <= 0 {
+		o.SessionLifetime = 12 * time.Hour
+	}
+	if o.LockoutAfter <= 0 {
+		o.LockoutAfter = 5
+	}
+	if o.LockoutFor <= 0 {
+		o.LockoutFor = 15 * time.Minute
+	}
+	if o.LoginsPerMinute <= 0 {
+		o.LoginsPerMinute = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Capabilities == nil {
+		o.Capabilities = func() policy.Capabilities { return policy.Capabilities{} }
+	}
+}
+
+// Console serves the pages and the API. Create it with New, serve Handler,
+// and Close it with the appliance.
+type Console struct {
+	opt      Options
+	dir      string
+	accounts *accounts
+	sessions *sessions
+	pending  *pendingLogins
+	limiter  *loginLimiter
+	audit    *auditLog
+	revs     *revisions
+	ro       *sql.DB // read-only connection to the activity store; nil without one
+	pages    map[string]*template.Template
+	static   fs.FS
+	// policyMu serialises policy saves: validate, compare, write, reload.
+	policyMu sync.Mutex
+
+	setupMu    sync.Mutex
+	setupToken string // while no account exists
+}
+
+// New opens (creating if needed) the console's state. When no account
+// exists it makes the setup token and logs it.
+func New(o Options) (*Console, error) {
+	o.defaults()
+	c := &Console{opt: o, dir: Dir(o.StateDir)}
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	if err := os.Chmod(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	var err error
+	if c.accounts, err = openAccounts(c.dir, o.LockoutAfter, o.LockoutFor, o.Now); err != nil {
+		return nil, err
+	}
+	if c.audit, err = openAuditLog(c.dir); err != nil {
+		return nil, err
+	}
+	if c.revs, err = openRevisions(c.dir); err != nil {
+		return nil, err
+	}
+	c.sessions = newSessions(o.IdleTimeout, o.SessionLifetime, o.Now)
+	c.pending = &pendingLogins{m: map[string]pendingLogin{}, now: o.Now}
+	c.limiter = newLoginLimiter(o.LoginsPerMinute, o.Now)
+	if c.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if c.static, err = fs.Sub(assets, "assets/static"); err != nil {
+		return nil, err
+	}
+	if o.ActivityPath != "" {
+		if c.ro, err = openReadOnly(o.ActivityPath); err != nil {
+			return nil, err
+		}
+	}
+	if c.setupToken, err = ensureSetupToken(c.dir, !c.accounts.empty()); err != nil {
+		return nil, err
+	}
+	if c.setupToken != "" {
+		o.Log.Warn("console has no account yet: open it and create the first admin with this one-time setup token "+
+			"(also printed by `portcullis console setup-token`)", "setup_token", c.setupToken)
+	}
+	return c, nil
+}
+
+// Close releases the console's files and connections.
+func (c *Console) Close() error {
+	var errs []error
+	if c.ro != nil {
+		errs = append(errs, c.ro.Close())
+	}
+	errs = append(errs, c.audit.close())
+	return errors.Join(errs...)
+}
+
+// Handler is the console: pages, static assets and /api/v1/.
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static := http.FileServerFS(c.static)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(static)))
+	mux.HandleFunc("GET /api/v1/openapi.yaml", serveOpenAPI)
+
+	// Without a session.
+	mux.HandleFunc("GET /{$}", c.root)
+	mux.HandleFunc("GET /login", c.loginPage)
+	mux.HandleFunc("POST /login", c.loginSubmit)
+	mux.HandleFunc("POST /login/code", c.loginCode)
+	mux.HandleFunc("GET /setup", c.setupPage)
+	mux.HandleFunc("POST /setup", c.setupSubmit)
+	mux.HandleFunc("POST /api/v1/login", c.apiLogin)
+
+	// Pages.
+	page := func(pattern string, h sessionHandler) { mux.Handle(pattern, c.authPage(h)) }
+	page("GET /dashboard", c.dashboardPage)
+	page("GET /dashboard/live", c.dashboardLive)
+	page("GET /activity", c.activityPage)
+	page("GET /activity/event", c.eventDrawer)
+	page("GET /activity/export", c.exportEvents)
+	page("GET /policies", c.policiesPage)
+	page("GET /policies/edit", c.policyEditPage)
+	page("GET /policies/revisions", c.revisionsPage)
+	page("GET /audit", c.auditPage)
+	page("GET /account", c.accountPage)
+	page("POST /account/totp", c.accountTOTPBegin)
+	page("POST /account/totp/confirm", c.accountTOTPConfirm)
+	page("POST /account/totp/disable", c.accountTOTPDisable)
+	page("POST /account/password", c.accountPassword)
+	page("GET /users", c.usersPage)
+	page("POST /users", c.admin(c.usersCreate))
+	page("POST /users/unlock", c.admin(c.usersUnlock))
+	page("POST /users/remove", c.admin(c.usersRemove))
+	page("POST /logout", c.logout)
+
+	// API.
+	api := func(pattern string, h sessionHandler) { mux.Handle(pattern, c.authAPI(h)) }
+	api("GET /api/v1/session", c.apiSession)
+	api("POST /api/v1/logout", c.logout)
+	api("GET /api/v1/dashboard", c.apiDashboard)
+	api("GET /api/v1/events", c.apiEvents)
+	api("GET /api/v1/events/export", c.exportEvents)
+	api("GET /api/v1/policies", c.apiPolicies)
+	api("GET /api/v1/policies/files/{name}", c.apiPolicyFile)
+	api("PUT /api/v1/policies/files/{name}", c.admin(c.apiPolicySave))
+	api("POST /api/v1/policies/validate", c.apiPolicyValidate)
+	api("POST /api/v1/policies/dry-run", c.apiPolicyDryRun)
+	api("GET /api/v1/policies/revisions", c.apiRevisions)
+	api("GET /api/v1/audit", c.apiAudit)
+	api("GET /api/v1/users", c.apiUsers)
+	api("POST /api/v1/users", c.admin(c.apiUsersCreate))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if c.sessionOf(r) == nil {
+			apiError(w, http.StatusUnauthorized, "log in first")
+			return
+		}
+		apiError(w, http.StatusNotFound, "no such endpoint")
+	})
+	return securityHeaders(mux)
+}
+
+func cacheStatic(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Assets change with the binary; an hour keeps pages fast without
+		// outliving an upgrade for long.
+		w.Header().Set("Cache-Control", "private, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *Console) root(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case c.needsSetup():
+		http.Redirect(w, r, "/setup", http.StatusSeeOther)
+	case c.sessionOf(r) == nil:
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	}
+}
+
+func (c *Console) needsSetup() bool {
+	c.setupMu.Lock()
+	defer c.setupMu.Unlock()
+	return c.setupToken != ""
+}
+
+// clientAddr is the peer address: the console is not behind a proxy, so
+// forwarded headers (which a client could forge) are never read.
+func clientAddr(r *http.Request) string {
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i > 0 {
+		return strings.Trim(r.RemoteAddr[:i], "[]")
+	}
+	return r.RemoteAddr
+}
+
+func (c *Console) record(r *http.Request, s *session, action, target, detail string) {
+	e := AuditEntry{Time: c.opt.Now().UTC(), Source: clientAddr(r), Action: action, Target: target, Detail: detail}
+	if s != nil {
+		e.Actor, e.Role = s.User, s.Role
+	}
+	if err := c.audit.add(e); err != nil {
+		c.opt.Log.Error("console audit log", "err", err)
+	}
+}

@@ -20,12 +20,55 @@ import (
 // errActivityUnavailable is why an audit-strict appliance refuses a session.
 var errActivityUnavailable = errors.New("activity store cannot accept events")
 
+// HoldRule is activity.hold_responses: which responses (audit-strict only)
+// end only once their event is on disk.
+type HoldRule string
+
+const (
+	// HoldActivities (the default) holds the responses of activities
+	// (proxy.Record.IsActivity: a matched policy, monitor, block, protect,
+	// an error, a file transfer, a login, a control report). Plain traffic,
+	// allowed with no policy matched, is not held: its event is committed
+	// within the store's linger (holdWindow) of the response's end, so a
+	// crash loses at most the plain events of that window.
+	HoldActivities HoldRule = "activities"
+	// HoldAll holds every response (one group commit per response's end).
+	HoldAll HoldRule = "all"
+	// HoldNone holds none: events are committed within holdWindow.
+	HoldNone HoldRule = "none"
+)
+
+// holdWindow is the store's linger: the bound on how long an event that no
+// response waits for stays in memory before its group commit starts.
+const holdWindow = 20 * time.Millisecond
+
+// validate accepts the three rules and, as the key was a bool before the
+// rules existed, true and false for all and none (viper hands a YAML bool
+// over as "1" or "0"); it normalises the value to its rule.
+func (h *HoldRule) validate(bad func(key, format string, a ...any)) {
+	switch strings.ToLower(string(*h)) {
+	case "activities":
+		*h = HoldActivities
+	case "all", "true", "1":
+		*h = HoldAll
+	case "none", "false", "0":
+		*h = HoldNone
+	default:
+		bad("activity.hold_responses", "%q is not one of activities, all, none", string(*h))
+	}
+}
+
+// holds reports whether responses are held at all under h.
+func (h HoldRule) holds() bool { return h == HoldActivities || h == HoldAll }
+
 // activityRecorder turns the proxy's records into activity events. In
 // audit-strict mode it refuses new sessions while the store is failing or
 // its queue is full, so nothing is served that could not be recorded.
 type activityRecorder struct {
 	store  *activity.Store
 	strict bool
+	// all: RecordDurable waits for every record, not only activities.
+	all bool
 	// appOf names the catalog app of a host (the running policies'); nil
 	// leaves events without an app.
 	appOf func(host string) string
@@ -42,14 +85,15 @@ func openActivity(cfg *Config) (*activityRecorder, error) {
 	if cfg.Activity.Mode == "best-effort" {
 		mode = activity.BestEffort
 	}
-	// Events nobody waits on linger up to 20 ms to form bigger groups (less
-	// CPU per event); a durable waiter (hold_responses) ends the linger.
+	// Events nobody waits on linger up to holdWindow to form bigger groups
+	// (less CPU and fewer page writes per event); a durable waiter (a held
+	// response) ends the linger.
 	st, err := activity.Open(path, activity.Options{Durability: mode, MaxAge: cfg.Activity.MaxAge, MaxBytes: cfg.Activity.MaxBytes,
-		FlushInterval: 20 * time.Millisecond})
+		FlushInterval: holdWindow})
 	if err != nil {
 		return nil, fmt.Errorf("activity: %w", err)
 	}
-	return &activityRecorder{store: st, strict: mode == activity.AuditStrict}, nil
+	return &activityRecorder{store: st, strict: mode == activity.AuditStrict, all: cfg.Activity.Hold == HoldAll}, nil
 }
 
 func (r *activityRecorder) Admit() error {
@@ -69,7 +113,12 @@ func (r *activityRecorder) Record(rec proxy.Record) error {
 
 // RecordDurable emits the record's event and returns a wait for its group
 // commit: the proxy holds the end of the response on it (audit-strict).
+// Under HoldActivities a record of plain traffic is emitted like Record and
+// the wait is nil: that response is not held.
 func (r *activityRecorder) RecordDurable(rec proxy.Record) (func() error, error) {
+	if !r.all && !rec.IsActivity() {
+		return nil, r.store.Emit(r.eventOf(rec))
+	}
 	t, err := r.store.EmitDurable(r.eventOf(rec))
 	if err != nil {
 		return nil, err

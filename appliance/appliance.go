@@ -141,7 +141,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		Conn:             a.policies,
 		Request:          a.policies,
 		Recorder:         &usageRecorder{next: a.activity, usage: a.usage, appOf: appOfPolicies(a.policies)},
-		HoldForRecord:    a.activity.strict && cfg.Activity.Hold,
+		HoldForRecord:    a.activity.strict && cfg.Activity.Hold.holds(),
 		UpstreamRoots:    roots,
 		UpstreamVerify:   upstreamVerify(a.certCheck),
 		TLSPorts:         cfg.Transparent.TLSPorts,
@@ -149,7 +149,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		IdleTimeout:      cfg.Timeouts.Idle,
 		DialTimeout:      cfg.Upstream.DialTimeout,
 		Hosts:            cfg.Hosts,
-		AccessLog:        slog.New(slog.NewJSONHandler(a.accessOut, nil)),
+		AccessLog:        slog.New(newAccessHandler(a.accessOut)),
 		Log:              a.log,
 	})
 	if err != nil {

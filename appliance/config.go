@@ -104,9 +104,9 @@ type PolicyConfig struct {
 }
 
 type ActivityConfig struct {
-	Path string `mapstructure:"path"`
-	Mode string `mapstructure:"mode"`
-	Hold bool   `mapstructure:"hold_responses"`
+	Path string   `mapstructure:"path"`
+	Mode string   `mapstructure:"mode"`
+	Hold HoldRule `mapstructure:"hold_responses"` // type in activitywire.go
 	// AlertDailyLimit bounds the alerts one policy raises per UTC day.
 	AlertDailyLimit int             `mapstructure:"alert_daily_limit"`
 	MaxAge          time.Duration   `mapstructure:"max_age"`
@@ -258,6 +258,7 @@ func (c *Config) Validate() error {
 	if c.Activity.Syslog.Format != "rfc5424" && c.Activity.Syslog.Format != "cef" {
 		bad("activity.syslog.format", "%q is not one of rfc5424, cef", c.Activity.Syslog.Format)
 	}
+	c.Activity.Hold.validate(bad)
 	c.Session.validate(bad)
 	c.Devices.validate(bad)
 	switch c.Upstream.Revocation {

@@ -22,7 +22,7 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
 		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
-		DeviceTags: ci.DeviceTags(),
+		DeviceTags: ci.DeviceTags(), Login: st.learnt != nil,
 	}
 	s.sessionRecord(&rc, st)
 	return rc
@@ -101,10 +101,11 @@ func (s *Server) logConn(ci *ConnInfo, decision, reason string, up, down int64) 
 }
 
 // recordDurable records r and waits until the activity log says it is
-// durable. A failure is counted like a refused record.
+// durable, when the recorder's rule holds r (a nil wait: it does not). A
+// failure is counted like a refused record.
 func (s *Server) recordDurable(r Record) error {
 	wait, err := s.durable.RecordDurable(r)
-	if err == nil {
+	if err == nil && wait != nil {
 		err = wait()
 	}
 	if err != nil {

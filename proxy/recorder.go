@@ -28,6 +28,9 @@ type Record struct {
 	BytesIn   int64
 	BytesOut  int64
 	RequestID string // access-log id; connection records use "c<conn id>"
+	// Login: an identity was learnt on this request (a SAML assertion posted
+	// to the app, the proxy's OIDC login callback).
+	Login bool
 
 	// DeviceTags are the connection's device tags from its client
 	// certificate (valid_client_certificate); nil without one.
@@ -50,6 +53,18 @@ type Record struct {
 	MalwareSignature string
 }
 
+// IsActivity reports whether r records an activity rather than plain
+// traffic: any decision but allow (monitor, block, protect, error), a reason
+// given for an allow (a notice shown, a gateway endpoint), a matched session
+// policy or a recognised activity, a file transfer, or a login. It is the
+// rule of hold_responses: activities — these responses end only once their
+// record is durable; plain traffic, allowed with no policy matched, is
+// committed within the activity log's linger.
+func (r *Record) IsActivity() bool {
+	return r.Decision != "allow" || r.Reason != "" || r.Action != policy.ActionUnset ||
+		r.Policy != "" || len(r.Policies) > 0 || r.Activity != "" || r.File != nil || r.Login
+}
+
 // RecordFile is a file as session enforcement saw it: name, size, SHA-256
 // of the bytes seen, MIME detected from content, sensitivity label.
 type RecordFile = session.FileOutcome
@@ -66,11 +81,14 @@ type Recorder interface {
 }
 
 // DurableRecorder is a Recorder that can tell when a record is durable.
-// With Config.HoldForRecord, the proxy holds the end of every response
-// until the request's record is durable, so no client ever completes a
-// response the activity log could lose (audit-strict).
+// With Config.HoldForRecord, the proxy holds the end of every response on
+// RecordDurable, so no client completes a response the activity log could
+// lose (audit-strict) — every response, or only those the recorder's rule
+// holds (see Record.IsActivity).
 type DurableRecorder interface {
 	Recorder
 	// RecordDurable queues r; wait blocks until it is durable or cannot be.
+	// A nil wait (and nil error) means the recorder's rule does not hold r:
+	// it was queued like Record.
 	RecordDurable(r Record) (wait func() error, err error)
 }

@@ -139,7 +139,7 @@ func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 		SourceIP:  rec.Client.Addr(),
 		User:      rec.User,
 		Groups:    rec.Groups,
-		ClientApp: "browser",
+		ClientApp: rec.ClientKind.Client.String(),
 		JA4:       rec.JA4,
 		Host:      rec.Host,
 		Method:    rec.Method,

@@ -49,6 +49,8 @@ type Appliance struct {
 	datapath *agent.Agent
 	policies *policyEnforcer
 	activity *activityRecorder
+	// clients classifies clients (browser or native app).
+	clients *clientKinds
 	// certCheck checks upstream chains' keys and revocation.
 	certCheck *certcheck.Checker
 	// exporters deliver activity events to their sinks until the context ends.
@@ -133,8 +135,12 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.clients, err = newClientKinds(cfg.Clients.File); err != nil {
+		return nil, err
+	}
 	a.proxy, err = proxy.NewServer(proxy.Config{
 		Session:          sessionCfg,
+		Clients:          a.clients.proxyConfig(&cfg.Clients),
 		Suffix:           suffix,
 		ClientCerts:      devices,
 		Certs:            a.certs,
@@ -319,6 +325,7 @@ func (a *Appliance) managementHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(grafanaDashboard)
 	})
+	a.passThroughHandlers(mux)
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
 		_, _ = w.Write(a.ca.CertPEM())
@@ -436,6 +443,11 @@ func agentConfig(d DatapathConfig) agent.Config {
 // reload re-reads what can change without a restart: the policies. A bad
 // directory is reported and the running policies stay.
 func (a *Appliance) reload() {
+	if err := a.clients.reload(); err != nil {
+		a.log.Error("reload refused, running client data kept", "err", err)
+	} else if a.cfg.Clients.File != "" {
+		a.log.Info("client data reloaded", "file", a.cfg.Clients.File)
+	}
 	if a.cfg.Policy.Dir == "" {
 		return
 	}

@@ -37,6 +37,7 @@ type Config struct {
 	Policy      PolicyConfig        `mapstructure:"policy"`
 	Activity    ActivityConfig      `mapstructure:"activity"`
 	Suffix      SuffixConfig        `mapstructure:"suffix"`
+	Clients     ClientsConfig       `mapstructure:"clients"` // type in clientwire.go
 	Session     SessionConfig       `mapstructure:"session"` // type in sessionwire.go
 	Devices     DevicesConfig       `mapstructure:"devices"` // type in devicewire.go
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
@@ -261,6 +262,7 @@ func (c *Config) Validate() error {
 	c.Activity.Hold.validate(bad)
 	c.Session.validate(bad)
 	c.Devices.validate(bad)
+	c.Clients.validate(bad)
 	switch c.Upstream.Revocation {
 	case "soft", "hard", "off":
 	default:

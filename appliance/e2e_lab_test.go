@@ -140,7 +140,7 @@ hosts:
 // the certificate depends on which local address the client reached.
 func (l *e2eLab) startOrigins() {
 	t := l.t
-	good, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab", "bypass.lab", "blocked.lab", "198.18.2.2", "198.18.3.2", "fd00:7c:2::2"}})
+	good, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab", "bypass.lab", "blocked.lab", "chat.lab", "198.18.2.2", "198.18.3.2", "fd00:7c:2::2"}})
 	expired, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab"}, NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	wrong, _ := l.labCA.Leaf(lab.LeafOptions{Names: []string{"someone-else.lab"}})
 	stranger, _ := lab.NewTestCA("stranger CA")

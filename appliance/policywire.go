@@ -79,7 +79,9 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 	}
 	switch {
 	case d.Action == policy.ActionBlock:
-		return proxy.ConnDecision{Verdict: proxy.VerdictBlock, Reason: "policy " + winnerID(d.Matches, d.Winner)}
+		// Browsers get a page saying why; native clients the TLS alert.
+		return proxy.ConnDecision{Verdict: proxy.VerdictBlock, Reason: "policy " + winnerID(d.Matches, d.Winner),
+			Page: subj.ClientApp == policy.ClientBrowser, Message: d.Message}
 	case !d.Intercept:
 		return proxy.ConnDecision{Verdict: proxy.VerdictBypass, Reason: "not an onboarded app"}
 	}
@@ -117,10 +119,11 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 	return proxy.RequestDecision{}
 }
 
+// subjectOf is who opened the connection: the client's address, its kind
+// from the ClientHello (browser or native, user-agent tags), its device.
 func subjectOf(ci *proxy.ConnInfo) policy.Subject {
-	// Users come from SSO sessions and client kinds from JA4/User-Agent in
-	// later work; until then every client is an anonymous browser.
-	return policy.Subject{SourceIP: ci.Client.Addr(), ClientApp: policy.ClientBrowser, DeviceTags: deviceTagsOf(ci), User: deviceUserOf(ci)}
+	return policy.Subject{SourceIP: ci.Client.Addr(), ClientApp: ci.ClientKind.Client, UATags: ci.ClientKind.UATags,
+		DeviceTags: deviceTagsOf(ci), User: deviceUserOf(ci)}
 }
 
 func winnerID(m []policy.Match, winner int) string {

@@ -264,6 +264,9 @@ func (a *Appliance) sessionConfig() (*proxy.SessionConfig, error) {
 // user the proxy knows for the request.
 func requestSubject(ci *proxy.ConnInfo, r *http.Request) policy.Subject {
 	subj := subjectOf(ci)
+	// The request's User-Agent refines the connection's classification.
+	kind := proxy.ClientOf(r)
+	subj.ClientApp, subj.UATags = kind.Client, kind.UATags
 	if id, ok := proxy.RequestUser(r.Context()); ok {
 		subj.User, subj.Groups = id.User, id.Groups
 	}

@@ -24,6 +24,7 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
 		DeviceTags: ci.DeviceTags(), Login: st.learnt != nil,
 	}
+	rc.ClientKind = ClientOf(r)
 	s.sessionRecord(&rc, st)
 	return rc
 }
@@ -73,6 +74,8 @@ func (s *Server) accessLine(ci *ConnInfo, r *http.Request, st *requestState, rec
 		slog.String("decision", st.decision),
 		slog.String("reason", st.reason),
 		slog.String("ja4", ci.JA4),
+		slog.String("client_app", st.client.Client.String()),
+		slog.String("client_why", st.client.Why),
 		slog.Int64("duration_us", d.Microseconds()),
 	)
 }
@@ -83,7 +86,7 @@ func (s *Server) logConn(ci *ConnInfo, decision, reason string, up, down int64) 
 	s.record(Record{
 		Time: time.Now(), Mode: ci.Mode, Client: ci.Client, Dest: ci.Dest, JA4: ci.JA4, SNI: ci.ServerName(),
 		Host: ci.ServerName(), Decision: decision, Reason: reason, BytesIn: up, BytesOut: down,
-		RequestID: "c" + strconv.FormatUint(ci.ID, 10),
+		RequestID: "c" + strconv.FormatUint(ci.ID, 10), ClientKind: ci.ClientKind,
 	})
 	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "connection",
 		slog.Uint64("conn", ci.ID),

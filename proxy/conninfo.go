@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+
+	"github.com/portcullis-gw/portcullis/proxy/classify"
 	"net"
 	"net/http"
 	"net/netip"
@@ -48,6 +50,15 @@ type ConnInfo struct {
 	Start time.Time
 
 	upstream http.RoundTripper
+
+	// ClientKind is the client's classification from its ClientHello
+	// (browser or native, family, user-agent tags, why); requests refine it
+	// with their User-Agent (ClientOf).
+	ClientKind classify.Result
+	// blockPage: a browser's connection to a host blocked at access, whose
+	// every request gets the block page.
+	blockPage *ConnDecision
+	srv       *Server
 
 	// device is the client certificate presented in the handshake, validated
 	// on first use (Device, clientcert.go); nil when none is asked for.

@@ -32,6 +32,12 @@ func (v Verdict) String() string {
 type ConnDecision struct {
 	Verdict Verdict
 	Reason  string
+	// Page (with VerdictBlock on TLS): complete the handshake with the
+	// appliance's leaf and answer every request with a block page carrying
+	// Message, instead of a bare TLS alert — what a browser user needs to
+	// understand the refusal. Native clients get the alert.
+	Page    bool
+	Message string
 }
 
 // ConnDecider makes the access decision once per connection, after the

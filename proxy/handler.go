@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/proxy/classify"
 	"github.com/portcullis-gw/portcullis/proxy/identity"
 	"github.com/portcullis-gw/portcullis/proxy/session"
 )
@@ -39,8 +40,11 @@ type requestState struct {
 	// in is the request as the client sent it (cookies included), for the
 	// control script's session in ModifyResponse, which sees the outgoing
 	// request only.
-	in       *http.Request
-	download bool
+	in *http.Request
+	// client is the request\'s client classification (ClientOf), once.
+	client     classify.Result
+	clientDone bool
+	download   bool
 }
 
 func (st *requestState) set(decision, reason string) {
@@ -118,6 +122,10 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	if ci.Mode == ModeSuffix {
 		s.serveSuffix(rec, r, ci, st)
+		return
+	}
+	if ci.blockPage != nil {
+		s.blockPageConn(rec, r, ci, st)
 		return
 	}
 	if s.cfg.Request != nil {

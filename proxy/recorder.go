@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/portcullis-gw/portcullis/proxy/classify"
 	"github.com/portcullis-gw/portcullis/proxy/session"
 )
 
@@ -28,6 +29,9 @@ type Record struct {
 	BytesIn   int64
 	BytesOut  int64
 	RequestID string // access-log id; connection records use "c<conn id>"
+	// ClientKind is the client's classification (browser or native,
+	// family, user-agent tags, why).
+	ClientKind classify.Result
 	// Login: an identity was learnt on this request (a SAML assertion posted
 	// to the app, the proxy's OIDC login callback).
 	Login bool

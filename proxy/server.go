@@ -49,6 +49,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// Hosts maps names to addresses for explicit-proxy requests before DNS.
 	Hosts map[string][]string
+	// Clients, when set, classifies clients (browser or native) and learns
+	// certificate-pinned destinations (clientkind.go).
+	Clients *ClientConfig
 	// Suffix, when set, turns on the suffix reverse proxy (ServeSuffix).
 	Suffix *SuffixConfig
 	// Session, when set, enforces session policies (downloads, uploads,
@@ -133,6 +136,8 @@ type Server struct {
 	// control runs the in-page controls; set when Config.Session has a
 	// ControlKey.
 	control *control.Controller
+	// passthrough holds destinations learnt from pinned native clients.
+	passthrough *passThrough
 }
 
 // NewServer builds the pipeline. Call Serve for each listener and Close at
@@ -150,6 +155,7 @@ func NewServer(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("proxy config: %w", err)
 		}
 	}
+	s.passthrough = newPassThrough(cfg.Clients)
 	s.clientTLS = &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
@@ -242,7 +248,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 func (s *Server) newConnInfo(mode Mode, c net.Conn) *ConnInfo {
 	s.Stats.ConnsAccepted.Add(1)
-	return &ConnInfo{ID: s.nextID.Add(1), Mode: mode, Client: addrPortOf(c.RemoteAddr()), Start: time.Now()}
+	return &ConnInfo{ID: s.nextID.Add(1), Mode: mode, Client: addrPortOf(c.RemoteAddr()), Start: time.Now(), srv: s, ClientKind: browserKind}
 }
 
 func (s *Server) goHandle(c net.Conn, ci *ConnInfo) {
@@ -274,6 +280,7 @@ func (s *Server) handle(c net.Conn, ci *ConnInfo) {
 	switch {
 	case err == nil:
 		ci.Hello, ci.TLS, ci.JA4 = hello, true, hello.JA4()
+		s.classifyConn(ci)
 	case errors.Is(err, ErrNotTLS) && !slices.Contains(s.cfg.TLSPorts, ci.Dest.Port()):
 		// Plain HTTP (port 80, or a CONNECT tunnel to a plain port).
 	case errors.Is(err, ErrNotTLS):
@@ -300,6 +307,17 @@ func (s *Server) handle(c net.Conn, ci *ConnInfo) {
 	d := ConnDecision{Verdict: VerdictIntercept}
 	if s.cfg.Conn != nil {
 		d = s.cfg.Conn.DecideConn(ci)
+	}
+	if d.Verdict == VerdictIntercept && ci.TLS && s.passthrough.has(ci.ServerName(), ci.ClientKind.Family) {
+		d = ConnDecision{Verdict: VerdictBypass, Reason: "learnt pass-through: " + ci.ClientKind.Family + " pins its certificates"}
+	}
+	if d.Verdict == VerdictBlock && d.Page && ci.TLS {
+		// A browser is shown why: the handshake completes with our leaf
+		// and every request gets the block page.
+		s.Stats.Blocked.Add(1)
+		ci.blockPage = &d
+		s.intercept(&peekedConn{Conn: c, peeked: peeked, ci: ci}, ci)
+		return
 	}
 	switch d.Verdict {
 	case VerdictBypass:
@@ -339,7 +357,9 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 	cancel()
 	if err != nil {
 		s.Stats.HandshakeFailed.Add(1)
-		s.logConn(ci, "error", "client TLS handshake: "+err.Error(), 0, 0)
+		if !s.learnPinned(ci, err) {
+			s.logConn(ci, "error", "client TLS handshake: "+err.Error(), 0, 0)
+		}
 		_ = tc.Close()
 		return
 	}

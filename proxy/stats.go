@@ -21,12 +21,14 @@ type Stats struct {
 	RefusedUnrecorded  atomic.Uint64 // sessions refused: the activity log could not record them
 	RecordsFailed      atomic.Uint64 // records the activity log did not accept
 
-	SuffixRefused    atomic.Uint64 // suffix requests refused before any dial: bad, unknown or IP-literal host
-	SuffixForbidden  atomic.Uint64 // suffix origins that resolved to a forbidden address: not dialled
-	SuffixRewritten  atomic.Uint64 // response bodies rewritten
-	ControlInjected  atomic.Uint64 // pages the control script was put in
-	SuffixDiscovered atomic.Uint64 // domains seen in app responses that belong to no onboarded app
-	SuffixLogins     atomic.Uint64 // identities learnt (SAML assertion or the proxy's OIDC login)
+	SuffixRefused   atomic.Uint64 // suffix requests refused before any dial: bad, unknown or IP-literal host
+	SuffixForbidden atomic.Uint64 // suffix origins that resolved to a forbidden address: not dialled
+	SuffixRewritten atomic.Uint64 // response bodies rewritten
+	ControlInjected atomic.Uint64 // pages the control script was put in
+	// PassThroughLearnt counts destinations learnt from pinned clients.
+	PassThroughLearnt atomic.Uint64
+	SuffixDiscovered  atomic.Uint64 // domains seen in app responses that belong to no onboarded app
+	SuffixLogins      atomic.Uint64 // identities learnt (SAML assertion or the proxy's OIDC login)
 
 	latency latencyHistogram // intercepted request durations
 }

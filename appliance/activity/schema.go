@@ -202,8 +202,8 @@ func migrate(db *sql.DB) error {
 
 // migrateTo4 rewrites a version 1-3 store in place, in one transaction:
 //   - the five full indexes are dropped; schema then creates the partial
-//     ones, which reads the table once per index (the one cost that grows
-//     with the store: about a minute per 10M events on the soak machine);
+//     ones, which reads the table once per index: the one step whose cost
+//     grows with the store (not yet measured at the 10M-event soak size);
 //   - the events table's AUTOINCREMENT is removed from its definition. The
 //     b-tree is the same either way (AUTOINCREMENT only makes inserts keep
 //     sqlite_sequence), so the text is edited with writable_schema rather

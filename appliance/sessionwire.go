@@ -116,8 +116,10 @@ func (s *SessionConfig) protectPassword() (string, error) {
 
 // sessionScanner builds the configured malware scanners: clamd, ICAP, or
 // both (a file is infected when either says so; either failing is a
-// failed scan, which the policies' default behaviour decides). nil when
-// none is configured: policies with malware: true are then refused.
+// failed scan, which the policies' default behaviour decides), behind one
+// verdict cache keyed by the file's SHA-256 (cache_entries verdicts for
+// cache_ttl each). nil when none is configured: policies with malware:
+// true are then refused.
 func (s *SessionConfig) sessionScanner() (session.Scanner, error) {
 	var scanners []scan.Scanner
 	if a := s.Malware.Clamd.Address; a != "" {
@@ -138,16 +140,46 @@ func (s *SessionConfig) sessionScanner() (session.Scanner, error) {
 	if len(scanners) == 0 {
 		return nil, nil
 	}
-	return malwareScanners(scanners), nil
+	return cachedScanner{scan.NewCache(malwareScanners(scanners), s.Malware.CacheEntries, s.Malware.CacheTTL)}, nil
 }
 
-// malwareScanners runs every scanner over the same stream.
+// cachedScanner is the enforcer's view of the verdict cache: held files
+// are asked by digest, streamed files scanned and their verdict kept.
+type cachedScanner struct{ c *scan.Cached }
+
+var _ session.DigestScanner = cachedScanner{}
+
+func (s cachedScanner) Scan(ctx context.Context, r io.Reader, size int64, name string) (bool, string, error) {
+	v, err := s.c.Scanner().Scan(ctx, r, size, name)
+	return v.Infected, v.Signature, err
+}
+
+func (s cachedScanner) ScanDigest(ctx context.Context, digest [32]byte, r io.Reader, size int64, name string) (bool, string, bool, error) {
+	v, err := s.c.ScanDigest(ctx, digest, r, size, name)
+	return v.Infected, v.Signature, v.Cached, err
+}
+
+func (s cachedScanner) Remember(digest [32]byte, infected bool, signature string) {
+	s.c.Remember(digest, scan.Verdict{Infected: infected, Signature: signature, Scanner: s.c.Name()})
+}
+
+// malwareScanners runs every scanner over the same stream; its verdict is
+// the first infected one, and its Name joins theirs ("clamd+icap").
 type malwareScanners []scan.Scanner
 
-func (m malwareScanners) Scan(ctx context.Context, r io.Reader, size int64, name string) (bool, string, error) {
+var _ scan.Scanner = malwareScanners(nil)
+
+func (m malwareScanners) Name() string {
+	names := make([]string, len(m))
+	for i, sc := range m {
+		names[i] = sc.Name()
+	}
+	return strings.Join(names, "+")
+}
+
+func (m malwareScanners) Scan(ctx context.Context, r io.Reader, size int64, name string) (scan.Verdict, error) {
 	if len(m) == 1 {
-		v, err := m[0].Scan(ctx, r, size, name)
-		return v.Infected, v.Signature, err
+		return m[0].Scan(ctx, r, size, name)
 	}
 	// Several scanners read the same bytes: each gets a pipe fed from r.
 	ws := make([]*io.PipeWriter, len(m))
@@ -173,22 +205,24 @@ func (m malwareScanners) Scan(ctx context.Context, r io.Reader, size int64, name
 	for _, w := range ws {
 		w.CloseWithError(copyErr)
 	}
-	var infected bool
-	var sig string
+	var infected scan.Verdict
 	var errs []error
 	for range m {
 		r := <-res
 		switch {
 		case r.err != nil:
 			errs = append(errs, r.err)
-		case r.v.Infected && !infected:
-			infected, sig = true, r.v.Scanner+": "+r.v.Signature
+		case r.v.Infected && !infected.Infected:
+			infected = scan.Verdict{Infected: true, Signature: r.v.Scanner + ": " + r.v.Signature, Scanner: r.v.Scanner}
 		}
 	}
-	if infected {
-		return true, sig, nil
+	if infected.Infected {
+		return infected, nil
 	}
-	return false, "", errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return scan.Verdict{}, err
+	}
+	return scan.Verdict{Scanner: m.Name()}, nil
 }
 
 var errScannerDone = errors.New("scanner returned")
@@ -318,7 +352,7 @@ func (c *sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	for outcome, v := range map[string]uint64{
 		"decided": s.Decided.Load(), "inspected": s.Inspected.Load(), "held": s.Held.Load(), "streamed": s.Streamed.Load(),
 		"too_large": s.TooLarge.Load(), "inspection_failed": s.Failed.Load(), "inspection_timeout": s.Timeouts.Load(),
-		"scan_error": s.ScanErrors.Load(), "infected": s.Infected.Load(), "fail_open": s.FailOpen.Load(),
+		"scan_error": s.ScanErrors.Load(), "scan_cached": s.ScanCached.Load(), "infected": s.Infected.Load(), "fail_open": s.FailOpen.Load(),
 		"fail_closed": s.FailClosed.Load(), "blocked": s.Blocked.Load(), "replaced": s.Replaced.Load(),
 		"protected": s.Protected.Load(), "unsupported": s.Unsupported.Load(), "client_error": s.ClientErrors.Load(),
 	} {

@@ -119,3 +119,9 @@ func BenchmarkInspect16MiB(b *testing.B) {
 		in.Result()
 	}
 }
+
+// BenchmarkInspectDigitHeavy: a number every 45 bytes, the worst case
+// for the digit anchor (proxy BenchmarkDownloadPolicies' "digits" body).
+func BenchmarkInspectDigitHeavy(b *testing.B) {
+	benchInspect(b, bytes.Repeat([]byte("lorem ipsum dolor sit amet 12345 consectetur\n"), 1<<20/45), 0)
+}

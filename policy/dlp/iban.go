@@ -16,6 +16,11 @@ func init() {
 // scanUpper handles an upper-case letter at a word start: an IBAN
 // (CCkk + BBAN, optionally printed in groups of four) or a SWIFT/BIC code.
 func scanUpper(buf []byte, i int, base int64, r *Result) int {
+	// Both start with two capitals: a capitalised word ("The") is neither,
+	// and is skipped without being measured.
+	if i+1 < len(buf) && !isUpper(buf[i+1]) {
+		return skipAlnum(buf, i+1)
+	}
 	if i+3 < len(buf) && isUpper(buf[i+1]) && isDigit(buf[i+2]) && isDigit(buf[i+3]) {
 		if end, ok := matchIBAN(buf, i); ok {
 			r.add(IdxIBAN, base+int64(i), func(dst []byte) int { return maskIBAN(dst, buf[i:end]) })

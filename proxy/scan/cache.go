@@ -65,6 +65,25 @@ func NewCache(s Scanner, entries int, ttl time.Duration) *Cached {
 // Name is the scanner's name.
 func (c *Cached) Name() string { return c.scanner.Name() }
 
+// Scanner is the scanner behind the cache, for scans whose digest is not
+// known before the bytes have passed (a file scanned as it streams): keep
+// their verdict with Remember once it is.
+func (c *Cached) Scanner() Scanner { return c.scanner }
+
+// Remember keeps v, which a scan of exactly the bytes whose SHA-256 is
+// digest gave, as if ScanDigest had scanned them. An infected verdict
+// replaces a clean one for the same digest; a clean one never replaces an
+// infected one still fresh.
+func (c *Cached) Remember(digest [32]byte, v Verdict) {
+	v.Cached = false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[digest]; e != nil && e.verdict.Infected && !v.Infected && c.now().Before(e.expires) {
+		return
+	}
+	c.add(digest, v)
+}
+
 // Len is the number of verdicts kept, expired ones not yet dropped included.
 func (c *Cached) Len() int {
 	c.mu.Lock()

@@ -87,6 +87,7 @@ type Stats struct {
 	Failed       atomic.Uint64 // inspections that failed (malformed, bombs, archives)
 	Timeouts     atomic.Uint64 // inspections that timed out
 	ScanErrors   atomic.Uint64 // scans that failed or timed out
+	ScanCached   atomic.Uint64 // held files a cached verdict answered: not scanned
 	Infected     atomic.Uint64 // files a scanner reported
 	FailOpen     atomic.Uint64 // requests let through although a policy could not be evaluated
 	FailClosed   atomic.Uint64 // requests blocked because a policy could not be evaluated

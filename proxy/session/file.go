@@ -21,7 +21,13 @@ import (
 // written to it as they pass. It always hashes and sniffs; what else it
 // does is armed after the first decision: detectors over the raw text,
 // a spool (to hold the body, or to extract OOXML/PDF text and labels at the
-// end), a scanner fed as the bytes pass.
+// end), a scanner fed as the bytes pass — or, for a held file and a
+// DigestScanner, asked by digest once the spool is complete.
+//
+// Bodies larger than pipeMinSize (or of unknown size) are checked on an
+// inspectPipe: Write only copies the bytes into a recycled buffer (and the
+// held copy into the spool, which the copy loop watches), and finish waits
+// for the checks to catch up before anything is decided.
 type fileCheck struct {
 	e    *Enforcer
 	info policy.FileInfo
@@ -37,6 +43,16 @@ type fileCheck struct {
 	scan    *scanFeed
 	dec     *decodingWriter // Content-Encoding decoder in front of the sinks
 	decErr  error
+	pipe    *inspectPipe // checks running off the copy loop, until finish
+	// spoolInline: the spool is written by Write itself, not by the pipe
+	// (no decoder in front of it), so the held copy loop can watch Full.
+	spoolInline bool
+	// heldScan: a held file scanned by digest after the spool is complete;
+	// partial says the copy loop stopped at the limit, so it is not.
+	heldScan DigestScanner
+	partial  bool
+	digest   [32]byte
+	summed   bool // digest is the SHA-256 of every byte seen
 
 	status  policy.InspectionStatus
 	reason  string
@@ -105,7 +121,11 @@ func (f *fileCheck) arm(ctx context.Context, engine *policy.Engine, inspect, sca
 		f.spool = newSpool(f.e.cfg.SpoolDir, f.e.cfg.MemorySpool, limit)
 	}
 	if scan {
-		f.scan = f.e.startScan(ctx, f.info.Size, f.info.Name)
+		if ds, ok := f.e.cfg.Scanner.(DigestScanner); ok && hold {
+			f.heldScan = ds
+		} else {
+			f.scan = f.e.startScan(ctx, f.info.Size, f.info.Name)
+		}
 	}
 	if !identityEncoding(encoding) {
 		d, err := newDecodingWriter(encoding, sinkWriter{f})
@@ -114,6 +134,10 @@ func (f *fileCheck) arm(ctx context.Context, engine *policy.Engine, inspect, sca
 		} else {
 			f.dec = d
 		}
+	}
+	if f.info.Size < 0 || f.info.Size >= pipeMinSize {
+		f.pipe = startPipe(f.check)
+		f.spoolInline = f.dec == nil
 	}
 	if len(f.head) > 0 {
 		f.feed(f.head)
@@ -130,6 +154,19 @@ func (f *fileCheck) Write(p []byte) (int, error) {
 }
 
 func (f *fileCheck) feed(p []byte) {
+	if f.pipe == nil {
+		f.check(p)
+		return
+	}
+	if f.spoolInline && f.spool != nil && !f.spool.Full() {
+		_, _ = f.spool.Write(p)
+	}
+	f.pipe.put(p)
+}
+
+// check runs the checks over the bytes as sent: through the decoder when
+// there is one, straight to the sinks otherwise.
+func (f *fileCheck) check(p []byte) {
 	if f.dec != nil {
 		if _, err := f.dec.Write(p); err != nil && f.decErr == nil {
 			f.decErr = err
@@ -152,7 +189,7 @@ func (f *fileCheck) sink(p []byte) {
 	if f.dlp != nil {
 		_, _ = f.dlp.Write(p)
 	}
-	if f.spool != nil && !f.spool.Full() {
+	if f.spool != nil && !f.spoolInline && !f.spool.Full() {
 		_, _ = f.spool.Write(p)
 	}
 	if f.scan != nil {
@@ -165,14 +202,30 @@ func (f *fileCheck) sink(p []byte) {
 // verdict, and sets status, content, label and malware for the second
 // decision.
 func (f *fileCheck) finish(ctx context.Context, engine *policy.Engine, inspect bool) {
+	if f.pipe != nil {
+		f.pipe.wait()
+		f.pipe = nil
+	}
 	if f.dec != nil {
 		if err := f.dec.Close(); err != nil && f.decErr == nil {
 			f.decErr = err
 		}
 	}
 	f.info.Size = f.n
-	if f.scan != nil {
-		f.malware, f.sig = f.scan.finish(f.e)
+	f.sum.Sum(f.digest[:0])
+	f.summed = true
+	switch {
+	case f.scan != nil:
+		var res scanResult
+		f.malware, f.sig, res = f.scan.finish(f.e)
+		// The verdict is kept under the digest of exactly the bytes the
+		// scanner read (an infected verdict holds for the whole file even
+		// when the scanner stopped reading early).
+		if ds, ok := f.e.cfg.Scanner.(DigestScanner); ok && res.err == nil && (res.infected || !f.scan.broken) {
+			ds.Remember(f.digest, res.infected, res.sig)
+		}
+	case f.heldScan != nil:
+		f.malware, f.sig = f.scanHeld(ctx)
 	}
 	if !inspect {
 		return
@@ -249,16 +302,52 @@ func (f *fileCheck) extractText(ctx context.Context, engine *policy.Engine) {
 	}
 }
 
-// close releases the spool.
+// scanHeld asks the scanner about the complete spool by its digest: a
+// verdict it already has costs no scan. A spool stopped at the limit is
+// not scanned (runFile records it as too large).
+func (f *fileCheck) scanHeld(ctx context.Context) (policy.MalwareStatus, string) {
+	if f.partial || f.spool == nil || f.spool.Full() {
+		return policy.MalwareTooLarge, ""
+	}
+	sctx, cancel := context.WithTimeout(ctx, f.e.cfg.ScanTimeout)
+	defer cancel()
+	infected, sig, cached, err := f.heldScan.ScanDigest(sctx, f.digest, f.spool.Reader(), f.spool.Size(), f.info.Name)
+	if cached {
+		f.e.Stats.ScanCached.Add(1)
+	}
+	return scanStatus(f.e, scanResult{infected, sig, err})
+}
+
+// close releases the spool. A check abandoned before finish stops its
+// scanner feed first, so the pipe's goroutine cannot be left waiting on it.
 func (f *fileCheck) close() {
+	if f.pipe != nil {
+		if f.scan != nil {
+			f.scan.abort()
+		}
+		f.pipe.wait()
+		f.pipe = nil
+	}
 	if f.spool != nil {
 		_ = f.spool.Close()
 		f.spool = nil
 	}
 }
 
-// hex is the SHA-256 of the bytes seen.
-func (f *fileCheck) hex() string { return hex.EncodeToString(f.sum.Sum(nil)) }
+// hex is the SHA-256 of the bytes seen, "" when none were seen or while
+// the pipe still checks them.
+func (f *fileCheck) hex() string {
+	switch {
+	case f.summed:
+		if f.n == 0 {
+			return ""
+		}
+		return hex.EncodeToString(f.digest[:])
+	case f.pipe != nil || f.n == 0:
+		return ""
+	}
+	return hex.EncodeToString(f.sum.Sum(nil))
+}
 
 // ext is the lowercase extension of the name.
 func extOf(name string) string {
@@ -332,16 +421,31 @@ func (s *scanFeed) write(p []byte) {
 
 var errScanStalled = errors.New("scanner stopped reading")
 
-func (s *scanFeed) finish(e *Enforcer) (policy.MalwareStatus, string) {
+// abort gives up a feed whose file will never be finished: the scanner
+// sees an error instead of the end of the file, and its context ends.
+func (s *scanFeed) abort() {
+	if s.nilScn {
+		return
+	}
+	s.stall.Stop()
+	_ = s.pw.CloseWithError(errScanAborted)
+	s.cancel()
+}
+
+var errScanAborted = errors.New("transfer ended before the file did")
+
+// finish ends the feed and returns the status and signature, with the
+// scanner's own answer (zero when it gave none) for the verdict cache.
+func (s *scanFeed) finish(e *Enforcer) (policy.MalwareStatus, string, scanResult) {
 	if s.nilScn {
 		e.Stats.ScanErrors.Add(1)
-		return policy.MalwareScanFailed, ""
+		return policy.MalwareScanFailed, "", scanResult{err: errNoScanner}
 	}
 	s.stall.Stop()
 	_ = s.pw.Close()
 	if s.stalled.Load() {
 		e.Stats.ScanErrors.Add(1)
-		return policy.MalwareScanTimeout, ""
+		return policy.MalwareScanTimeout, "", scanResult{err: errScanStalled}
 	}
 	t := time.NewTimer(e.cfg.ScanTimeout)
 	defer t.Stop()
@@ -352,9 +456,17 @@ func (s *scanFeed) finish(e *Enforcer) (policy.MalwareStatus, string) {
 		s.cancel()
 		_ = s.pw.CloseWithError(context.DeadlineExceeded)
 		e.Stats.ScanErrors.Add(1)
-		return policy.MalwareScanTimeout, ""
+		return policy.MalwareScanTimeout, "", scanResult{err: context.DeadlineExceeded}
 	}
 	s.cancel()
+	st, sig := scanStatus(e, r)
+	return st, sig, r
+}
+
+var errNoScanner = errors.New("no malware scanner is configured")
+
+// scanStatus turns a scanner's answer into the malware status, counting it.
+func scanStatus(e *Enforcer, r scanResult) (policy.MalwareStatus, string) {
 	switch {
 	case r.err != nil && (errors.Is(r.err, context.DeadlineExceeded) || errors.Is(r.err, context.Canceled)):
 		e.Stats.ScanErrors.Add(1)

@@ -146,9 +146,7 @@ func (f *flow) settle(fc *fileCheck, last bool) Outcome {
 	}
 	if fc != nil {
 		o.File = &FileOutcome{Name: fc.info.Name, Size: fc.info.Size, MIME: fc.info.MIME, Label: fc.info.Label, LabelKnown: fc.info.LabelKnown}
-		if fc.n > 0 {
-			o.File.SHA256 = fc.hex()
-		}
+		o.File.SHA256 = fc.hex()
 		o.InspectionReason, o.Signature = fc.reason, fc.sig
 		o.Detectors = detectorHits(fc.content)
 	}

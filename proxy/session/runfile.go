@@ -91,6 +91,7 @@ func (f *flow) runFile(fc *fileCheck, head []byte, rest io.ReadCloser, size int6
 		q.e.Stats.ClientErrors.Add(1)
 		return fileResult{}, fmt.Errorf("%w: %d body bytes for a Content-Length of %d", ErrMalformed, fwd.Size(), size)
 	}
+	fc.partial = over
 	fc.finish(q.ctx, q.engine, inspect)
 	if over {
 		if inspect && fc.status != policy.InspectionTooLarge {

@@ -38,6 +38,8 @@ type OIDCConfig struct {
 	CallbackPath string
 	// AllowedReturn accepts only return URLs on onboarded suffixed hosts.
 	AllowedReturn func(u *url.URL) bool
+	// Claims maps the ID token's claims to groups and device tags.
+	Claims ClaimMap
 }
 
 // OIDCLogin runs the authorization code flow (PKCE, state bound to a
@@ -93,6 +95,11 @@ type pendingLogin struct {
 	Verifier string `json:"v"`
 	Return   string `json:"r"`
 	Exp      int64  `json:"x"`
+	// Step-up: the acr the ID token must carry, when the login started
+	// (the authentication must be newer) and how long the step-up counts.
+	ACR     string `json:"c,omitempty"`
+	Started int64  `json:"t,omitempty"`
+	TTL     int64  `json:"l,omitempty"`
 }
 
 func hostOf(r *http.Request) string { return canonicalHost(r.Host) }
@@ -114,6 +121,10 @@ func random() string {
 // returnURL, an https URL of this host (r.Host, the suffixed host) or a
 // path on it.
 func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL string) {
+	l.start(w, r, returnURL, nil)
+}
+
+func (l *OIDCLogin) start(w http.ResponseWriter, r *http.Request, returnURL string, up *StepUp) {
 	u, err := (&url.URL{Scheme: "https", Host: r.Host, Path: "/"}).Parse(returnURL)
 	if err == nil {
 		u.Host = strings.ToLower(u.Host)
@@ -130,6 +141,11 @@ func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL stri
 	}
 	p := pendingLogin{State: random(), Nonce: random(), Verifier: oauth2.GenerateVerifier(), Return: u.String(),
 		Exp: time.Now().Add(loginTTL).Unix()}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(p.Verifier), oauth2.SetAuthURLParam("nonce", p.Nonce)}
+	if up != nil {
+		p.ACR, p.Started, p.TTL = up.ACR, time.Now().Unix(), int64(up.TTL/time.Second)
+		opts = append(opts, up.authParams()...)
+	}
 	v, err := seal(l.sessions.aeads[0], hostOf(r), "login", p)
 	if err != nil {
 		http.Error(w, "sign-in could not start", http.StatusInternalServerError)
@@ -139,8 +155,7 @@ func (l *OIDCLogin) Start(w http.ResponseWriter, r *http.Request, returnURL stri
 		SameSite: http.SameSiteLaxMode, MaxAge: int(loginTTL.Seconds())})
 	conf := l.oauth
 	conf.RedirectURL = l.redirectURI(r)
-	http.Redirect(w, r, conf.AuthCodeURL(p.State, oauth2.S256ChallengeOption(p.Verifier),
-		oauth2.SetAuthURLParam("nonce", p.Nonce)), http.StatusFound)
+	http.Redirect(w, r, conf.AuthCodeURL(p.State, opts...), http.StatusFound)
 }
 
 // Callback completes the login: the state must match this browser's login
@@ -210,11 +225,12 @@ func (l *OIDCLogin) Callback(w http.ResponseWriter, r *http.Request) {
 	if id.User == "" {
 		id.User = claims.Subject
 	}
-	if gs, ok := claims.Claims["groups"].([]any); ok {
-		for _, g := range gs {
-			if s, ok := g.(string); ok {
-				id.Groups = append(id.Groups, s)
-			}
+	l.cfg.Claims.applyClaims(&id, claims.Claims)
+	id.ACR = claims.AuthenticationContextClassReference
+	if p.ACR != "" {
+		if msg := l.stepUpDone(r, host, &p, claims, &id); msg != "" {
+			fail(http.StatusForbidden, msg)
+			return
 		}
 	}
 	// The ID token's expiry is short and says nothing about how long the

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"crypto/tls"
 	"io"
 	"net"
@@ -39,6 +40,7 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 	sessions, _ := NewSessions([][]byte{secret(7)}, time.Hour)
 	login, err := NewOIDCLogin(context.Background(), OIDCConfig{Issuer: opSrv.URL, ClientID: "portcullis", ClientSecret: "s3cret",
 		Scopes: []string{"openid", "profile", "email", "groups"}, HTTPClient: opSrv.Client(),
+		Claims: ClaimMap{DeviceClaims: map[string]string{"device_compliant": "compliant"}},
 		AllowedReturn: func(u *url.URL) bool { return u.Scheme == "https" && strings.HasSuffix(u.Hostname(), ".gw.test") }}, sessions)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,11 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 			login.Callback(w, r)
 		case r.URL.Path == "/start":
 			login.Start(w, r, r.URL.Query().Get("return"))
+		case r.URL.Path == "/step-up":
+			login.StartStepUp(w, r, r.URL.Query().Get("return"), StepUp{ACR: idp.StepUpACR, TTL: time.Minute})
+		case r.URL.Path == "/whoami":
+			id, _ := sessions.Get(r, hostOf(r))
+			fmt.Fprintf(w, "%s tags=%s acr=%s stepped=%v", id.User, strings.Join(id.DeviceTags, ","), id.ACR, id.SteppedUp(time.Now()))
 		default:
 			id, ok := sessions.Get(r, hostOf(r))
 			if !ok {

@@ -41,6 +41,8 @@ var groupAttributes = []string{"groups", "group", "memberOf",
 type SAMLObserver struct {
 	certs []*x509.Certificate
 	now   func() time.Time
+	// Claims maps attributes to groups and device tags (set before use).
+	Claims ClaimMap
 
 	mu   sync.Mutex
 	seen map[string]time.Time // issuer + "\x00" + assertion ID -> forget after
@@ -196,9 +198,13 @@ func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
 			}
 		}
 	}
+	o.Claims.applyAttrs(&id)
 	if s := assertion.FindElement("./AuthnStatement"); s != nil {
 		if t, err := time.Parse(time.RFC3339, s.SelectAttrValue("SessionNotOnOrAfter", "")); err == nil {
 			id.Expires = t
+		}
+		if ref := s.FindElement("./AuthnContext/AuthnContextClassRef"); ref != nil {
+			id.ACR = strings.TrimSpace(ref.Text())
 		}
 	}
 	aid := assertion.SelectAttrValue("ID", "")

@@ -63,7 +63,7 @@ func NewOP(cfg OPConfig) (http.Handler, error) {
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedScopes:          []string{"openid", "profile", "email", "offline_access", scopeGroups},
 		SupportedClaims: []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "azp",
-			"preferred_username", "name", "email", "email_verified", "groups"},
+			"preferred_username", "name", "email", "email_verified", "groups", "acr", "amr"},
 	}
 	if _, err := rand.Read(opCfg.CryptoKey[:]); err != nil {
 		return nil, errorf("OP crypto key: %v", err)
@@ -131,11 +131,12 @@ func (l *opLogin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		id := r.URL.Query().Get(authRequestParam)
-		if _, err := l.storage.AuthRequestByID(r.Context(), id); err != nil {
+		ar, err := l.storage.AuthRequestByID(r.Context(), id)
+		if err != nil {
 			http.Error(w, "lab OP: unknown or expired authorization request", http.StatusBadRequest)
 			return
 		}
-		if c, err := r.Cookie(opSessionCookie); err == nil {
+		if c, err := r.Cookie(opSessionCookie); err == nil && !freshLoginAsked(ar) {
 			if user, ok := l.storage.browserSessionUser(c.Value); ok {
 				l.finish(w, r, id, user, c.Value)
 				return
@@ -167,7 +168,8 @@ func (l *opLogin) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PostForm.Get(authRequestParam)
-	if _, err := l.storage.AuthRequestByID(r.Context(), id); err != nil {
+	ar, err := l.storage.AuthRequestByID(r.Context(), id)
+	if err != nil {
 		http.Error(w, "lab OP: unknown or expired authorization request", http.StatusBadRequest)
 		return
 	}
@@ -176,9 +178,19 @@ func (l *opLogin) post(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lab OP: login form token missing or wrong (cross-site post?)", http.StatusForbidden)
 		return
 	}
+	if r.PostForm.Has("code") {
+		l.postCode(w, r, id)
+		return
+	}
 	user, ok := l.users.authenticate(r.PostForm.Get("username"), r.PostForm.Get("password"))
 	if !ok {
 		l.form(w, id, "Invalid username or password", http.StatusUnauthorized)
+		return
+	}
+	if stepUpAsked(ar) {
+		// The stronger context takes a second step: the code form.
+		l.storage.passwordChecked(id, user.Name)
+		l.codeForm(w, id, "", http.StatusOK)
 		return
 	}
 	sid := l.storage.newBrowserSession(user.Name)

@@ -36,13 +36,22 @@ type authRequest struct {
 	done      bool
 	code      string
 	sessionID string // browser session that completed the login
+	// Step-up: the password was checked for pwUser (the second step is
+	// next), and the context the completed login reached.
+	pwUser string
+	acr    string
 }
 
 var _ op.AuthRequest = (*authRequest)(nil)
 
 func (a *authRequest) GetID() string          { return a.id }
-func (a *authRequest) GetACR() string         { return "" }
-func (a *authRequest) GetAMR() []string       { return []string{"pwd"} }
+func (a *authRequest) GetACR() string         { return a.acr }
+func (a *authRequest) GetAMR() []string {
+	if a.acr == StepUpACR {
+		return []string{"pwd", "otp"}
+	}
+	return []string{"pwd"}
+}
 func (a *authRequest) GetAudience() []string  { return []string{a.req.ClientID} }
 func (a *authRequest) GetAuthTime() time.Time { return a.authTime }
 func (a *authRequest) GetClientID() string    { return a.req.ClientID }
@@ -414,6 +423,9 @@ func (s *opStorage) fillUserinfo(ui *oidc.UserInfo, userID string, scopes []stri
 		case oidc.ScopeProfile:
 			ui.PreferredUsername = u.Name
 			ui.Name = u.Name
+			for k, v := range u.Claims {
+				ui.AppendClaims(k, v)
+			}
 		case oidc.ScopeEmail:
 			ui.Email, ui.EmailVerified = u.Email, true
 		case scopeGroups:

@@ -11,12 +11,18 @@ type User struct {
 	Password string
 	Email    string
 	Groups   []string
+	// Claims are extra ID token claims (scope "profile"), such as a
+	// device-compliance flag an IdP asserts.
+	Claims map[string]any
 }
 
 // DefaultUsers are the accounts the lab uses unless a test brings its own.
 var DefaultUsers = []User{
 	{Name: "alice", Password: "alice-pw", Email: "alice@lab.example", Groups: []string{"staff", "finance"}},
 	{Name: "bob", Password: "bob-pw", Email: "bob@lab.example", Groups: []string{"staff"}},
+	// carol signs in from a device her IdP reports as compliant.
+	{Name: "carol", Password: "carol-pw", Email: "carol@lab.example", Groups: []string{"staff", "contractors"},
+		Claims: map[string]any{"device_compliant": "true"}},
 }
 
 // userDirectory looks users up by name and checks passwords.

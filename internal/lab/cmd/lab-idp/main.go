@@ -40,6 +40,7 @@ type options struct {
 	suffix                  string
 	proxyID, proxySecret    string
 	proxyRedirectPath       string
+	proxyRedirectHosts      stringList
 	spMetadataURLs          stringList
 	resolve                 stringList
 	rpDiscoveryTimeoutInSec int
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.proxyID, "proxy-client-id", "portcullis", "OIDC client ID of the appliance")
 	fs.StringVar(&o.proxySecret, "proxy-client-secret", "", "OIDC client secret of the appliance (empty: public client, PKCE required)")
 	fs.StringVar(&o.proxyRedirectPath, "proxy-redirect-path", "/.portcullis/oidc/callback", "callback path of the appliance's OIDC login")
+	fs.Var(&o.proxyRedirectHosts, "proxy-redirect-host", "also accept the appliance's callback on this host (transparent mode, where the app keeps its own name; repeatable)")
 	fs.Var(&o.spMetadataURLs, "sp-metadata-url", "extra SAML SP metadata URL, fetched on demand (repeatable)")
 	fs.StringVar(&o.idpCertOut, "idp-cert-out", "", "write the SAML IdP's signing certificate (PEM) here, for the appliance to trust")
 	fs.Var(&o.resolve, "resolve", "host=addr:port: dial host there instead of resolving it (repeatable; for tests)")
@@ -249,8 +251,12 @@ func buildApps(o *options, client *http.Client) (hostRouter, *lateHandler, error
 	clients := []idp.OPClient{{ID: rpClientID, Secret: rpSecret,
 		RedirectURIs: []string{"https://" + o.rpHost + "/callback"}, PostLogoutURIs: []string{"https://" + o.rpHost + "/logged-out"}}}
 	if o.suffix != "" {
+		redirects := []string{"https://*." + o.suffix + o.proxyRedirectPath}
+		for _, h := range o.proxyRedirectHosts {
+			redirects = append(redirects, "https://"+h+o.proxyRedirectPath)
+		}
 		clients = append(clients, idp.OPClient{ID: o.proxyID, Secret: o.proxySecret,
-			RedirectURIs:   []string{"https://*." + o.suffix + o.proxyRedirectPath},
+			RedirectURIs:   redirects,
 			PostLogoutURIs: []string{"https://*." + o.suffix + "/"}})
 	}
 	opApp, err := idp.NewOP(idp.OPConfig{Issuer: "https://" + o.opHost, Clients: clients})

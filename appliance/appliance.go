@@ -157,6 +157,15 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		Hosts:            cfg.Hosts,
 		AccessLog:        slog.New(newAccessHandler(a.accessOut)),
 		Log:              a.log,
+
+		MaxHeaderBytes:       cfg.Limits.MaxHeaderBytes,
+		MaxHeaderCount:       cfg.Limits.MaxHeaderCount,
+		MaxConnsPerClient:    cfg.Limits.MaxConnsPerClient,
+		ReadHeaderTimeout:    cfg.Limits.ReadHeaderTimeout,
+		BodyReadTimeout:      cfg.Limits.BodyReadTimeout,
+		UpstreamIdleTimeout:  cfg.Limits.UpstreamIdleTimeout,
+		MaxConcurrentStreams: cfg.Limits.MaxConcurrentStreams,
+		MaxStreamResets:      cfg.Limits.MaxStreamResets,
 	})
 	if err != nil {
 		return nil, err

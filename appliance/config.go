@@ -41,6 +41,7 @@ type Config struct {
 	Session     SessionConfig       `mapstructure:"session"` // type in sessionwire.go
 	Devices     DevicesConfig       `mapstructure:"devices"` // type in devicewire.go
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
+	Limits      LimitsConfig        `mapstructure:"limits"` // type in limitswire.go
 	Hosts       map[string][]string `mapstructure:"hosts"`
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
 	// Console's type is in consolewire.go.
@@ -306,6 +307,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeouts.Handshake <= 0 || c.Timeouts.Idle <= 0 || c.Upstream.DialTimeout <= 0 {
 		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")
+	}
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.SNMP.validate(); err != nil {
 		errs = append(errs, err)

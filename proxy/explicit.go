@@ -24,9 +24,10 @@ func (s *Server) ServeExplicit(ln net.Listener) error {
 	s.lnMu.Lock()
 	if s.explicit == nil {
 		s.explicit = &http.Server{
-			Handler:           http.HandlerFunc(s.serveExplicit),
-			ReadHeaderTimeout: 30 * time.Second,
+			Handler:           s.limitRequests(http.HandlerFunc(s.serveExplicit)),
+			ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 			IdleTimeout:       s.cfg.IdleTimeout,
+			MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 			ErrorLog:          s.h1.ErrorLog,
 			// The explicit front end speaks HTTP/1.1 only: CONNECT over h2 is
 			// rare for proxies and would need its own tunnel type.
@@ -35,7 +36,7 @@ func (s *Server) ServeExplicit(ln net.Listener) error {
 	}
 	srv := s.explicit
 	s.lnMu.Unlock()
-	err := srv.Serve(ln)
+	err := srv.Serve(s.limitListener(ln))
 	if err == http.ErrServerClosed {
 		return nil
 	}
@@ -61,6 +62,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	dest, err := s.resolve(r.Context(), host, port)
 	if err != nil {
+		s.logExplicitFailure(r, r.Host, err)
 		http.Error(w, fmt.Sprintf("cannot reach %s: %v", r.Host, err), http.StatusBadGateway)
 		return
 	}
@@ -103,6 +105,7 @@ func (s *Server) serveAbsolute(w http.ResponseWriter, r *http.Request) {
 	}
 	dest, err := s.resolve(r.Context(), host, port)
 	if err != nil {
+		s.logExplicitFailure(r, r.URL.Host, err)
 		http.Error(w, fmt.Sprintf("cannot reach %s: %v", r.URL.Host, err), http.StatusBadGateway)
 		return
 	}

@@ -66,6 +66,39 @@ type Config struct {
 	// HoldForRecord holds the end of each response until its record is
 	// durable; the Recorder must be a DurableRecorder.
 	HoldForRecord bool
+	// Identity is who the user is in transparent mode, and step-up in
+	// both modes (transparentlogin.go); nil: neither.
+	Identity *IdentityConfig
+
+	// Limits against hostile clients and origins (proxy/limits.go). A zero
+	// value means the secure default (Default* there), never "no limit".
+	//
+	// MaxHeaderBytes bounds a request's header block: the HTTP/1.1 request
+	// line and headers, the decoded HTTP/2 header list (CONTINUATION
+	// included). Over it: 431, or the HTTP/2 connection is closed. 64 KiB.
+	MaxHeaderBytes int
+	// MaxHeaderCount bounds a request's header fields; over it: 431. 100.
+	MaxHeaderCount int
+	// MaxConnsPerClient bounds the connections one client address (an IPv6
+	// client's /64) holds open on each listener; more are reset at accept. 256.
+	MaxConnsPerClient int
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris). 10s.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout cuts a request body that makes no progress for this
+	// long (408); every read rearms it, so a slow upload that moves is never
+	// cut. 60s.
+	BodyReadTimeout time.Duration
+	// UpstreamIdleTimeout cancels a request in which no byte moved either
+	// way for this long: an origin that stalls before or after its headers. 120s.
+	UpstreamIdleTimeout time.Duration
+	// MaxConcurrentStreams bounds the HTTP/2 streams one client connection
+	// has open at once. 100.
+	MaxConcurrentStreams uint32
+	// MaxStreamResets bounds the HTTP/2 streams a client may reset before
+	// their handler finished, per connection and 10 s; past it the
+	// connection is closed (rapid reset, CVE-2023-44487). 200.
+	MaxStreamResets int
+
 	// AccessLog receives one line per request and per non-intercepted
 	// connection; Log receives operational messages. Both default to discard.
 	AccessLog *slog.Logger
@@ -85,6 +118,7 @@ func (c *Config) setDefaults() {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
+	c.setLimitDefaults()
 	discard := slog.New(slog.DiscardHandler)
 	if c.AccessLog == nil {
 		c.AccessLog = discard
@@ -105,6 +139,7 @@ type Server struct {
 	resolver    *net.Resolver
 
 	upstreams *upstreamPool
+	limits    *limits
 
 	h1       *http.Server // serves intercepted and plain connections, h2 via TLSNextProto
 	inbox    *connInbox
@@ -147,7 +182,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy config: a certificate store is required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), spliced: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), spliced: map[net.Conn]struct{}{}, limits: newLimits(cfg.MaxConnsPerClient)}
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if cfg.ClientCerts != nil {
 		var err error
@@ -176,19 +211,24 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.rproxy = &httputil.ReverseProxy{
 		Rewrite:      rewriteToOrigin,
-		Transport:    connTransport{},
+		Transport:    upstreamGuard{s, connTransport{}},
 		ErrorHandler: s.upstreamError,
 		BufferPool:   copyBuffers,
 		ErrorLog:     slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
 	s.h1 = &http.Server{
-		Handler:           http.HandlerFunc(s.serveRequest),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler:           s.limitRequests(http.HandlerFunc(s.serveRequest)),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		ConnContext:       connContext,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ConnContext:       s.limitConnContext,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
-	if err := http2.ConfigureServer(s.h1, &http2.Server{IdleTimeout: cfg.IdleTimeout, MaxConcurrentStreams: 250}); err != nil {
+	if err := http2.ConfigureServer(s.h1, &http2.Server{
+		IdleTimeout:          cfg.IdleTimeout,
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		MaxReadFrameSize:     h2MaxReadFrameSize,
+	}); err != nil {
 		return nil, fmt.Errorf("configure http2: %w", err)
 	}
 	if cfg.HoldForRecord {
@@ -227,6 +267,7 @@ func NewServer(cfg Config) (*Server, error) {
 // Each accepted socket's local address is the original destination.
 func (s *Server) Serve(ln net.Listener) error {
 	s.track(ln)
+	ln = s.limitListener(ln)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -339,7 +380,7 @@ func (s *Server) refuse(c net.Conn, ci *ConnInfo) {
 	if ci.TLS {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte{21, 3, 3, 0, 2, 2, 49})
-	} else if tc, ok := c.(*net.TCPConn); ok {
+	} else if tc, ok := c.(interface{ SetLinger(int) error }); ok {
 		_ = tc.SetLinger(0)
 	}
 	_ = c.Close()

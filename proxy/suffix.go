@@ -64,6 +64,7 @@ func (s *Server) ServeSuffix(ln net.Listener) error {
 		return errors.New("suffix listener: no suffix configured")
 	}
 	s.track(ln)
+	ln = s.limitListener(ln)
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -106,12 +106,15 @@ func (s *Server) transportFor(key upstreamKey) *http.Transport {
 			MaxIdleConnsPerHost:   64,
 			// Bodies pass through with the encoding the origin chose.
 			DisableCompression: true,
+
+			MaxResponseHeaderBytes: upstreamMaxHeaderBytes,
 		}
 		if key.tls {
 			conf := s.upstreamTLS.Clone()
 			conf.ServerName = key.name
 			conf.ClientSessionCache = destSessionCache{shared: s.upstreamTLS.ClientSessionCache, dest: dest}
 			t.TLSClientConfig = conf
+			t.DialTLSContext = s.upstreamTLSDialer(t.DialContext, conf)
 		}
 		if key.h2 {
 			t.ForceAttemptHTTP2 = true
@@ -158,7 +161,7 @@ func rewriteToOrigin(pr *httputil.ProxyRequest) {
 // when the origin's certificate did not verify, a gateway error otherwise.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r.Context())
-	if s.sessionUpstreamError(w, st) {
+	if s.sessionUpstreamError(w, st) || s.clientBodyFailed(w, r, st, err) {
 		return
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {

@@ -1,0 +1,424 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The secure defaults of Config's limits block. Every limit is on: a zero
+// in Config means the default here, never "unlimited".
+const (
+	DefaultMaxHeaderBytes       = 64 << 10
+	DefaultMaxHeaderCount       = 100
+	DefaultMaxConnsPerClient    = 256
+	DefaultReadHeaderTimeout    = 10 * time.Second
+	DefaultBodyReadTimeout      = 60 * time.Second
+	DefaultUpstreamIdleTimeout  = 120 * time.Second
+	DefaultMaxConcurrentStreams = 100
+	DefaultMaxStreamResets      = 200
+	// streamResetWindow is the period MaxStreamResets counts over.
+	streamResetWindow = 10 * time.Second
+	// h2MaxReadFrameSize is the largest frame a client may send us: the
+	// protocol's minimum. The framer keeps a read buffer as large as the
+	// largest frame it has read, so a larger value is memory a client can
+	// pin on every connection it holds.
+	h2MaxReadFrameSize = 16 << 10
+	// upstreamMaxHeaderBytes bounds an origin's response headers (a 101
+	// upgrade's included); net/http's own default is 10 MiB.
+	upstreamMaxHeaderBytes = 1 << 20
+)
+
+// Errors of the limits, matched with errors.Is.
+var (
+	// ErrClientBody marks a failure reading the client's request body
+	// (malformed chunking, shorter than its Content-Length, stalled): the
+	// client's error, answered 400 or 408, never a gateway error.
+	ErrClientBody = errors.New("client body")
+	// ErrUpstreamIdle means neither the origin nor the client moved a byte
+	// of a request for UpstreamIdleTimeout: an origin that stalls before or
+	// after its response headers.
+	ErrUpstreamIdle = errors.New("upstream stalled")
+)
+
+func (c *Config) setLimitDefaults() {
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxHeaderCount <= 0 {
+		c.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if c.MaxConnsPerClient <= 0 {
+		c.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if c.UpstreamIdleTimeout <= 0 {
+		c.UpstreamIdleTimeout = DefaultUpstreamIdleTimeout
+	}
+	if c.MaxConcurrentStreams == 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if c.MaxStreamResets <= 0 {
+		c.MaxStreamResets = DefaultMaxStreamResets
+	}
+}
+
+// LimitStats count what the limits refused or cut. Every field only grows.
+type LimitStats struct {
+	ConnsOverClientCap atomic.Uint64 // connections closed at accept: the client held MaxConnsPerClient
+	HeadersTooMany     atomic.Uint64 // requests refused 431 for their header count
+	ClientBodyErrors   atomic.Uint64 // request bodies that broke (malformed, short, stalled)
+	ClientBodyTimeouts atomic.Uint64 // of those, stalled past BodyReadTimeout
+	UpstreamStalls     atomic.Uint64 // requests cut after UpstreamIdleTimeout without a byte
+	ResetFloods        atomic.Uint64 // HTTP/2 connections closed for resetting streams too fast
+}
+
+// Limits are the limit counters.
+func (s *Server) Limits() *LimitStats { return &s.limits.stats }
+
+// limits is the Server's per-client accounting.
+type limits struct {
+	stats LimitStats
+
+	mu       sync.Mutex
+	perAddr  map[netip.Addr]int
+	max      int
+	lastLog  time.Time
+	unlogged int
+}
+
+func newLimits(max int) *limits {
+	return &limits{perAddr: map[netip.Addr]int{}, max: max}
+}
+
+// clientKey is what the per-client cap counts by: the address, or for IPv6
+// its /64, since one host holds a whole /64.
+func clientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+func (l *limits) acquire(a netip.Addr) bool {
+	k := clientKey(a)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perAddr[k] >= l.max {
+		return false
+	}
+	l.perAddr[k]++
+	return true
+}
+
+func (l *limits) release(a netip.Addr) {
+	k := clientKey(a)
+	l.mu.Lock()
+	if n := l.perAddr[k]; n <= 1 {
+		delete(l.perAddr, k)
+	} else {
+		l.perAddr[k] = n - 1
+	}
+	l.mu.Unlock()
+}
+
+// held is how many connections the client key of a holds (tests, status).
+func (l *limits) held(a netip.Addr) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.perAddr[clientKey(a)]
+}
+
+// limitListener caps the connections each client holds open on ln. A
+// connection over the cap is reset at accept, before a byte of it is read;
+// refusals are logged at most once a second (a flood must not become a log
+// flood), each line saying how many it stands for.
+func (s *Server) limitListener(ln net.Listener) net.Listener {
+	return &limitedListener{Listener: ln, s: s}
+}
+
+type limitedListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		a := addrPortOf(c.RemoteAddr()).Addr()
+		if l.s.limits.acquire(a) {
+			return &limitedConn{Conn: c, release: func() { l.s.limits.release(a) }}, nil
+		}
+		l.s.limits.stats.ConnsOverClientCap.Add(1)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		_ = c.Close()
+		l.s.logOverCap(c, a)
+	}
+}
+
+func (s *Server) logOverCap(c net.Conn, a netip.Addr) {
+	l := s.limits
+	l.mu.Lock()
+	now := time.Now()
+	l.unlogged++
+	if now.Sub(l.lastLog) < time.Second {
+		l.mu.Unlock()
+		return
+	}
+	n := l.unlogged
+	l.unlogged, l.lastLog = 0, now
+	l.mu.Unlock()
+	ci := &ConnInfo{ID: s.nextID.Add(1), Client: addrPortOf(c.RemoteAddr()), Dest: addrPortOf(c.LocalAddr()), Start: now}
+	s.logConn(ci, "block", fmt.Sprintf("per-client connection limit (%d) reached by %s: %d connection(s) refused", s.cfg.MaxConnsPerClient, a, n), 0, 0)
+}
+
+// limitedConn gives its client's slot back when it closes. It passes the
+// kernel-copy and half-close paths of the connection it wraps through, so
+// bypassed connections are still spliced.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *limitedConn) SetLinger(sec int) error {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		return tc.SetLinger(sec)
+	}
+	return nil
+}
+
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func (c *limitedConn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.Conn})
+}
+
+// connGuard is per client connection state of the limits, reached from a
+// request's context.
+type connGuard struct {
+	conn net.Conn
+
+	mu          sync.Mutex
+	windowStart time.Time
+	resets      int
+	closed      bool
+}
+
+type connGuardKey struct{}
+
+// limitConnContext is the http.Server's ConnContext: the pipeline's own
+// context (connContext) plus the connection's guard.
+func (s *Server) limitConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(connContext(ctx, c), connGuardKey{}, &connGuard{conn: c})
+}
+
+// noteReset counts a stream the client reset before its handler finished.
+// It reports whether the connection went over MaxStreamResets in a window
+// (then it is closed: rapid reset, CVE-2023-44487).
+func (g *connGuard) noteReset(max int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	now := time.Now()
+	if now.Sub(g.windowStart) > streamResetWindow {
+		g.windowStart, g.resets = now, 0
+	}
+	g.resets++
+	if g.resets <= max {
+		return false
+	}
+	g.closed = true
+	return true
+}
+
+// limitRequests runs before the pipeline on every request of every
+// listener: the header-count limit, the client-body watchdog (a per-read
+// deadline rearmed on progress) and HTTP/2 reset accounting.
+func (s *Server) limitRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headerCount(r); n > s.cfg.MaxHeaderCount {
+			s.limits.stats.HeadersTooMany.Add(1)
+			s.refuseRequest(w, r, http.StatusRequestHeaderFieldsTooLarge,
+				fmt.Sprintf("request has %d header fields, over the limit of %d", n, s.cfg.MaxHeaderCount))
+			return
+		}
+		if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0) {
+			// net/http resolves Content-Length + Transfer-Encoding by
+			// dropping the length, and ignores Transfer-Encoding on
+			// HTTP/1.0, both silently: whatever follows such a body might
+			// be bytes the client meant another parser to read as its
+			// body. The connection ends after the request, so they are
+			// never read as a request (RFC 9112 6.1, 6.3). HTTP/1.0
+			// keep-alive is given up for that.
+			w.Header().Set("Connection", "close")
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyReadTimeout, stats: &s.limits.stats}
+		}
+		next.ServeHTTP(w, r)
+		if r.ProtoMajor == 2 && r.Context().Err() != nil {
+			if g, ok := r.Context().Value(connGuardKey{}).(*connGuard); ok && g.noteReset(s.cfg.MaxStreamResets) {
+				s.limits.stats.ResetFloods.Add(1)
+				s.cfg.Log.Warn("HTTP/2 client reset streams too fast: connection closed", "client", r.RemoteAddr, "limit", s.cfg.MaxStreamResets)
+				_ = g.conn.Close()
+			}
+		}
+	})
+}
+
+func headerCount(r *http.Request) int {
+	n := 0
+	for _, v := range r.Header {
+		n += len(v)
+	}
+	for _, v := range r.Trailer {
+		n += len(v)
+	}
+	return n
+}
+
+// refuseRequest answers a request the limits refuse before the pipeline,
+// with an access-log line and a record like any other request.
+func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, code int, reason string) {
+	ci := ConnInfoFrom(r.Context())
+	if ci == nil {
+		ci = &ConnInfo{ID: s.nextID.Add(1), Client: addrPortOf(remoteAddr(r)), Start: time.Now()}
+	}
+	st := &requestState{id: strconv.FormatUint(ci.ID, 16) + "-" + strconv.FormatUint(requestSeq.Add(1), 16), decision: "block", reason: reason}
+	rec := &recorder{ResponseWriter: w, status: code, expect: -1}
+	start := time.Now()
+	closeHTTP1(w, r)
+	http.Error(rec, http.StatusText(code), code)
+	s.logRequest(ci, r, st, rec, 0, time.Since(start))
+}
+
+// clientBody is a request body as the pipeline reads it. Each read pushes
+// the connection's (HTTP/2: the stream's) read deadline BodyReadTimeout
+// ahead, so a client that stops sending mid-body is cut while one that keeps
+// sending, however slowly in total, is not. Its errors carry ErrClientBody,
+// so a failed round trip is answered as the client's error.
+type clientBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	stats   *LimitStats
+	armed   time.Time
+	done    bool
+}
+
+// clientBodyError is an error reading the client's body.
+type clientBodyError struct {
+	err     error
+	timeout time.Duration // set when the body stalled
+}
+
+func (e *clientBodyError) Error() string {
+	if e.timeout > 0 {
+		return fmt.Sprintf("client body: no progress for %s: %v", e.timeout, e.err)
+	}
+	return "client body: " + e.err.Error()
+}
+
+func (e *clientBodyError) Unwrap() []error { return []error{ErrClientBody, e.err} }
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.done {
+		return b.ReadCloser.Read(p)
+	}
+	// Rearming costs a timer reset; doing it at most eight times per
+	// period keeps the deadline between 7/8 and 1 period past the last read.
+	if now := time.Now(); now.Sub(b.armed) > b.timeout/8 {
+		_ = b.rc.SetReadDeadline(now.Add(b.timeout))
+		b.armed = now
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == nil {
+		return n, nil
+	}
+	b.done = true
+	// The deadline must not outlive the body: HTTP/1.1's background read
+	// (which notices a client going away) and the next request use it.
+	_ = b.rc.SetReadDeadline(time.Time{})
+	if err == io.EOF {
+		return n, err
+	}
+	ce := &clientBodyError{err: err}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		ce.timeout = b.timeout
+		b.stats.ClientBodyTimeouts.Add(1)
+	}
+	b.stats.ClientBodyErrors.Add(1)
+	return n, ce
+}
+
+// clientBodyFailed answers a round trip that failed because the client's
+// body did: 408 when it stalled, 400 when it was malformed or short. It
+// reports whether it answered.
+func (s *Server) clientBodyFailed(w http.ResponseWriter, r *http.Request, st *requestState, err error) bool {
+	var ce *clientBodyError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	st.set("error", ce.Error())
+	code := http.StatusBadRequest
+	if ce.timeout > 0 {
+		code = http.StatusRequestTimeout
+	}
+	closeHTTP1(w, r)
+	http.Error(w, "the request body could not be read: "+http.StatusText(code), code)
+	return true
+}
+
+// closeHTTP1 ends an HTTP/1.x connection after this response. (On HTTP/2
+// the same header would shut the whole connection down gracefully, every
+// other stream with it.)
+func closeHTTP1(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}

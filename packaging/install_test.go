@@ -31,6 +31,11 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	tarball := debianRoot(t)
 	root := t.TempDir()
 	run(t, "", "tar", "-C", root, "-xf", tarball)
+	// Without systemd-sysusers, postinst falls back to adduser (the booted
+	// test, TestServiceUnderSystemd, goes through systemd-sysusers).
+	if err := os.Rename(filepath.Join(root, "usr/bin/systemd-sysusers"), filepath.Join(root, "usr/bin/systemd-sysusers.away")); err != nil {
+		t.Fatal(err)
+	}
 	mountIn(t, root, "proc", "proc", "/proc")
 	t.Logf("root ready after %v", time.Since(start).Round(time.Second))
 
@@ -127,25 +132,33 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 	t.Logf("install, upgrade, remove, purge: %v in all", time.Since(start).Round(time.Second))
 }
 
-// debianRoot returns a tarball of a minimal Debian 12 root, made by
-// mmdebstrap from the mirror apt uses here, cached in the temporary
-// directory for later runs.
+// debianRoot returns a tarball of a minimal Debian 12 root with systemd
+// (not running: under chroot it is only the tools, as in an image build) and
+// adduser. Both tests use it, so one mmdebstrap serves them.
 func debianRoot(t *testing.T) string {
+	return cachedRoot(t, "bookworm-systemd", "systemd,systemd-sysv,dbus,procps,iproute2,adduser")
+}
+
+// cachedRoot returns a tarball of a minbase Debian 12 root with the include
+// packages, made by mmdebstrap from the mirror apt uses here and cached in
+// the temporary directory for later runs.
+func cachedRoot(t *testing.T, name, include string) string {
 	t.Helper()
 	cache := filepath.Join(os.TempDir(), "portcullis-deb-test")
-	tarball := filepath.Join(cache, "bookworm-minbase.tar")
-	if _, err := os.Stat(tarball); err == nil {
-		return tarball
+	tarball := filepath.Join(cache, name+".tar")
+	stamp := tarball + ".include"
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == include {
+		if _, err := os.Stat(tarball); err == nil {
+			return tarball
+		}
 	}
 	if err := os.MkdirAll(cache, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	tmp := tarball + ".tmp"
-	// init-system-helpers (deb-systemd-helper) is what enables the unit
-	// without systemd running, as in an image build.
 	cmd := exec.Command("mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
-		"--include=adduser,init-system-helpers", "bookworm", tmp, debianMirror())
+		"--include="+include, "bookworm", tmp, debianMirror())
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
@@ -154,7 +167,10 @@ func debianRoot(t *testing.T) string {
 	if err := os.Rename(tmp, tarball); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("mmdebstrap took %v", time.Since(start).Round(time.Second))
+	if err := os.WriteFile(stamp, []byte(include), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mmdebstrap %s took %v", name, time.Since(start).Round(time.Second))
 	return tarball
 }
 

@@ -14,7 +14,7 @@ pkgs=(
   qpdf                                   # independent reader of protected PDFs (proxy/protect tests)
   clamav-daemon c-icap libc-icap-mod-virus-scan # proxy/scan tests: private clamd and c-icap (virus_scan via clamd_mod)
   firefox-esr wget git nodejs openssl python3 python3-requests # real clients whose ClientHellos proxy/classify/clienttest captures
-  lintian mmdebstrap systemd            # make deb checks: lintian, a clean Debian 12 root for the dpkg life-cycle test, systemd-analyze security
+  lintian mmdebstrap systemd systemd-container # make deb checks: lintian, clean Debian 12 roots for the dpkg life-cycle and the booted-unit (nspawn) tests, systemd-analyze security
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,5 +5,6 @@
 // CRL signatures, oversized bodies, outages, hangs). Responders count the
 // requests they answer, so a test can prove a cache or a singleflight held.
 //
-// It is test-only and never listens anywhere but 127.0.0.1.
+// It is test-only: Start listens on 127.0.0.1 only, StartOn on a listener
+// the test made (inside a lab network namespace).
 package revocationlab

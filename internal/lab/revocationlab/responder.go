@@ -36,16 +36,7 @@ func Start() (*Responder, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Responder{
-		ln:        ln,
-		url:       "http://" + ln.Addr().String(),
-		cas:       map[string]*CA{},
-		hits:      map[string]int{},
-		hugeBytes: 1 << 20,
-	}
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
-	go r.srv.Serve(ln)
-	return r, nil
+	return StartOn(ln, "http://"+ln.Addr().String()), nil
 }
 
 // URL is the server's base URL, http://127.0.0.1:port.

@@ -39,7 +39,8 @@ func Start() (*Responder, error) {
 	return StartOn(ln, "http://"+ln.Addr().String()), nil
 }
 
-// URL is the server's base URL, http://127.0.0.1:port.
+// URL is the base URL certificates name: http://127.0.0.1:port from Start,
+// the given one from StartOn.
 func (r *Responder) URL() string { return r.url }
 
 // Close stops the server and ends requests in progress (hanging ones too).

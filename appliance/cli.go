@@ -204,7 +204,7 @@ func caCommand(env Env) *cobra.Command {
 		},
 	}
 	configFlag(cert, &cfgPath)
-	return group(env, "ca", "The appliance certificate authority", cert)
+	return group(env, "ca", "The appliance certificate authority", cert, caImportCommand(env))
 }
 
 func configCommand(env Env) *cobra.Command {

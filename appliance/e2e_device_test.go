@@ -25,6 +25,9 @@ const deviceCertPolicy = `access_policies:
     filters:
       apps: [origin-lab]
       device_tags: {none_of: [valid_client_certificate]}
+      # The test drives native clients (Go, curl): a policy without
+      # client_apps would apply to browsers only.
+      client_apps: [browser, mobile_desktop]
     action: block
     message: A valid device certificate is required for the lab origin.
 `

@@ -22,6 +22,9 @@ const blockDownloadsPolicy = `session_policies:
   - id: no-lab-downloads
     filters:
       apps: [origin-lab]
+      # The test drives native clients (Go, curl): a policy without
+      # client_apps would apply to browsers only.
+      client_apps: [browser, mobile_desktop]
     control: block_activities
     activities: [download_file]
     action: block

@@ -347,6 +347,9 @@ func TestE2ESuffixPolicyByGroup(t *testing.T) {
     filters:
       apps: [saml-lab]
       groups: [finance]
+      # The test drives native clients (Go, curl): a policy without
+      # client_apps would apply to browsers only.
+      client_apps: [browser, mobile_desktop]
     control: block_activities
     activities: [download_file]
     action: block

@@ -28,6 +28,17 @@ func (e *Engine) AccessInto(req *AccessRequest, d *AccessDecision) {
 		explicit = explicit || p.f.explicitNative
 		d.add(&p.info, p.info.Action, CauseFilters)
 	}
+	if native && !explicit {
+		// A session policy that names native clients must see their
+		// requests: intercept them for this app, whatever else that policy
+		// filters on (the user, for one, is only known per request).
+		for _, k := range e.sessionByApp[ai] {
+			if e.session[k].f.explicitNative {
+				explicit = true
+				break
+			}
+		}
+	}
 	d.Intercept = !native || explicit
 	e.finish(&d.decision)
 }

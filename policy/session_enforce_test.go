@@ -145,3 +145,21 @@ session_policies:
 		t.Errorf("protect on upload: %v", err)
 	}
 }
+
+// Native clients are intercepted for an app whose session policies name
+// them, so those policies can apply; an app whose policies do not name
+// them leaves them alone.
+func TestNativeClientsInterceptedForSessionPolicies(t *testing.T) {
+	e := mustEngine(t, `
+session_policies:
+  - {id: s, filters: {apps: [dokuwiki], client_apps: [mobile_desktop], groups: [finance]}, control: download, action: block}
+  - {id: b, filters: {apps: [origin-lab]}, control: download, action: block}
+`)
+	native := Subject{ClientApp: ClientMobileDesktop}
+	if d := e.Access(&AccessRequest{Subject: native, Host: "wiki.lab"}); !d.Intercept {
+		t.Error("native client not intercepted for an app with a native session policy")
+	}
+	if d := e.Access(&AccessRequest{Subject: native, Host: "origin.lab"}); d.Intercept {
+		t.Error("native client intercepted for an app whose policies apply to browsers only")
+	}
+}

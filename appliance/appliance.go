@@ -135,6 +135,10 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if err != nil {
 		return nil, err
 	}
+	identityCfg, err := identityConfig(context.Background(), cfg, a.policies, roots)
+	if err != nil {
+		return nil, err
+	}
 	if a.clients, err = newClientKinds(cfg.Clients.File); err != nil {
 		return nil, err
 	}
@@ -142,6 +146,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		Session:          sessionCfg,
 		Clients:          a.clients.proxyConfig(&cfg.Clients),
 		Suffix:           suffix,
+		Identity:         identityCfg,
 		ClientCerts:      devices,
 		Certs:            a.certs,
 		Conn:             a.policies,

@@ -37,9 +37,10 @@ type Config struct {
 	Policy      PolicyConfig        `mapstructure:"policy"`
 	Activity    ActivityConfig      `mapstructure:"activity"`
 	Suffix      SuffixConfig        `mapstructure:"suffix"`
-	Clients     ClientsConfig       `mapstructure:"clients"` // type in clientwire.go
-	Session     SessionConfig       `mapstructure:"session"` // type in sessionwire.go
-	Devices     DevicesConfig       `mapstructure:"devices"` // type in devicewire.go
+	Clients     ClientsConfig       `mapstructure:"clients"`  // type in clientwire.go
+	Session     SessionConfig       `mapstructure:"session"`  // type in sessionwire.go
+	Devices     DevicesConfig       `mapstructure:"devices"`  // type in devicewire.go
+	Identity    IdentityConfig      `mapstructure:"identity"` // type in identitywire.go
 	Timeouts    TimeoutsConfig      `mapstructure:"timeouts"`
 	Limits      LimitsConfig        `mapstructure:"limits"` // type in limitswire.go
 	Hosts       map[string][]string `mapstructure:"hosts"`
@@ -311,6 +312,10 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Identity.validate(c); err != nil {
+		errs = append(errs, err)
+	}
+	c.Session.stepUp = c.stepUpAvailable()
 	if err := c.SNMP.validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -101,6 +101,9 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 	if e != nil && ci.Mode != proxy.ModeSuffix && ci.TLS && ci.Device() != nil {
 		return p.deviceRecheck(e, ci, r)
 	}
+	if _, ok := proxy.RequestUser(r.Context()); ok && e != nil && ci.Mode != proxy.ModeSuffix && ci.TLS {
+		return p.userRecheck(e, ci, r)
+	}
 	if e == nil || ci.Mode != proxy.ModeSuffix && ci.TLS {
 		return proxy.RequestDecision{}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type SessionConfig struct {
 	ControlScript bool          `mapstructure:"control_script"`
 	Protect       ProtectConfig `mapstructure:"protect"`
 	Malware       MalwareConfig `mapstructure:"malware"`
+
+	// stepUp: identity.step_up is configured (set by Config.Validate).
+	stepUp bool
 }
 
 // ProtectConfig is the protect action's setting.
@@ -95,6 +99,7 @@ func (s *SessionConfig) capabilities() policy.Capabilities {
 		Protect:        true,
 		ProtectEncrypt: s.Protect.PasswordFile != "",
 		ControlScript:  s.ControlScript,
+		StepUp:         s.stepUp,
 	}
 }
 
@@ -303,6 +308,9 @@ func requestSubject(ci *proxy.ConnInfo, r *http.Request) policy.Subject {
 	subj.ClientApp, subj.UATags = kind.Client, kind.UATags
 	if id, ok := proxy.RequestUser(r.Context()); ok {
 		subj.User, subj.Groups = id.User, id.Groups
+		if len(id.DeviceTags) > 0 {
+			subj.DeviceTags = slices.Concat(subj.DeviceTags, id.DeviceTags) // from the IdP's claims
+		}
 	}
 	return subj
 }

@@ -88,7 +88,9 @@ func suffixConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *x5
 			if err != nil {
 				return nil, fmt.Errorf("suffix.saml[%d].apps: %w", i, err)
 			}
-			sets, obs = append(sets, set), append(obs, identity.NewSAMLObserver(certs, time.Now))
+			o := identity.NewSAMLObserver(certs, time.Now)
+			o.Claims = cfg.Identity.claimMap()
+			sets, obs = append(sets, set), append(obs, o)
 		}
 		var mu sync.Mutex
 		out.SAML = func(host string) *identity.SAMLObserver {
@@ -125,7 +127,7 @@ func suffixConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *x5
 		}
 		login, err := identity.NewOIDCLogin(ctx, identity.OIDCConfig{
 			Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: secret, Scopes: o.Scopes,
-			HTTPClient: originClient(cfg, roots),
+			HTTPClient: originClient(cfg, roots), Claims: cfg.Identity.claimMap(),
 			AllowedReturn: func(u *url.URL) bool {
 				if u.Scheme != "https" || u.User != nil {
 					return false

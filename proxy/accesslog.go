@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -23,6 +24,9 @@ func (s *Server) requestRecord(ci *ConnInfo, r *http.Request, st *requestState, 
 		Host: r.Host, User: user, Groups: groups, Method: r.Method, Path: r.URL.Path, Status: status,
 		Decision: st.decision, Reason: st.reason, BytesIn: in, BytesOut: out, RequestID: st.id,
 		DeviceTags: ci.DeviceTags(), Login: st.learnt != nil,
+	}
+	if st.user != nil && len(st.user.DeviceTags) > 0 {
+		rc.DeviceTags = slices.Concat(rc.DeviceTags, st.user.DeviceTags) // from the IdP's claims
 	}
 	rc.ClientKind = ClientOf(r)
 	s.sessionRecord(&rc, st)

@@ -128,6 +128,9 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 		s.blockPageConn(rec, r, ci, st)
 		return
 	}
+	if s.transparentIdentity(rec, r, ci, st) {
+		return
+	}
 	if s.cfg.Request != nil {
 		d := s.cfg.Request.DecideRequest(ci, r)
 		if d.Monitor {

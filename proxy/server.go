@@ -66,6 +66,9 @@ type Config struct {
 	// HoldForRecord holds the end of each response until its record is
 	// durable; the Recorder must be a DurableRecorder.
 	HoldForRecord bool
+	// Identity is who the user is in transparent mode, and step-up in
+	// both modes (transparentlogin.go); nil: neither.
+	Identity *IdentityConfig
 
 	// Limits against hostile clients and origins (proxy/limits.go). A zero
 	// value means the secure default (Default* there), never "no limit".

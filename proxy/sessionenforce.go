@@ -118,6 +118,7 @@ func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request, ci *Conn
 	}
 	q := s.enforcer.Begin(r.Context(), engine, s.sessionSubject(ci, r), r)
 	q.Ref, q.Host = st.id, shownHost
+	q.StepUp = s.stepUpState(ci, st)
 	if alert := s.cfg.Session.Alert; alert != nil {
 		q.OnFinal = func(req *policy.SessionRequest, d *policy.SessionDecision) { alert(ci, r, req, d) }
 	}
@@ -132,6 +133,9 @@ func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request, ci *Conn
 	s.noteSession(st)
 	if blocked {
 		s.Stats.RequestsBlocked.Add(1)
+		if s.stepUpRequired(w, r, st) {
+			return false
+		}
 		session.WriteBlock(w, r, http.StatusForbidden, q.Block())
 		return false
 	}
@@ -149,7 +153,7 @@ func (s *Server) noteSession(st *requestState) {
 		reason += " (" + o.InspectionReason + ")"
 	}
 	switch {
-	case o.Action >= policy.ActionBlock:
+	case o.Action >= policy.ActionStepUp: // a step-up stops the action until it is done
 		st.set("block", reason)
 	case o.Action == policy.ActionProtect:
 		st.set("protect", reason)
@@ -172,6 +176,7 @@ func (s *Server) sessionResponse(resp *http.Response) (bool, error) {
 	if dl {
 		st.download = true
 		s.noteSession(st)
+		s.stepUpResponse(resp, st)
 	}
 	return dl, err
 }

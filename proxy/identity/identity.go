@@ -7,11 +7,11 @@ import (
 
 // Identity is what the proxy learnt about a user.
 type Identity struct {
-	User    string              `json:"u"`
-	Groups  []string            `json:"g,omitempty"`
-	Attrs   map[string][]string `json:"a,omitempty"`
-	Source  string              `json:"s"` // "saml" or "oidc"
-	Issuer  string              `json:"i,omitempty"`
+	User   string              `json:"u"`
+	Groups []string            `json:"g,omitempty"`
+	Attrs  map[string][]string `json:"a,omitempty"`
+	Source string              `json:"s"` // "saml" or "oidc"
+	Issuer string              `json:"i,omitempty"`
 	// DeviceTags come from claims or attributes the configuration maps to
 	// device tags (ClaimMap.DeviceClaims).
 	DeviceTags []string `json:"d,omitempty"`

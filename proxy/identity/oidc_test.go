@@ -2,8 +2,8 @@ package identity
 
 import (
 	"context"
-	"fmt"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -40,7 +40,7 @@ func newOIDCFixture(t *testing.T) *oidcFixture {
 	sessions, _ := NewSessions([][]byte{secret(7)}, time.Hour)
 	login, err := NewOIDCLogin(context.Background(), OIDCConfig{Issuer: opSrv.URL, ClientID: "portcullis", ClientSecret: "s3cret",
 		Scopes: []string{"openid", "profile", "email", "groups"}, HTTPClient: opSrv.Client(),
-		Claims: ClaimMap{DeviceClaims: map[string]string{"device_compliant": "compliant"}},
+		Claims:        ClaimMap{DeviceClaims: map[string]string{"device_compliant": "compliant"}},
 		AllowedReturn: func(u *url.URL) bool { return u.Scheme == "https" && strings.HasSuffix(u.Hostname(), ".gw.test") }}, sessions)
 	if err != nil {
 		t.Fatal(err)

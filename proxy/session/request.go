@@ -24,6 +24,8 @@ type Request struct {
 	// Ref is the access-log id shown on block pages and in replaced files.
 	Ref  string
 	Host string // shown on block pages
+	// StepUp is whether step-up can run and whether this session did it.
+	StepUp StepUp
 	// OnFinal is called once, from Close, with the final decision when it
 	// asks for an alert.
 	OnFinal func(req *policy.SessionRequest, d *policy.SessionDecision)
@@ -113,7 +115,12 @@ type flow struct {
 	d   policy.SessionDecision
 }
 
-func (f *flow) decide() { f.q.engine.SessionInto(&f.req, &f.d) }
+func (f *flow) decide() {
+	f.q.engine.SessionInto(&f.req, &f.d)
+	if f.d.Action == policy.ActionStepUp {
+		f.satisfyStepUp()
+	}
+}
 
 // apply hands a file check's results to the next decision.
 func (f *flow) apply(fc *fileCheck) {
@@ -155,14 +162,15 @@ func (f *flow) settle(fc *fileCheck, last bool) Outcome {
 	}
 	switch o.Action {
 	case policy.ActionStepUp:
-		// Step-up is refused at load; one that reaches the proxy anyway
-		// fails closed.
-		o.Action, o.Reason = policy.ActionBlock, o.Reason+"; step-up is not available, blocked"
+		// Without a way to step up (refused at load), one that reaches
+		// the proxy anyway fails closed.
+		f.stepUpOutcome(&o)
 	case policy.ActionProtect:
 		if f.req.Kind != policy.KindDownload {
 			o.Action, o.Reason = policy.ActionBlock, o.Reason+"; protect applies to downloads only, blocked"
 		}
 	}
+	f.stepUpNote(&o)
 	if last && (d.NeedInspection || d.NeedScan) && d.Pending > policy.ActionMonitor && o.Action < policy.ActionBlock {
 		q.e.Stats.FailClosed.Add(1)
 		o.Action = policy.ActionBlock

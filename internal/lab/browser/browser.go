@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,7 +225,8 @@ func trustStore(home string, cas [][]byte) error {
 func hostResolverRules(m map[string]string) string {
 	rules := make([]string, 0, len(m))
 	for name, ip := range m {
-		if strings.Contains(ip, ":") && !strings.HasPrefix(ip, "[") {
+		// An IPv6 address is bracketed; "addr:port" maps the port too.
+		if a, err := netip.ParseAddr(ip); err == nil && a.Is6() {
 			ip = "[" + ip + "]"
 		}
 		rules = append(rules, "MAP "+name+" "+ip)

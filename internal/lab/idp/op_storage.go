@@ -44,8 +44,8 @@ type authRequest struct {
 
 var _ op.AuthRequest = (*authRequest)(nil)
 
-func (a *authRequest) GetID() string          { return a.id }
-func (a *authRequest) GetACR() string         { return a.acr }
+func (a *authRequest) GetID() string  { return a.id }
+func (a *authRequest) GetACR() string { return a.acr }
 func (a *authRequest) GetAMR() []string {
 	if a.acr == StepUpACR {
 		return []string{"pwd", "otp"}

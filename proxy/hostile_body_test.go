@@ -47,7 +47,7 @@ func TestHostileMalformedBodyIsClientError(t *testing.T) {
 			}
 			resp, err := c.ReadResponse("POST", 5*time.Second)
 			if err != nil {
-				t.Fatalf("no response: %v", err)
+				t.Fatalf("no response: %v; log %v", err, h.log.lines(t))
 			}
 			if resp.Status != tc.want {
 				t.Fatalf("status %d, want %d (body %q)", resp.Status, tc.want, resp.Body)

@@ -36,7 +36,7 @@ func TestHostileLoadIdleAndSlowloris(t *testing.T) {
 		idle, slow = 2000, 200
 	}
 	raiseNOFILE(t, idle+slow+1024) // each side (this process, the load generator) holds one end
-	h := newHarness(t, nil) // the defaults: 10s header timeout, 120s idle
+	h := newHarness(t, nil)        // the defaults: 10s header timeout, 120s idle
 	dest := h.origin(nil, "origin.test")
 	front := h.limitedFront(dest)
 

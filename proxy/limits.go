@@ -84,6 +84,7 @@ type LimitStats struct {
 	ClientBodyTimeouts atomic.Uint64 // of those, stalled past BodyReadTimeout
 	UpstreamStalls     atomic.Uint64 // requests cut after UpstreamIdleTimeout without a byte
 	ResetFloods        atomic.Uint64 // HTTP/2 connections closed for resetting streams too fast
+	UpstreamOverruns   atomic.Uint64 // HTTP/1.1 origin connections failed for bytes beyond a response
 }
 
 // Limits are the limit counters.
@@ -297,7 +298,11 @@ func (s *Server) limitRequests(next http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyReadTimeout, stats: &s.limits.stats}
+			// The error handler finds the body through the context: the
+			// ReverseProxy hands it the request with the body rewrapped.
+			cb := &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyReadTimeout, stats: &s.limits.stats}
+			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
+			r.Body = cb
 		}
 		next.ServeHTTP(w, r)
 		if r.ProtoMajor == 2 && r.Context().Err() != nil {
@@ -348,7 +353,17 @@ type clientBody struct {
 	stats   *LimitStats
 	armed   time.Time
 	done    bool
+	// failed is the body's error, for the error handler: the transport
+	// may report the request's cancellation instead (net/http cancels it
+	// when the client's side of the connection ends, as a short body's
+	// does).
+	failed atomic.Pointer[clientBodyError]
+	// reading is held while a read is in flight, so the error handler can
+	// wait for the one that is failing.
+	reading sync.Mutex
 }
+
+type clientBodyKey struct{}
 
 // clientBodyError is an error reading the client's body.
 type clientBodyError struct {
@@ -375,6 +390,8 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(now.Add(b.timeout))
 		b.armed = now
 	}
+	b.reading.Lock()
+	defer b.reading.Unlock()
 	n, err := b.ReadCloser.Read(p)
 	if err == nil {
 		return n, nil
@@ -393,6 +410,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.stats.ClientBodyTimeouts.Add(1)
 	}
 	b.stats.ClientBodyErrors.Add(1)
+	b.failed.Store(ce)
 	return n, ce
 }
 
@@ -402,7 +420,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 func (s *Server) clientBodyFailed(w http.ResponseWriter, r *http.Request, st *requestState, err error) bool {
 	var ce *clientBodyError
 	if !errors.As(err, &ce) {
-		return false
+		if ce = clientBodyFailure(r); ce == nil {
+			return false
+		}
 	}
 	st.set("error", ce.Error())
 	code := http.StatusBadRequest
@@ -421,4 +441,22 @@ func closeHTTP1(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}
+}
+
+// clientBodyFailure is the error the request's body failed with, if it did.
+func clientBodyFailure(r *http.Request) *clientBodyError {
+	b, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
+	if !ok {
+		return nil
+	}
+	// The cancellation can be seen before the read that caused it has
+	// returned: wait for that read, briefly.
+	for deadline := time.Now().Add(100 * time.Millisecond); !b.reading.TryLock(); {
+		if time.Now().After(deadline) {
+			return b.failed.Load()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.reading.Unlock()
+	return b.failed.Load()
 }

@@ -115,6 +115,8 @@ func (s *Server) transportFor(key upstreamKey) *http.Transport {
 			conf.ClientSessionCache = destSessionCache{shared: s.upstreamTLS.ClientSessionCache, dest: dest}
 			t.TLSClientConfig = conf
 			t.DialTLSContext = s.upstreamTLSDialer(t.DialContext, conf)
+		} else {
+			t.DialContext = s.framedDialer(t.DialContext)
 		}
 		if key.h2 {
 			t.ForceAttemptHTTP2 = true

@@ -190,6 +190,9 @@ func (s *Server) upstreamTLSDialer(dial func(ctx context.Context, network, addr 
 			_ = c.Close()
 			return nil, fmt.Errorf("%w: %w", ErrUpstreamTLS, err)
 		}
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			return s.frameUpstream(tc, addr), nil
+		}
 		return tc, nil
 	}
 }
@@ -203,4 +206,16 @@ func (s *Server) logExplicitFailure(r *http.Request, target string, err error) {
 		decision = "block"
 	}
 	s.logConn(ci, decision, r.Method+" "+target+": "+err.Error(), 0, 0)
+}
+
+// framedDialer is a plain-HTTP transport's DialContext: its connections
+// are framed (framedConn) like HTTP/1.1 over TLS.
+func (s *Server) framedDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return s.frameUpstream(c, addr), nil
+	}
 }

@@ -120,7 +120,7 @@ func TestHostilePerClientConnectionCap(t *testing.T) {
 	dial := func(src string) *rawhttp.Client {
 		c, err := rawhttp.Dial(addr, src)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("dial from %s: %v (held %d, refused %d)", src, err, h.srv.limits.held(netip.MustParseAddr(src)), h.srv.Limits().ConnsOverClientCap.Load())
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		return c
@@ -133,7 +133,7 @@ func TestHostilePerClientConnectionCap(t *testing.T) {
 	if !waitFor2(2*time.Second, func() bool { return h.srv.limits.held(src2) == 4 }) {
 		t.Fatalf("held %d", h.srv.limits.held(src2))
 	}
-	if over := dial("127.0.0.2"); !over.Closed(2 * time.Second) {
+	if over, err := rawhttp.Dial(addr, "127.0.0.2"); err == nil && !over.Closed(2*time.Second) {
 		t.Fatal("fifth connection from 127.0.0.2 was not closed")
 	}
 	if other := dial("127.0.0.3"); other.Closed(300 * time.Millisecond) {
@@ -152,6 +152,29 @@ func TestHostilePerClientConnectionCap(t *testing.T) {
 	if len(h.logLines("reason", "per-client connection limit (4) reached by 127.0.0.2")) != 1 {
 		t.Errorf("refusal not logged: %v", h.log.lines(t))
 	}
+
+	// The explicit listener has the same cap.
+	eln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h.srv.ServeExplicit(eln) }()
+	for range 4 {
+		c, err := rawhttp.Dial(eln.Addr().String(), "127.0.0.4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+	}
+	src4 := netip.MustParseAddr("127.0.0.4")
+	if !waitFor2(2*time.Second, func() bool { return h.srv.limits.held(src4) == 4 }) {
+		t.Fatalf("explicit listener: held %d", h.srv.limits.held(src4))
+	}
+	// (A reset that comes before the dial returns is a refusal too.)
+	if over, err := rawhttp.Dial(eln.Addr().String(), "127.0.0.4"); err == nil && !over.Closed(2*time.Second) {
+		t.Fatal("fifth explicit-proxy connection from 127.0.0.4 was not closed")
+	}
+
 	// IPv6 clients are counted by /64.
 	if clientKey(netip.MustParseAddr("2001:db8::1")) != clientKey(netip.MustParseAddr("2001:db8::ffff:2")) {
 		t.Error("two addresses of one /64 counted apart")

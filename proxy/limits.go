@@ -14,6 +14,18 @@ import (
 	"time"
 )
 
+// What the limits do not bound, on purpose or not yet:
+//
+//   - WebSocket (and any 101 tunnel): the upgrade request is bounded like any
+//     request (header bytes and count, the header timeout) and the origin's
+//     101 by upstreamMaxHeaderBytes; after the switch, frame and message
+//     sizes and the tunnel's idle time are not limited (bytes are copied as
+//     they come). A tunnel keeps its client's connection slot until it ends.
+//   - HTTP/2 flow control: x/net's defaults (1 MiB per connection and per
+//     stream) are what an uploading client can have buffered per connection.
+//   - Response bodies: streamed through bounded buffers, never held whole
+//     here (session enforcement states its own holding limits).
+
 // The secure defaults of Config's limits block. Every limit is on: a zero
 // in Config means the default here, never "unlimited".
 const (

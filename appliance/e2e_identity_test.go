@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -353,4 +354,112 @@ func toStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// clickLink makes the page follow a link to url, as a user's click would.
+func clickLink(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const a = document.createElement('a'); a.href = %q; document.body.appendChild(a); a.click(); return true })()`, url))(ctx, tg)
+		return err
+	})
+}
+
+// downloaded waits up to wait for a new, complete file in dir.
+func downloaded(dir string, before map[string]bool, wait time.Duration) (string, []byte, bool) {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if before[e.Name()] || strings.HasSuffix(e.Name(), ".crdownload") {
+				continue
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+				return e.Name(), b, true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", nil, false
+}
+
+func dirNames(dir string) map[string]bool {
+	m := map[string]bool{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		m[e.Name()] = true
+	}
+	return m
+}
+
+// TestE2ETransparentStepUp: a download under a require_step_up policy
+// sends Chromium to the IdP for the stronger context; abandoned at the
+// second step (the code) the download stays blocked; completed, the
+// browser comes back to the download URL and the file arrives; within the
+// step-up's lifetime the next download needs no step-up.
+func TestE2ETransparentStepUp(t *testing.T) {
+	l := newIdentityLab(t, identityPolicies)
+	l.start()
+	defer l.stop(syscall.SIGTERM)
+	b := identityBrowser(t, l)
+	tab, netlog := b.NewTab(t)
+	dir := t.TempDir()
+	if _, err := chromedp.CallBrowser(tab, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+		BrowserContextID: chromedp.FromContext(tab).BrowserContextID}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, l, tab, "open the app", chromedp.Navigate("https://origin.lab/"))
+	signInAt(t, l, tab, "bob", "bob-pw")
+	step(t, l, tab, "back at the app", waitText("hello from lab origin"))
+
+	t.Run("abandoned at the second step", func(t *testing.T) {
+		before := dirNames(dir)
+		step(t, l, tab, "click the download", clickLink("https://origin.lab/bytes/64"))
+		// prompt=login: the password again, although bob has an OP session.
+		signInAt(t, l, tab, "bob", "bob-pw")
+		step(t, l, tab, "the second step", chromedp.WaitVisible(chromedp.CSS(`input[name="code"]`)))
+		if name, _, ok := downloaded(dir, before, 2*time.Second); ok {
+			t.Fatalf("the download arrived before the step-up: %s", name)
+		}
+		step(t, l, tab, "back to the app", chromedp.Navigate("https://origin.lab/"), waitText("hello from lab origin"))
+		code, link := pageFetch(t, tab, "/bytes/64", "X-Portcullis-Step-Up")
+		if code != 401 || !strings.HasPrefix(link, "/.portcullis/step-up?return=") {
+			t.Fatalf("download without the step-up: %d, %q", code, link)
+		}
+	})
+
+	t.Run("completed", func(t *testing.T) {
+		before := dirNames(dir)
+		step(t, l, tab, "click the download", clickLink("https://origin.lab/bytes/64"))
+		signInAt(t, l, tab, "bob", "bob-pw")
+		step(t, l, tab, "confirm with the code",
+			chromedp.WaitVisible(chromedp.CSS(`input[name="code"]`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name="code"]`), idp.StepUpCode),
+			chromedp.Submit(chromedp.CSS(`input[name="code"]`)))
+		name, got, ok := downloaded(dir, before, 20*time.Second)
+		if !ok || len(got) != 64 || !bytes.HasPrefix(got, []byte("abcdefghij")) {
+			t.Fatalf("no download after the step-up (%q, %d bytes)\n%s", name, len(got), l.log())
+		}
+		line := l.waitAccessLog(t, func(m map[string]any) bool {
+			return m["path"] == "/bytes/64" && m["status"] == float64(200) && m["decision"] == "allow"
+		})
+		if line["user"] != "bob" || !strings.Contains(fmt.Sprint(line["reason"]), "step-up done (policy downloads-step-up)") {
+			t.Errorf("access log of the download: %v", line)
+		}
+	})
+
+	t.Run("within the lifetime no step-up", func(t *testing.T) {
+		step(t, l, tab, "back to the app", chromedp.Navigate("https://origin.lab/"), waitText("hello from lab origin"))
+		seen := len(netlog.Entries())
+		before := dirNames(dir)
+		step(t, l, tab, "click another download", clickLink("https://origin.lab/bytes/32"))
+		if _, got, ok := downloaded(dir, before, 20*time.Second); !ok || len(got) != 32 {
+			t.Fatalf("second download: %d bytes", len(got))
+		}
+		for _, e := range netlog.Entries()[seen:] {
+			if strings.Contains(e.URL, "op.lab") {
+				t.Errorf("the second download went to the IdP: %s", e.URL)
+			}
+		}
+	})
 }

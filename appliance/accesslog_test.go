@@ -58,3 +58,14 @@ func TestBufferedLogBatchesAndLosesNothing(t *testing.T) {
 		t.Fatal("Close lost the buffered tail or did not close the destination")
 	}
 }
+
+func TestCompactWhy(t *testing.T) {
+	ja4 := "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"
+	got := compactWhy("ja4 "+ja4+" = curl (exact; source: lab capture 2026-12-01, curl 7.88.1 (Debian 12)); ua curl/7 agrees", ja4)
+	if got != "curl (exact); ua curl/7 agrees" {
+		t.Errorf("compactWhy = %q", got)
+	}
+	if got := compactWhy("no classifier configured", ""); got != "no classifier configured" {
+		t.Errorf("compactWhy = %q", got)
+	}
+}

@@ -140,6 +140,7 @@ func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 		User:      rec.User,
 		Groups:    rec.Groups,
 		ClientApp: rec.ClientKind.Client.String(),
+		ClientWhy: compactWhy(rec.ClientKind.Why, rec.JA4),
 		JA4:       rec.JA4,
 		Host:      rec.Host,
 		Method:    rec.Method,
@@ -277,4 +278,32 @@ func activityExporters(cfg *Config, st *activity.Store) (map[string]func(context
 		}
 	}
 	return out, nil
+}
+
+// compactWhy is a classification's explanation without what the event
+// already holds (its JA4) and the data file's source notes: "curl (exact);
+// ua curl/7 agrees" rather than the whole sentence, for every event.
+func compactWhy(why, ja4 string) string {
+	why = strings.TrimPrefix(why, "ja4 "+ja4+" = ")
+	for {
+		i := strings.Index(why, "; source: ")
+		if i < 0 {
+			return why
+		}
+		// The note ends at the parenthesis that closes the one it is in;
+		// sources have parentheses of their own.
+		depth, j := 1, i+len("; source: ")
+		for ; j < len(why) && depth > 0; j++ {
+			switch why[j] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+		}
+		if depth > 0 {
+			return why[:i]
+		}
+		why = why[:i] + why[j-1:]
+	}
 }

@@ -157,8 +157,9 @@ urllib.request.urlopen(urllib.request.Request("https://origin.lab/", headers={"U
 		t.Fatalf("%d block events for native clients: %v", len(page.Events), err)
 	}
 	for _, ev := range page.Events {
-		if ev.ClientApp != "mobile_desktop" {
-			t.Errorf("native block event with client %q: %+v", ev.ClientApp, ev)
+		// Every event says what the client is, and why.
+		if ev.ClientApp != "mobile_desktop" || !strings.HasPrefix(ev.ClientWhy, "curl (") && !strings.HasPrefix(ev.ClientWhy, "python (") {
+			t.Errorf("native block event with client %q (%q): %+v", ev.ClientApp, ev.ClientWhy, ev)
 		}
 	}
 	if page, _ = st.Search(activity.Query{Policy: "no-browsers-chat"}); len(page.Events) == 0 || page.Events[0].ClientApp != "browser" {

@@ -14,7 +14,7 @@ import (
 // eventColumns is the column order shared by the INSERTs, the SELECTs,
 // appendEventArgs and scanEvent; keeping it in one place keeps them in step.
 const eventColumns = `id, ts, mode, user_name, user_groups, source_ip, device_tags,
-	client_app, ja4, app, host, method, path, activity, file_name, file_size,
+	client_app, client_why, ja4, app, host, method, path, activity, file_name, file_size,
 	file_sha256, file_type, file_label, detectors, policies, action, reason, bytes_up, bytes_down, session_id`
 
 // selectColumns prefixes every column with the events alias "e." for the
@@ -32,7 +32,7 @@ func scanEvent(rows *sql.Rows) (Event, error) {
 		detectors              sql.NullString
 	)
 	err := rows.Scan(&ev.Seq, &id, &ts, &mode, &ev.User, &groups, &ip, &tags,
-		&ev.ClientApp, &ev.JA4, &ev.App, &ev.Host, &ev.Method, &ev.Path, &ev.Activity, &ev.FileName, &ev.FileSize,
+		&ev.ClientApp, &ev.ClientWhy, &ev.JA4, &ev.App, &ev.Host, &ev.Method, &ev.Path, &ev.Activity, &ev.FileName, &ev.FileSize,
 		&ev.FileSHA256, &ev.FileType, &ev.FileLabel, &detectors, &policies, &ev.Action, &ev.Reason, &ev.BytesUp, &ev.BytesDown, &ev.SessionID)
 	if err != nil {
 		return Event{}, fmt.Errorf("scan event: %w", err)

@@ -53,7 +53,10 @@ type Event struct {
 	SourceIP   netip.Addr
 	DeviceTags []string
 	ClientApp  string
-	JA4        string
+	// ClientWhy says how the client was classified (the fingerprint's
+	// family and match, what the User-Agent said), without the JA4 itself.
+	ClientWhy string
+	JA4       string
 
 	App      string
 	Host     string

@@ -249,7 +249,7 @@ func appendEventArgs(args []any, seq int64, ev *Event) []any {
 	}
 	return append(args,
 		seq, ev.ID[:], ev.Time.UnixNano(), string(ev.Mode), ev.User, jsonList(ev.Groups), ip, jsonList(ev.DeviceTags),
-		ev.ClientApp, ev.JA4, ev.App, ev.Host, ev.Method, ev.Path, ev.Activity, ev.FileName, ev.FileSize,
+		ev.ClientApp, ev.ClientWhy, ev.JA4, ev.App, ev.Host, ev.Method, ev.Path, ev.Activity, ev.FileName, ev.FileSize,
 		ev.FileSHA256, ev.FileType, ev.FileLabel, detectionsJSON(ev.Detectors), jsonList(ev.Policies), ev.Action, ev.Reason, ev.BytesUp, ev.BytesDown, ev.SessionID,
 	)
 }

@@ -50,6 +50,7 @@ PRAGMA user_version = 1;`
 	ev := sampleEvent(1)
 	ev.Policies, ev.DeviceTags = []string{"p-both", "p-new"}, []string{"managed"}
 	ev.FileType, ev.FileLabel = "application/pdf", "Confidential"
+	ev.ClientWhy = "curl (exact); ua curl/7 agrees"
 	ev.Detectors = []Detection{{ID: "credit_card", Count: 2, Samples: []string{"4111********1111"}}}
 	if err := s.Emit(ev); err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ PRAGMA user_version = 1;`
 		t.Fatalf("tag managed: %+v", p.Events)
 	}
 	// The version-3 columns read back on the new event, empty on the old.
-	if got := p.Events[0]; got.FileType != "application/pdf" || got.FileLabel != "Confidential" ||
+	if got := p.Events[0]; got.FileType != "application/pdf" || got.FileLabel != "Confidential" || got.ClientWhy != "curl (exact); ua curl/7 agrees" ||
 		len(got.Detectors) != 1 || got.Detectors[0].Count != 2 || got.Detectors[0].Samples[0] != "4111********1111" {
 		t.Errorf("new event's inspection fields: %+v", got)
 	}

@@ -14,7 +14,8 @@ import (
 //	3: file_type, file_label and detectors on events (session inspection)
 //	4: seq without AUTOINCREMENT (high-water mark in seq_mark); the user,
 //	   app, action, activity and client-app indexes are partial
-const schemaVersion = 4
+//	5: client_why on events (how the client was classified)
+const schemaVersion = 5
 
 // schema is the whole layout, idempotent so Open can run it every time.
 //
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
 	source_ip   TEXT    NOT NULL,
 	device_tags TEXT,
 	client_app  TEXT    NOT NULL,
+	client_why  TEXT    NOT NULL DEFAULT '',
 	ja4         TEXT    NOT NULL,
 	app         TEXT    NOT NULL,
 	host        TEXT    NOT NULL,
@@ -192,6 +194,11 @@ func migrate(db *sql.DB) error {
 			if _, err := db.Exec("ALTER TABLE events ADD COLUMN " + col); err != nil {
 				return fmt.Errorf("migrate to schema 3: %w", err)
 			}
+		}
+	}
+	if v > 0 && v < 5 {
+		if _, err := db.Exec("ALTER TABLE events ADD COLUMN client_why TEXT NOT NULL DEFAULT ''"); err != nil {
+			return fmt.Errorf("migrate to schema 5: %w", err)
 		}
 	}
 	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {

@@ -193,6 +193,7 @@ func appendEventSD(b []byte, ev *Event) []byte {
 	param("label", ev.FileLabel)
 	param("detectors", detectionList(ev.Detectors))
 	param("ja4", ev.JA4)
+	param("clientWhy", ev.ClientWhy)
 	return append(b, ']')
 }
 

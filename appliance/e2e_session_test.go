@@ -89,6 +89,7 @@ func testSessionControls(t *testing.T, suffix bool, clamdSock, clamdLog string) 
 	}
 	extra := fmt.Sprintf("session:\n  protect:\n    password_file: %s\n  malware:\n    clamd:\n      address: unix:%s\n", pwFile, clamdSock)
 	wl := newWikiLab(t, suffix, sessionPolicies, extra)
+	wl.withLogin(t)
 	// txt media are served as attachments ("!" forces the download).
 	if err := os.WriteFile(filepath.Join(wl.wiki.Dir, "conf", "mime.local.conf"), []byte("txt !text/plain\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -110,6 +111,7 @@ func testSessionControls(t *testing.T, suffix bool, clamdSock, clamdLog string) 
 		BrowserContextID: chromedp.FromContext(tab).BrowserContextID}); err != nil {
 		t.Fatal(err)
 	}
+	wl.signIn(t, tab, "alice", "alice-pw")
 	wl.login(t, tab)
 
 	t.Run("download with a card number is replaced", func(t *testing.T) {
@@ -228,7 +230,7 @@ func testSessionControls(t *testing.T, suffix bool, clamdSock, clamdLog string) 
 			continue
 		}
 		ev := page.Events[0]
-		if ev.App != "dokuwiki" || ev.Activity != want.activity || ev.FileName != want.file || ev.Reason == "" ||
+		if ev.User != "alice" || ev.App != "dokuwiki" || ev.Activity != want.activity || ev.FileName != want.file || ev.Reason == "" ||
 			want.file != "" && (ev.FileSHA256 == "" || ev.FileSize <= 0) {
 			t.Errorf("%s: event %+v", want.policy, ev)
 		}

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ type wikiLab struct {
 	suffix bool
 	base   string // the wiki's URL as the browser uses it, with a trailing /
 	polDir string
+	sso    bool // the lab OIDC provider runs and the wiki requires its login
 }
 
 // newWikiLab builds the lab; policies (YAML) go to the policy directory
@@ -44,7 +46,7 @@ func newWikiLab(t *testing.T, suffix bool, policies, extra string) *wikiLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Replace(string(b), "hosts:\n  origin.lab: [198.18.2.2]\n", "hosts:\n  origin.lab: [198.18.2.2]\n  wiki.lab: [198.18.7.2]\n", 1)
+	text := strings.Replace(string(b), "hosts:\n  origin.lab: [198.18.2.2]\n", "hosts:\n  origin.lab: [198.18.2.2]\n  wiki.lab: [198.18.7.2]\n  op.lab: [\""+idpAddr.String()+":9443\"]\n", 1)
 	if policies != "" {
 		w.polDir = filepath.Join(l.dir, "policies")
 		if err := os.MkdirAll(w.polDir, 0o755); err != nil {
@@ -91,11 +93,13 @@ func (w *wikiLab) browser(t *testing.T) *browser.Browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := map[string]string{"wiki.lab": wikiAddr.String(), "origin.lab": originGood.String()}
+	rules := map[string]string{"wiki.lab": wikiAddr.String(), "origin.lab": originGood.String(), "op.lab": idpAddr.String() + ":9443"}
 	if w.suffix {
-		rules = map[string]string{"wiki.lab.gw.test": suffixListen.Addr().String(), "origin.lab.gw.test": suffixListen.Addr().String()}
+		rules = map[string]string{"wiki.lab.gw.test": suffixListen.Addr().String(), "origin.lab.gw.test": suffixListen.Addr().String(),
+			"op.lab.gw.test": suffixListen.Addr().String()}
 	}
-	return browser.Start(t, browser.Options{NS: w.Client, TrustPEM: [][]byte{caPEM}, HostRules: rules})
+	// The lab CA: the OIDC provider is reached directly in transparent mode.
+	return browser.Start(t, browser.Options{NS: w.Client, TrustPEM: [][]byte{caPEM, w.labCA.PEM}, HostRules: rules})
 }
 
 // step runs browser actions with a bound, failing with the page and the
@@ -142,4 +146,53 @@ func (w *wikiLab) putMedia(t *testing.T, ns, name string, data []byte) {
 	// php-fpm runs as www-data and must read it.
 	_ = os.Chown(dir, 33, 33)
 	_ = os.Chown(p, 33, 33)
+}
+
+// withLogin makes the wiki require the appliance's OIDC login (the lab
+// provider, op.lab), so every event names the user: transparently with
+// identity.require_user_for, through the suffix with suffix.oidc.
+func (w *wikiLab) withLogin(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "oidc-secret")
+	if err := os.WriteFile(secret, []byte("lab-proxy-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	require := "identity:\n  require_user_for: [dokuwiki]\n"
+	if w.suffix {
+		require = "    require_for: [wiki.lab]\n"
+	}
+	cfg := fmt.Sprintf("suffix:\n  oidc:\n    issuer: https://op.lab\n    client_id: portcullis\n    client_secret_file: %s\n    scopes: [openid, profile, email, groups]\n%s", secret, require)
+	b, err := os.ReadFile(w.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if w.suffix {
+		// suffix: is already there (suffixLabConfig): add oidc under it.
+		text = strings.Replace(text, "suffix:\n", cfg, 1)
+	} else {
+		text += cfg
+	}
+	if err := os.WriteFile(w.cfgPath, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	if !w.suffix {
+		extra = []string{"-proxy-redirect-host", "wiki.lab"}
+	}
+	startLabIdP(t, w.e2eLab, dir, extra...)
+	w.sso = true
+}
+
+// signIn opens the wiki and, where the wiki requires the appliance's
+// login, signs user in at the lab provider and comes back.
+func (w *wikiLab) signIn(t *testing.T, tab context.Context, user, password string) {
+	t.Helper()
+	if !w.sso {
+		return
+	}
+	w.step(t, tab, "go to the wiki", chromedp.Navigate(w.base+"doku.php?id=start"))
+	signInAt(t, w.e2eLab, tab, user, password)
+	w.step(t, tab, "back at the wiki", waitText("DokuWiki"))
 }

@@ -46,7 +46,7 @@ deps:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	$(GO) test -race -count=1 -timeout 20m ./policy/... ./proxy/rewrite ./proxy/session ./proxy/classify ./proxy/certcheck ./proxy/protect ./proxy/identity
+	$(GO) test -race -count=1 -timeout 20m ./policy/... ./proxy ./proxy/rewrite ./proxy/session ./proxy/classify ./proxy/certcheck ./proxy/protect ./proxy/identity
 
 fuzz: deps
 	scripts/fuzz.sh $(FUZZTIME)

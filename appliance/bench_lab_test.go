@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/lab"
+	"github.com/portcullis-gw/portcullis/internal/lab/scanners"
 )
 
 // BenchmarkLab is the lab harness behind `make bench`: it builds the
@@ -396,4 +398,301 @@ func sum(v []float64) float64 {
 		t += x
 	}
 	return t
+}
+
+// Lab session benchmark: downloads through session policies, with the
+// appliance, a real clamd and a document origin in the lab.
+// The document origin is origin.lab on a port of its own (the lab origin
+// holds 443), reached through the explicit proxy, which resolves
+// origin.lab with the appliance's hosts table and intercepts it as the
+// transparent listener would.
+var originDocs = originGood
+
+const docsPort = 9443
+
+// The lab's client is curl, a native client: the policies name both kinds
+// (without client_apps a policy applies to browsers only, and native
+// clients of apps no policy names are spliced, not intercepted).
+const labSessionPolicies = labNativeIntercepted + `settings: {max_inspection_size: 128MiB}
+session_policies:
+  - {id: lab-dlp-monitor, filters: {apps: [origin-lab], client_apps: [browser, mobile_desktop]}, control: download, files: {names: ["watched-*"]}, content: {detectors: [{id: credit_card}]}, action: monitor}
+  - {id: lab-dlp-block, filters: {apps: [origin-lab], client_apps: [browser, mobile_desktop]}, control: download, files: {names: ["secret-*"]}, content: {detectors: [{id: credit_card}]}, action: block}
+  - {id: lab-scan-monitor, filters: {apps: [origin-lab], client_apps: [browser, mobile_desktop]}, control: download, files: {names: ["mscan-*"]}, malware: true, action: monitor}
+`
+
+// labNativeIntercepted makes native clients of origin.lab intercepted (an
+// access policy that names them) without any session policy.
+const labNativeIntercepted = `access_policies:
+  - {id: lab-native-intercepted, filters: {apps: [origin-lab], client_apps: [mobile_desktop]}, action: allow}
+`
+
+// labNoSessionPolicies: no session policy, so the same-run baseline (still
+// intercepted) pays nothing for enforcement.
+const labNoSessionPolicies = labNativeIntercepted
+
+// BenchmarkLabSession (make bench) downloads 64 MiB of English-like text
+// from origin.lab through the appliance with no session policy, then through
+// monitor + DLP, block + DLP (held: spooled, inspected, released) and
+// monitor + malware scan (a real clamd, StreamMaxLength raised past the
+// file), alternating with reloads so every ratio has its baseline from the
+// same minutes; and measures the appliance's RSS growth over idle during a
+// 1 GiB download through monitor + DLP. Results: bench/results/lab-session-<date>.md.
+func BenchmarkLabSession(b *testing.B) {
+	lab.RequireRoot(b)
+	if _, err := exec.LookPath("curl"); err != nil {
+		b.Fatal("curl not installed (scripts/deps.sh installs it)")
+	}
+	sock := startLabClamd(b, 256<<20)
+	l := newE2ELab(b, "")
+	startDocsOrigin(b, l)
+	polDir := filepath.Join(l.dir, "policies")
+	polFile := filepath.Join(polDir, "lab.yaml")
+	if err := os.MkdirAll(polDir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(polFile, []byte(labNoSessionPolicies), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	extra := fmt.Sprintf("policy:\n  dir: %s\nsession:\n  malware:\n    clamd:\n      address: unix:%s\n", polDir, sock)
+	cfg, err := os.ReadFile(l.cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg = append(cfg, extra...)
+	if err := os.WriteFile(l.cfgPath, cfg, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	l.start()
+	defer l.stop(syscall.SIGTERM)
+	l.applianceCA()
+	ca := l.dir + "/appliance-ca.pem"
+	r := newLabReport()
+	const size = 64 << 20
+	get := func(name string, n int) float64 {
+		return l.curlSpeed(b, fmt.Sprintf("https://origin.lab:%d/files/%s?n=%d", docsPort, name, n), n, ca)
+	}
+	reload := func(src string) {
+		before := strings.Count(l.log(), "policies reloaded")
+		if err := os.WriteFile(polFile, []byte(src), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		_ = l.proc.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(15 * time.Second)
+		for strings.Count(l.log(), "policies reloaded") == before {
+			if time.Now().After(deadline) {
+				b.Fatalf("policies not reloaded:\n%s", l.log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	get("warm.txt", 1<<20)
+	for range 5 {
+		reload(labNoSessionPolicies)
+		r.add("session_download_nopolicy", get("plain.txt", size))
+		reload(labSessionPolicies)
+		r.add("session_download_monitor_dlp", get("watched.txt", size))
+		r.add("session_download_block_dlp_held", get("secret.txt", size))
+		r.add("session_download_monitor_malware", get("mscan.txt", size))
+		reload(labNoSessionPolicies)
+		r.add("session_download_nopolicy", get("plain.txt", size))
+	}
+
+	// RSS over idle while 1 GiB streams through monitor + DLP.
+	reload(labSessionPolicies)
+	pid := l.proc.Process.Pid
+	time.Sleep(2 * time.Second)
+	idle := rss(b, pid)
+	var peak int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				peak = max(peak, rss(b, pid))
+			}
+		}
+	}()
+	r.add("session_download_monitor_dlp_1GiB", get("watched-big.txt", 1<<30))
+	close(stop)
+	<-sampled
+	r.set("session_rss_idle_bytes", float64(idle))
+	r.set("session_rss_growth_1GiB_monitor_dlp_bytes", float64(peak-idle))
+
+	r.ratio("64 MiB download, monitor + DLP vs no policy", "session_download_monitor_dlp", "session_download_nopolicy", 0.6)
+	r.ratio("64 MiB download, block + DLP (held) vs no policy", "session_download_block_dlp_held", "session_download_nopolicy", 0)
+	r.ratio("64 MiB download, monitor + malware scan (clamd) vs no policy", "session_download_monitor_malware", "session_download_nopolicy", 0.4)
+	r.limit("appliance RSS growth over idle, 1 GiB through monitor + DLP, MiB", float64(peak-idle)/(1<<20), 64)
+	for _, t := range r.Targets {
+		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
+	}
+	r.writeAs(b, "lab-session-"+time.Now().UTC().Format("20060102")+".md")
+}
+
+// writeAs writes the report's markdown to bench/results/name (and its JSON
+// beside it), leaving lab-latest.md to BenchmarkLab.
+func (r *labReport) writeAs(b testing.TB, name string) {
+	var md strings.Builder
+	fmt.Fprintf(&md, "# Lab session benchmark %s\n\n", r.Machine["date"])
+	fmt.Fprintf(&md, "Machine: %s × %s, kernel %s, %s\n\n", r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"])
+	fmt.Fprintf(&md, "Baseline: the same download from the same origin through the same appliance with no session policy, alternating with the policy runs in this run (medians of the repetitions).\n\n")
+	fmt.Fprintf(&md, "| measure | value | target | met |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&md, "| %s | %.3f | %s %.2f | %v |\n", t.Name, t.Value, t.Kind, t.Target, t.Met)
+	}
+	fmt.Fprintf(&md, "\nRaw (downloads in bytes/s):\n\n")
+	keys := make([]string, 0, len(r.Raw))
+	for k := range r.Raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&md, "- %s: %v\n", k, r.Raw[k])
+	}
+	fmt.Print("\n" + md.String())
+	dir := filepath.Join("..", "bench", "results")
+	_ = os.MkdirAll(dir, 0o755)
+	js, _ := json.MarshalIndent(r, "", "  ")
+	for n, data := range map[string][]byte{name: []byte(md.String()), strings.TrimSuffix(name, ".md") + ".json": js} {
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// curlSpeed fetches url (size bytes) with curl in the client namespace
+// through the explicit proxy and returns bytes per second.
+func (l *e2eLab) curlSpeed(b testing.TB, url string, size int, caFile string) float64 {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out, err := l.Client.Exec(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+		"--cacert", caFile, "-x", "http://198.18.1.1:3128", url)
+	if err != nil {
+		b.Fatalf("curl %s: %v: %s", url, err, out)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 || f[1] != strconv.Itoa(size) {
+		b.Fatalf("curl %s: %q", url, out)
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// startDocsOrigin serves /files/<name>?n=N as origin.lab (the lab app) on
+// originDocs:docsPort: N bytes of
+// English-like text as an attachment, streamed from a 1 MiB block.
+func startDocsOrigin(b testing.TB, l *e2eLab) {
+	cert, err := l.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.lab"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := l.Origin.Listen("tcp", netip.AddrPortFrom(originDocs, docsPort).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := labProse(1 << 20)
+	srv := &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+			if err != nil || n < 0 {
+				http.Error(w, "bad size", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+filepath.Base(r.URL.Path)+`"`)
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+			for n > 0 {
+				k := min(n, int64(len(text)))
+				if _, err := w.Write(text[:k]); err != nil {
+					return
+				}
+				n -= k
+			}
+		})}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	b.Cleanup(func() { _ = srv.Close() })
+}
+
+// labProse is n bytes of English-like text: sentences of common words, a
+// capital at each start, now and then a year, a price, a date or a phone
+// number (the typical document; no card numbers).
+func labProse(n int) []byte {
+	words := strings.Fields(`the quarterly report shows revenue growth across all regions while operating costs
+		remained stable and the board approved the budget for next year including new hires in engineering sales
+		and support teams our customers in Europe and Asia asked for faster delivery so logistics will expand with
+		two warehouses meeting notes were shared on Monday by Sarah and the attached version is final we expect`)
+	extras := []string{" 2024", " $12.50", " 2025-03-14", " +1 555 0100", " 15%", " Q3"}
+	var sb strings.Builder
+	x := uint32(2463534242)
+	next := func(k int) int {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		return int(x % uint32(k))
+	}
+	for sb.Len() < n {
+		m := 6 + next(14)
+		for i := range m {
+			w := words[next(len(words))]
+			if i == 0 {
+				w = strings.ToUpper(w[:1]) + w[1:]
+			}
+			sb.WriteString(w)
+			if next(25) == 0 {
+				sb.WriteString(extras[next(len(extras))])
+			}
+			if i < m-1 {
+				sb.WriteByte(' ')
+			}
+		}
+		sb.WriteString(". ")
+	}
+	return []byte(sb.String()[:n])
+}
+
+// startLabClamd starts a clamd like scanners.StartClamd's (the test
+// signature database, nothing outside its directory) but with
+// StreamMaxLength maxStream, so files the size of the benchmark's are
+// scanned whole; it returns the socket.
+func startLabClamd(b testing.TB, maxStream int) string {
+	base := scanners.StartClamd(b)
+	dir := filepath.Dir(base)
+	conf, err := os.ReadFile(filepath.Join(dir, "clamd.conf"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sock := filepath.Join(dir, "bench.sock")
+	c := regexp.MustCompile(`(?m)^StreamMaxLength .*$`).ReplaceAllString(string(conf), "StreamMaxLength "+strconv.Itoa(maxStream))
+	c = regexp.MustCompile(`(?m)^LocalSocket .*$`).ReplaceAllString(c, "LocalSocket "+sock)
+	c = regexp.MustCompile(`(?m)^PidFile .*$`).ReplaceAllString(c, "PidFile "+filepath.Join(dir, "bench.pid"))
+	c = regexp.MustCompile(`(?m)^LogFile .*$`).ReplaceAllString(c, "LogFile "+filepath.Join(dir, "bench.log"))
+	confPath := filepath.Join(dir, "bench.conf")
+	if err := os.WriteFile(confPath, []byte(c), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("clamd", "--foreground", "--config-file="+confPath)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			_, _ = c.Write([]byte("zPING\x00"))
+			buf := make([]byte, 8)
+			n, _ := c.Read(buf)
+			c.Close()
+			if strings.HasPrefix(string(buf[:n]), "PONG") {
+				return sock
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("bench clamd did not answer on %s", sock)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

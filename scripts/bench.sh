@@ -16,4 +16,7 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
   go test -run '^$' -bench '^BenchmarkDatapath(Kernel|Throughput)$' -benchtime 5x ./agent
 } | tee "$out/go-$stamp.txt"
 go test -run '^$' -bench '^BenchmarkLab$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-$stamp.txt"
-echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md"
+# Downloads through session policies (no policy vs monitor + DLP, held
+# block + DLP, monitor + clamd scan) and RSS for 1 GiB: lab-session-<date>.md.
+go test -run '^$' -bench '^BenchmarkLabSession$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-session-$stamp.txt"
+echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md $out/lab-session-$(date -u +%Y%m%d).md"

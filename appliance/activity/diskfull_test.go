@@ -270,7 +270,9 @@ func TestDiskFullBestEffort(t *testing.T) {
 	if st.QueueDepth > queue {
 		t.Fatalf("queue depth %d over capacity %d", st.QueueDepth, queue)
 	}
-	if slowest > 100*time.Millisecond {
+	// Blocking on the full disk would hold an Emit for the outage's whole
+	// length; a loaded machine can deschedule one for a few hundred ms.
+	if slowest > time.Second {
 		t.Fatalf("a best-effort emit blocked for %v", slowest)
 	}
 	if after > before+32<<20 {

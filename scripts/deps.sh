@@ -25,5 +25,23 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# The services these packages bring are for the tests to start themselves,
+# with their own configuration: none of them runs at boot on this host.
+for unit in nginx php-fpm snmpd snmptrapd clamav-daemon clamav-freshclam c-icap \
+  libvirtd libvirt-guests virtlogd virtlockd epmd dnsmasq; do
+  for f in /lib/systemd/system/"$unit".service /lib/systemd/system/php*-fpm.service; do
+    [ -e "$f" ] || continue
+    name=$(basename "$f" .service)
+    case "$unit" in php-fpm) [[ "$name" == php*-fpm ]] || continue ;; *) [ "$name" = "$unit" ] || continue ;; esac
+    systemctl disable "$name" >/dev/null 2>&1 || true
+    systemctl disable "$name.socket" >/dev/null 2>&1 || true
+  done
+  # sysvinit links, for hosts (and containers) without systemd
+  for f in /etc/init.d/"$unit" /etc/init.d/php*-fpm; do
+    [ -e "$f" ] || continue
+    update-rc.d "$(basename "$f")" disable >/dev/null 2>&1 || true
+  done
+done
+
 # bpffs for pinned programs and maps.
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

@@ -75,3 +75,22 @@ clean:
 .PHONY: deb
 deb:
 	packaging/build-deb.sh $(BIN)
+
+# The appliance VM image (root): Debian 13 from Debian's packages with the
+# .deb, bin/portcullis-appliance.qcow2, rebuilt only when the .deb's bytes or
+# packaging/image/ change. vm-test boots it under qemu (KVM where it works,
+# TCG otherwise) between lab namespaces and checks the appliance through it.
+.PHONY: image vm-test box box-test
+image:
+	packaging/image/build-image.sh "$$(packaging/build-deb.sh $(BIN) | tail -n1)" $(BIN)
+
+vm-test: image
+	PORTCULLIS_VM_TEST=1 $(GO) test -count=1 -timeout 25m -run '^TestApplianceVM$$' -v ./packaging/image
+
+# The Vagrant box (libvirt provider) from the same image, and its test:
+# vagrant up with libvirt's qemu driver, portcullis status over SSH, destroy.
+box: image
+	packaging/vagrant/make-box.sh $(BIN)/portcullis-appliance.qcow2 $(BIN)/portcullis-appliance.box
+
+box-test: box
+	PORTCULLIS_BOX_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestVagrantUp$$' -v ./packaging/vagrant

@@ -15,6 +15,8 @@ pkgs=(
   clamav-daemon c-icap libc-icap-mod-virus-scan # proxy/scan tests: private clamd and c-icap (virus_scan via clamd_mod)
   firefox-esr wget git nodejs openssl python3 python3-requests # real clients whose ClientHellos proxy/classify/clienttest captures
   lintian mmdebstrap systemd systemd-container # make deb checks: lintian, clean Debian 12 roots for the dpkg life-cycle and the booted-unit (nspawn) tests, systemd-analyze security
+  qemu-system-x86 qemu-utils grub-pc-bin fdisk # make image (sfdisk, BIOS GRUB, qcow2) and make vm-test (the appliance VM under qemu)
+  vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base # make box-test: vagrant up with libvirt's qemu driver
 )
 missing=()
 for p in "${pkgs[@]}"; do

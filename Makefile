@@ -8,7 +8,7 @@ BIN := bin
 TEST_TIMEOUT ?= 30m
 FUZZTIME ?= 60s
 
-.PHONY: all build generate deps test test-unit fuzz soak bench demo demo-down clean
+.PHONY: all build generate deps test test-unit fuzz soak bench demo demo-down demo-clean clean
 
 all: build
 
@@ -59,13 +59,19 @@ soak: deps
 bench: deps build
 	scripts/bench.sh
 
-demo: deps build
+# The demo installs only what it needs (scripts/deps.sh demo).
+demo: build
+	scripts/deps.sh demo
 	scripts/lab.sh up
 	scripts/demo.sh start
 
 demo-down:
 	-scripts/demo.sh stop
 	scripts/lab.sh down
+
+# Removes what demo-down leaves: the CA and activity store the demo made.
+demo-clean: demo-down
+	scripts/demo.sh clean
 
 clean:
 	rm -rf $(BIN)

@@ -18,6 +18,11 @@ pkgs=(
   qemu-system-x86 qemu-utils grub-pc-bin fdisk # make image (sfdisk, BIOS GRUB, qcow2) and make vm-test (the appliance VM under qemu)
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base # make box-test: vagrant up with libvirt's qemu driver
 )
+# `deps.sh demo`: only what make demo needs (the lab and its clients); the
+# binaries are built by Go and the eBPF objects are committed.
+if [ "${1:-}" = demo ]; then
+  pkgs=(iproute2 iputils-ping util-linux curl ca-certificates procps psmisc)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,7 +26,7 @@ up() {
   ip netns exec $G sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
   for ns in $C $G $O; do
     mkdir -p /etc/netns/$ns
-    printf '127.0.0.1 localhost\n198.18.2.2 origin.lab\nfd00:7c:2::2 origin.lab\n198.18.1.1 gateway.lab\n' >/etc/netns/$ns/hosts
+    printf '127.0.0.1 localhost\n198.18.2.2 origin.lab blocked.lab chat.lab\nfd00:7c:2::2 origin.lab blocked.lab chat.lab\n198.18.1.1 gateway.lab\n' >/etc/netns/$ns/hosts
   done
   echo "lab up: $C, $G, $O"
 }

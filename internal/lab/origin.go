@@ -14,8 +14,14 @@ import (
 //	/bytes/N        N bytes of a repeating pattern, streamed (no buffering)
 //	/echo           the request body back, with the request's Host and protocol
 //	/headers        the request headers as text
+//	/reports/customers.csv  a download with a (test) card number in it
 func OriginHandler(name string) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/reports/customers.csv", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Disposition", `attachment; filename="customers.csv"`)
+		_, _ = io.WriteString(w, "name,card\nAlice Example,4111 1111 1111 1111\n")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintf(w, "hello from %s (%s %s)\n", name, r.Proto, r.Host)

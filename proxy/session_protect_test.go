@@ -34,7 +34,9 @@ session_policies:
 	var alerts atomic.Int64
 	forModes(t, pols, func(sc *SessionConfig) {
 		sc.Protector = fakeProtector{}
-		sc.Alert = func(ci *ConnInfo, r *http.Request, req *policy.SessionRequest, d *policy.SessionDecision) { alerts.Add(1) }
+		sc.Alert = func(ci *ConnInfo, r *http.Request, req *policy.SessionRequest, d *policy.SessionDecision) {
+			alerts.Add(1)
+		}
 	}, func(t *testing.T, sh *sessionHarness, m sessionMode) {
 		pdf := pdfWithText("hello")
 		sh.origin.put("/files/prot-a.pdf", "application/pdf", "", pdf)

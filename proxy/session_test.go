@@ -319,8 +319,8 @@ func TestSessionMalformedBodiesAreTheClientsError(t *testing.T) {
 		"never-closing boundary": {head + "Content-Length: " + itoa(uint16(len(good)-4)) + "\r\n\r\n" +
 			strings.Replace(string(good), "--\r\n", "\r\n", 1)[:len(good)-4], false},
 		"lying Content-Length": {head + "Content-Length: 5000\r\n\r\n" + string(good), true},
-		"huge part header": {head + "Content-Length: 70100\r\n\r\n" + "--x\r\nX: " + strings.Repeat("a", 70000), true},
-		"raw upload short": {"PUT /files/a.bin HTTP/1.1\r\nHost: origin.lab\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\nabc", true},
+		"huge part header":     {head + "Content-Length: 70100\r\n\r\n" + "--x\r\nX: " + strings.Repeat("a", 70000), true},
+		"raw upload short":     {"PUT /files/a.bin HTTP/1.1\r\nHost: origin.lab\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\nabc", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := rawRequest(t, sh, tc.req, tc.closeWrite); got != "HTTP/1.1 400" {

@@ -47,6 +47,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) test -race -count=1 -timeout 20m ./policy/... ./proxy ./proxy/rewrite ./proxy/session ./proxy/classify ./proxy/certcheck ./proxy/protect ./proxy/identity
+	$(MAKE) vm-test
 
 fuzz: deps
 	scripts/fuzz.sh $(FUZZTIME)

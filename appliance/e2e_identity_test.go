@@ -280,7 +280,7 @@ func TestE2ETransparentUsers(t *testing.T) {
 		t.Errorf("access log: %v", line)
 	}
 	evs := events(t, l, "--user", "alice", "--limit", "50")
-	if len(evs) == 0 || !slices.Equal(toStrings(evs[0]["Groups"]), []string{"staff", "finance"}) {
+	if len(evs) == 0 || !slices.Equal(toStrings(evs[0]["groups"]), []string{"staff", "finance"}) {
 		t.Fatalf("alice's events lack her groups: %v", evs)
 	}
 
@@ -313,7 +313,7 @@ func TestE2ETransparentUsers(t *testing.T) {
 			t.Errorf("carol (compliant) echo: %d", code)
 		}
 		evs := events(t, l, "--user", "carol", "--limit", "50")
-		if len(evs) == 0 || !slices.Contains(toStrings(evs[0]["DeviceTags"]), "compliant") {
+		if len(evs) == 0 || !slices.Contains(toStrings(evs[0]["device_tags"]), "compliant") {
 			t.Errorf("carol's events lack the compliant device tag: %v", evs)
 		}
 	})

@@ -143,8 +143,8 @@ func testInPageControls(t *testing.T, suffix bool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out, _, err := runCLI(t, "activity", "search", "--config", wl.cfgPath, "--policy", "no-copy-print", "--action", "block")
-		if err == nil && strings.Contains(out, `"Activity":"cut_copy"`) && strings.Contains(out, `"Activity":"print"`) {
-			if !strings.Contains(out, `"App":"dokuwiki"`) {
+		if err == nil && strings.Contains(out, `"activity":"cut_copy"`) && strings.Contains(out, `"activity":"print"`) {
+			if !strings.Contains(out, `"app":"dokuwiki"`) {
 				t.Errorf("report events lack the app:\n%s", out)
 			}
 			break

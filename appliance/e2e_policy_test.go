@@ -104,7 +104,7 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		b, _ := os.ReadFile(jsonl)
-		if strings.Contains(string(b), `"Policies":["no-lab-downloads"]`) {
+		if strings.Contains(string(b), `"policies":["no-lab-downloads"]`) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -149,7 +149,7 @@ func TestPoliciesEnforcedAndReloaded(t *testing.T) {
 
 	// The same search from the command line.
 	out, errOut, err := runCLI(t, "activity", "search", "-config", l.cfgPath, "--policy", "no-lab-downloads", "--action", "block", "--limit", "1")
-	if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"Path":"/files/report.pdf"`) || !strings.Contains(errOut, "more: --after ") {
+	if err != nil || strings.Count(out, "\n") != 1 || !strings.Contains(out, `"path":"/files/report.pdf"`) || !strings.Contains(errOut, "more: --after ") {
 		t.Fatalf("activity search: %v\nstdout: %s\nstderr: %s", err, out, errOut)
 	}
 }

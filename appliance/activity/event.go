@@ -35,51 +35,54 @@ type Detection struct {
 }
 
 // Event is one access or session decision. The emitter fills it; the store
-// only sets Seq (and ID and Time when they are zero). Slices are kept as
+// only sets Seq (and ID and Time when they are zero). Its JSON (activity
+// search, JSON lines, Kafka) uses snake_case names, those of the access log
+// where they mean the same (user, host, path, bytes_in, client_app …); the
+// access log's id is request_id here, the event's own UUID event_id. Slices are kept as
 // given: the caller must not modify them after Emit.
 type Event struct {
 	// Seq is the store's position of the event: strictly increasing in commit
 	// order and never reused, even after retention. Sink cursors and
 	// ReadAfter are expressed in it. Zero on events not yet stored.
-	Seq int64
+	Seq int64 `json:"seq"`
 	// ID is a UUIDv7 assigned at Emit; exporters send it so that receivers
 	// can de-duplicate at-least-once delivery.
-	ID   uuid.UUID
-	Time time.Time
-	Mode Mode
+	ID   uuid.UUID `json:"event_id"`
+	Time time.Time `json:"time"`
+	Mode Mode      `json:"mode"`
 
-	User       string
-	Groups     []string
-	SourceIP   netip.Addr
-	DeviceTags []string
-	ClientApp  string
+	User       string     `json:"user"`
+	Groups     []string   `json:"groups,omitempty"`
+	SourceIP   netip.Addr `json:"source_ip"`
+	DeviceTags []string   `json:"device_tags,omitempty"`
+	ClientApp  string     `json:"client_app"`
 	// ClientWhy says how the client was classified (the fingerprint's
 	// family and match, what the User-Agent said), without the JA4 itself.
-	ClientWhy string
-	JA4       string
+	ClientWhy string `json:"client_why,omitempty"`
+	JA4       string `json:"ja4"`
 
-	App      string
-	Host     string
-	Method   string
-	Path     string
-	Activity string
+	App      string `json:"app"`
+	Host     string `json:"host"`
+	Method   string `json:"method,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Activity string `json:"activity,omitempty"`
 
-	FileName   string
-	FileSize   int64
-	FileSHA256 string // lowercase hex; empty when no file was involved
-	FileType   string // detected from the content (MIME type), not the name
-	FileLabel  string // sensitivity label the file carries
+	FileName   string `json:"file_name,omitempty"`
+	FileSize   int64  `json:"file_size,omitempty"`
+	FileSHA256 string `json:"file_sha256,omitempty"` // lowercase hex; empty when no file was involved
+	FileType   string `json:"file_type,omitempty"`   // detected from the content (MIME type), not the name
+	FileLabel  string `json:"file_label,omitempty"`  // sensitivity label the file carries
 	// Detectors are what content inspection found: detector ids with their
 	// counts and masked samples (never the matched text itself).
-	Detectors []Detection
+	Detectors []Detection `json:"detectors,omitempty"`
 
-	Policies []string // ids of the policies that matched, in evaluation order
-	Action   string   // allow, monitor, protect, require_step_up, block
-	Reason   string   // a policy id, ReasonFailOpen, ReasonFailClosed, ...
+	Policies []string `json:"policies,omitempty"` // ids of the policies that matched, in evaluation order
+	Action   string   `json:"action"`             // allow, monitor, protect, require_step_up, block
+	Reason   string   `json:"reason,omitempty"`   // a policy id, ReasonFailOpen, ReasonFailClosed, ...
 
-	BytesUp   int64
-	BytesDown int64
-	SessionID string
+	BytesUp   int64  `json:"bytes_in"`
+	BytesDown int64  `json:"bytes_out"`
+	SessionID string `json:"request_id"`
 }
 
 // detectionList is the detections as "id:count" items joined by commas,

@@ -90,9 +90,16 @@ func removeNS(name string) {
 	_ = os.Remove(filepath.Join(ownersDir, name))
 }
 
+// killAll kills the processes left in the namespace, never the test itself:
+// a goroutine that entered the namespace on a locked OS thread (NS.Do) may
+// have been the main thread, and then `ip netns pids` lists this process.
 func killAll(name string) {
 	out, _ := exec.Command("ip", "netns", "pids", name).Output()
+	self := strconv.Itoa(os.Getpid())
 	for _, f := range strings.Fields(string(out)) {
+		if f == self {
+			continue
+		}
 		_ = exec.Command("kill", "-9", f).Run()
 	}
 }

@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/net/html"
 
@@ -99,54 +97,9 @@ hosts:
 	if err := os.WriteFile(l.cfgPath, []byte(text+cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l.Origin.IP("addr", "add", idpAddr.String()+"/24", "dev", "eth0")
-	l.Origin.SetHosts(map[string]netip.Addr{"idp.lab": idpAddr, "sp.lab": idpAddr, "op.lab": idpAddr, "rp.lab": idpAddr})
-
-	leaf, err := l.labCA.Leaf(lab.LeafOptions{Names: []string{"idp.lab", "sp.lab", "op.lab", "rp.lab"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "idp.crt"), filepath.Join(dir, "idp.key")
-	writeLeaf(t, leaf, certFile, keyFile)
-	caFile := filepath.Join(dir, "lab-ca.pem")
-	if err := os.WriteFile(caFile, l.labCA.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "lab-idp.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// :443 of the origin namespace is the e2e lab's origin; the identity
-	// apps listen on :9443 and the appliance is told so in its hosts.
-	at := idpAddr.String() + ":9443"
-	cmd := l.Origin.DaemonCommand(context.Background(), labIdPBinary(t), "-listen", at,
-		"-resolve", "op.lab="+at, "-resolve", "idp.lab="+at, "-resolve", "sp.lab="+at, "-resolve", "rp.lab="+at,
-		"-cert", certFile, "-key", keyFile, "-ca", caFile, "-suffix", "gw.test",
-		"-proxy-client-secret", "lab-proxy-secret", "-idp-cert-out", idpCert)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("lab-idp log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		b, _ := os.ReadFile(logf.Name())
-		if bytes.Contains(b, []byte("OIDC app ready")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("lab-idp not ready:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The identity apps on :9443 of the origin namespace (:443 is the e2e
+	// lab's origin); lab-idp writes its signing certificate to idpCert.
+	startLabIdP(t, l, dir)
 	return &ssoLab{e2eLab: l, idpCert: idpCert}
 }
 

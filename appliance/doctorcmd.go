@@ -182,6 +182,12 @@ func (d *doctor) checkPolicies(cfg *Config) {
 	if set != nil {
 		err = errors.Join(err, policy.CheckFor(set, cfg.Session.capabilities()))
 	}
+	err, warnings := policy.SplitWarnings(err)
+	if err == nil && len(warnings) > 0 {
+		d.report(checkWarn, "policies", fmt.Sprintf("%s: %d file(s) OK, %d warning(s)", cfg.Policy.Dir, files, len(warnings)),
+			"run `portcullis policy check --config FILE "+cfg.Policy.Dir+"` to see them")
+		return
+	}
 	if err != nil {
 		n := strings.Count(err.Error(), "\n") + 1
 		d.report(checkFail, "policies", fmt.Sprintf("%s: %d problem(s)", cfg.Policy.Dir, n),

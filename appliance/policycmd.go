@@ -111,6 +111,10 @@ func policyCheck(cfgPath, dir string, stdout, stderr io.Writer) error {
 		// Parse errors do not hide reference and logic problems.
 		err = errors.Join(err, policy.CheckFor(set, cfg.Session.capabilities()))
 	}
+	err, warnings := policy.SplitWarnings(err)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	if err != nil {
 		printPolicyErrors(stderr, err)
 		return fmt.Errorf("policy check: %s has problems", dir)

@@ -101,7 +101,7 @@ func compile(set *PolicySet, caps *Capabilities) (*Engine, ErrorList, error) {
 		c.sessionPolicy(&set.SessionPolicies[i])
 	}
 	c.index()
-	c.lintDuplicates(set)
+	c.lintSet(set)
 	if err := c.errs.err(); err != nil {
 		return nil, c.lint.list, err
 	}

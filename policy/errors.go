@@ -32,6 +32,9 @@ var (
 	// ErrUnenforceable: the policy asks for a control the running appliance
 	// is not set up to enforce (CompileFor); it is refused, never ignored.
 	ErrUnenforceable = errors.New("cannot be enforced by this appliance")
+	// ErrNoCondition: a policy applies to every user, device and app. It is
+	// a warning (IsWarning): often meant, never silently.
+	ErrNoCondition = errors.New("policy has no condition")
 )
 
 // Pos is a position in a policy file, 1-based like editors show it.

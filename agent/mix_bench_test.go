@@ -153,4 +153,3 @@ func emptyAhead(b *testing.B, k *kernelLab) *ebpf.Program {
 	}
 	return prog
 }
-

@@ -4,6 +4,9 @@
 # against direct routing in the same run. Results go to bench/results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The lab harness measures squid (ssl-bump) as a peer: the bench profile
+# installs it (disabled at boot; the benchmark starts its own).
+scripts/deps.sh bench
 out=bench/results
 mkdir -p "$out"
 stamp=$(date -u +%Y%m%d-%H%M%S)

@@ -23,6 +23,12 @@ pkgs=(
 if [ "${1:-}" = demo ]; then
   pkgs=(iproute2 iputils-ping util-linux curl ca-certificates procps psmisc)
 fi
+# `deps.sh bench` (scripts/bench.sh): everything above plus the peer make
+# bench measures against, squid with ssl-bump (Debian builds it with OpenSSL
+# only in squid-openssl).
+if [ "${1:-}" = bench ]; then
+  pkgs+=(squid-openssl)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,11 +37,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # squid's package starts it on the host's :3128; the benchmark runs its own.
+  if [[ " ${missing[*]} " == *" squid-openssl "* ]]; then systemctl stop squid >/dev/null 2>&1 || true; fi
 fi
 # The services these packages bring are for the tests to start themselves,
 # with their own configuration: none of them runs at boot on this host.
 for unit in nginx php-fpm snmpd snmptrapd clamav-daemon clamav-freshclam c-icap \
-  libvirtd libvirt-guests virtlogd virtlockd epmd dnsmasq; do
+  libvirtd libvirt-guests virtlogd virtlockd epmd dnsmasq squid; do
   for f in /lib/systemd/system/"$unit".service /lib/systemd/system/php*-fpm.service; do
     [ -e "$f" ] || continue
     name=$(basename "$f" .service)

@@ -99,6 +99,7 @@ func (sh *suffixHarness) startOrigin(t testing.TB) string {
 			`<a href="https://app.test/next?x=1">next</a> <a href="https://login.test/sso">login</a> `+
 			`<img src="https://cdn.other.example/logo.png"> <a href="/relative">rel</a></body></html>`)
 	})
+	servePage20K(mux)
 	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "https://login.test/sso?return="+url.QueryEscape("https://app.test/after"), http.StatusFound)
 	})
@@ -352,29 +353,5 @@ func TestSuffixWebSocketAndH2CRefusal(t *testing.T) {
 	r2.Body.Close()
 	if r2.StatusCode != http.StatusBadRequest {
 		t.Errorf("h2c upgrade: status %d, want 400", r2.StatusCode)
-	}
-}
-
-// BenchmarkSuffixRequest is one small keep-alive request through the suffix
-// listener against the same request sent to the origin directly in the
-// same run: /echo (headers mapped, body passed through) and /page (an HTML
-// body rewritten).
-func BenchmarkSuffixRequest(b *testing.B) {
-	for _, path := range []string{"/echo", "/page"} {
-		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
-			sh := newSuffixHarness(b, nil)
-			roots := x509.NewCertPool()
-			roots.AddCert(sh.labCA.Cert)
-			directTr := &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "app.test"},
-				TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
-			}
-			b.Cleanup(directTr.CloseIdleConnections)
-			direct := &http.Client{Transport: directTr}
-			proxied := sh.client(false, false)
-			directURL := "https://" + sh.srv.cfg.Hosts["app.test"][0] + path
-			benchVsDirect(b, func() { benchGet(b, direct, directURL) },
-				func() { benchGet(b, proxied, "https://app.test.gw.test"+path) })
-		})
 	}
 }

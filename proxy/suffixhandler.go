@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/proxy/identity"
@@ -266,8 +267,7 @@ func (s *Server) suffixRewriteResponse(resp *http.Response) error {
 		resp.Request.Method == http.MethodHead || resp.Body == nil || resp.Body == http.NoBody {
 		return nil
 	}
-	pr, pw := io.Pipe()
-	w, ok, err := rewrite.NewBody(pw, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"), st.origin, m, rewrite.BodyOptions{})
+	body, ok, err := rewrite.NewBodyReader(resp.Body, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"), m, rewrite.BodyOptions{})
 	if err != nil {
 		return fmt.Errorf("response body of %s: %w", st.origin, err)
 	}
@@ -275,22 +275,31 @@ func (s *Server) suffixRewriteResponse(resp *http.Response) error {
 		return nil
 	}
 	s.Stats.SuffixRewritten.Add(1)
-	src := resp.Body
-	resp.Body = pr
+	resp.Body = body
+	if resp.ContentLength >= 0 && resp.ContentLength <= suffixSizedBody {
+		// The origin said how long the body is and it is small: rewrite it
+		// whole before the headers go, so the client gets a length too
+		// (and the origin's failure is a 502, not a cut body).
+		n, complete, err := body.Buffer(suffixSizedBody)
+		if err != nil {
+			return fmt.Errorf("response body of %s: %w", st.origin, err)
+		}
+		if complete {
+			resp.ContentLength = int64(n)
+			resp.Header.Set("Content-Length", strconv.Itoa(n))
+			return nil
+		}
+	}
 	resp.ContentLength = -1
 	resp.Header.Del("Content-Length")
-	go func() {
-		buf := copyBuffers.Get()
-		_, err := io.CopyBuffer(w, src, buf)
-		copyBuffers.Put(buf)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		_ = src.Close()
-		pw.CloseWithError(err)
-	}()
 	return nil
 }
+
+// suffixSizedBody bounds a rewritten body sent with its length: the origin's
+// Content-Length and the rewritten bytes held before the headers go must
+// both be at most this. Larger bodies (and bodies of no stated length)
+// stream chunked through the rewriter's bounded buffers.
+const suffixSizedBody = 128 << 10
 
 // headerWriter lets code that sets cookies on a ResponseWriter set them on a
 // proxied response's header.

@@ -1,18 +1,11 @@
 package rewrite
 
 import (
-	"bufio"
 	"bytes"
-	"compress/zlib"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
-
-	"github.com/andybalholm/brotli"
-	"github.com/klauspost/compress/flate"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // BodyOptions configure body rewriting.
@@ -123,8 +116,8 @@ func NewBody(dst io.Writer, contentType, contentEncoding string, originHost stri
 	switch enc {
 	case "", "identity":
 		return newRewriter(dst), true, nil
-	case "gzip", "x-gzip", "br", "zstd", "deflate":
-	default:
+	}
+	if !encodable(enc) {
 		return nil, false, nil // unknown or stacked encodings pass through
 	}
 	pr, pw := io.Pipe()
@@ -141,83 +134,19 @@ func NewBody(dst io.Writer, contentType, contentEncoding string, originHost stri
 	return w, true, nil
 }
 
-// Coders are pooled: a zstd or gzip coder costs far more to build than
-// to run over a typical page.
-var (
-	gzipReaders = sync.Pool{}
-	gzipWriters = sync.Pool{New: func() any {
-		w, _ := gzip.NewWriterLevel(nil, 5)
-		return w
-	}}
-	brotliWriters = sync.Pool{New: func() any { return brotli.NewWriterLevel(nil, 4) }}
-	zstdReaders   = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-		return d
-	}}
-	zstdWriters = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
-		return e
-	}}
-)
-
 // transcode decodes src, rewrites, and re-encodes into dst.
 func transcode(src io.Reader, dst io.Writer, enc string, newRewriter func(io.Writer) io.WriteCloser) error {
-	var dec io.Reader
-	var encoder io.WriteCloser
-	var err error
-	switch enc {
-	case "gzip", "x-gzip":
-		zr, _ := gzipReaders.Get().(*gzip.Reader)
-		if zr == nil {
-			zr = new(gzip.Reader)
-		}
-		if err = zr.Reset(src); err == nil {
-			defer gzipReaders.Put(zr)
-			dec = zr
-			zw := gzipWriters.Get().(*gzip.Writer)
-			zw.Reset(dst)
-			defer gzipWriters.Put(zw)
-			encoder = zw
-		}
-	case "br":
-		dec = brotli.NewReader(src)
-		bw := brotliWriters.Get().(*brotli.Writer)
-		bw.Reset(dst)
-		defer brotliWriters.Put(bw)
-		encoder = bw
-	case "zstd":
-		zr := zstdReaders.Get().(*zstd.Decoder)
-		if err = zr.Reset(src); err == nil {
-			defer func() { _ = zr.Reset(nil); zstdReaders.Put(zr) }()
-			dec = zr
-			zw := zstdWriters.Get().(*zstd.Encoder)
-			zw.Reset(dst)
-			defer zstdWriters.Put(zw)
-			encoder = zw
-		}
-	case "deflate":
-		// HTTP's "deflate" is zlib (RFC 1950), but servers also send raw
-		// deflate; answer in the form received.
-		br := bufio.NewReader(src)
-		head, _ := br.Peek(2)
-		if len(head) == 2 && head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
-			var zr io.ReadCloser
-			if zr, err = zlib.NewReader(br); err == nil {
-				dec = zr
-				encoder, _ = zlib.NewWriterLevel(dst, 5)
-			}
-		} else {
-			dec = flate.NewReader(br)
-			encoder, _ = flate.NewWriter(dst, 5)
-		}
+	var c coders
+	if err := c.open(enc, src, dst); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrEncoding, enc, err)
-	}
-	rw := newRewriter(encoder)
-	buf := make([]byte, 32<<10)
+	defer c.release()
+	rw := newRewriter(c.enc)
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
 	for {
-		n, rerr := dec.Read(buf)
+		n, rerr := c.dec.Read(buf)
 		if n > 0 {
 			if _, err := rw.Write(buf[:n]); err != nil {
 				return err
@@ -233,8 +162,11 @@ func transcode(src io.Reader, dst io.Writer, enc string, newRewriter func(io.Wri
 	if err := rw.Close(); err != nil {
 		return err
 	}
-	return encoder.Close()
+	return c.enc.Close()
 }
+
+// copyBufs are the 32 KiB reads of decoded bodies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // decodingWriter is the caller's end of an encoded body's pipeline.
 type decodingWriter struct {

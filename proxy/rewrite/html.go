@@ -60,7 +60,7 @@ var _ io.WriteCloser = (*HTMLWriter)(nil)
 // flushes; it does not close dst. An invalid o.Nonce or o.Inject makes
 // every Write fail with ErrBadNonce or ErrBadInject.
 func NewHTML(dst io.Writer, m Mapper, o BodyOptions) io.WriteCloser {
-	w := &HTMLWriter{dst: dst}
+	w := &HTMLWriter{dst: dst, out: getStage(), pend: getStage()}
 	w.setHosts(newHostCache(suffixFunc(m)))
 	w.err = o.validate()
 	if o.Inject != nil {
@@ -123,6 +123,9 @@ func (w *HTMLWriter) Close() error {
 		return err
 	}
 	w.err = errClosed
+	putStage(w.out)
+	putStage(w.pend)
+	w.out, w.pend = nil, nil
 	return nil
 }
 

@@ -220,10 +220,13 @@ func rewriteSrcset(v string, f hostFunc) (string, bool) {
 			end--
 		}
 		if end > start {
-			if n, ok := mapURL(v[start:end], f); ok {
-				b.WriteString(v[last:start])
+			if hs, he, n, ok := mapURLHost(v[start:end], f); ok {
+				if !changed {
+					b.Grow(len(v) + 64)
+				}
+				b.WriteString(v[last : start+hs])
 				b.WriteString(n)
-				last = end
+				last = start + he
 				changed = true
 			}
 		}

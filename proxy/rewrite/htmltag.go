@@ -114,28 +114,13 @@ func tagName(b []byte) string {
 	return lowerString(b[:i])
 }
 
-// knownNames interns the element and attribute names the writer acts on,
-// so looking one up costs no allocation.
-var knownNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{
-		"html", "head", "body", "meta", "link", "script", "style", "textarea",
-		"title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext",
-		"svg", "math",
-		"href", "src", "action", "formaction", "poster", "data", "cite",
-		"background", "manifest", "icon", "longdesc", "usemap", "codebase",
-		"lowsrc", "dynsrc", "xlink:href", "profile", "classid", "srcset",
-		"imagesrcset", "ping", "srcdoc", "http-equiv", "rel", "integrity", "content",
-	} {
-		m[n] = n
-	}
-	return m
-}()
-
-// lowerString returns b lower-cased if it is a known name, "" otherwise.
+// lowerString returns b lower-cased if it is one of the element or
+// attribute names the writer acts on, "" otherwise. A switch (the compiler
+// makes it a search by length and bytes) costs no hashing and no
+// allocation; it runs for every tag and attribute of a page.
 func lowerString(b []byte) string {
 	var buf [16]byte
-	if len(b) > len(buf) {
+	if len(b) > len(buf) || len(b) < 3 {
 		return ""
 	}
 	for i, c := range b {
@@ -144,7 +129,95 @@ func lowerString(b []byte) string {
 		}
 		buf[i] = c
 	}
-	return knownNames[string(buf[:len(b)])]
+	switch string(buf[:len(b)]) {
+	case "html":
+		return "html"
+	case "head":
+		return "head"
+	case "body":
+		return "body"
+	case "meta":
+		return "meta"
+	case "link":
+		return "link"
+	case "script":
+		return "script"
+	case "style":
+		return "style"
+	case "textarea":
+		return "textarea"
+	case "title":
+		return "title"
+	case "xmp":
+		return "xmp"
+	case "iframe":
+		return "iframe"
+	case "noembed":
+		return "noembed"
+	case "noframes":
+		return "noframes"
+	case "noscript":
+		return "noscript"
+	case "plaintext":
+		return "plaintext"
+	case "svg":
+		return "svg"
+	case "math":
+		return "math"
+	case "href":
+		return "href"
+	case "src":
+		return "src"
+	case "action":
+		return "action"
+	case "formaction":
+		return "formaction"
+	case "poster":
+		return "poster"
+	case "data":
+		return "data"
+	case "cite":
+		return "cite"
+	case "background":
+		return "background"
+	case "manifest":
+		return "manifest"
+	case "icon":
+		return "icon"
+	case "longdesc":
+		return "longdesc"
+	case "usemap":
+		return "usemap"
+	case "codebase":
+		return "codebase"
+	case "lowsrc":
+		return "lowsrc"
+	case "dynsrc":
+		return "dynsrc"
+	case "xlink:href":
+		return "xlink:href"
+	case "profile":
+		return "profile"
+	case "classid":
+		return "classid"
+	case "srcset":
+		return "srcset"
+	case "imagesrcset":
+		return "imagesrcset"
+	case "ping":
+		return "ping"
+	case "srcdoc":
+		return "srcdoc"
+	case "http-equiv":
+		return "http-equiv"
+	case "rel":
+		return "rel"
+	case "integrity":
+		return "integrity"
+	case "content":
+		return "content"
+	}
+	return ""
 }
 
 // attrKindOf classifies a raw attribute name (see classifyAttr).

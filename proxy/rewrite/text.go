@@ -182,13 +182,13 @@ type textWriter struct {
 // https:\/\/host and https:\u002F\u002Fhost, and protocol-relative URLs that
 // open a quoted string. Close flushes; it does not close dst.
 func NewText(dst io.Writer, m Mapper) io.WriteCloser {
-	return &textWriter{dst: dst, s: textScanner{hc: newHostCache(suffixFunc(m))}}
+	return &textWriter{dst: dst, out: getStage(), s: textScanner{hc: newHostCache(suffixFunc(m))}}
 }
 
 // NewCSS returns a writer rewriting CSS (url(), @import and any other
 // absolute URL) into dst. Close flushes; it does not close dst.
 func NewCSS(dst io.Writer, m Mapper) io.WriteCloser {
-	return &textWriter{dst: dst, s: textScanner{hc: newHostCache(suffixFunc(m)), css: true}}
+	return &textWriter{dst: dst, out: getStage(), s: textScanner{hc: newHostCache(suffixFunc(m)), css: true}}
 }
 
 func (w *textWriter) Write(p []byte) (int, error) {
@@ -213,5 +213,7 @@ func (w *textWriter) Close() error {
 		return err
 	}
 	w.err = errClosed
+	putStage(w.out)
+	w.out = nil
 	return nil
 }

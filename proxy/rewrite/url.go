@@ -47,19 +47,28 @@ func URLToOrigin(raw string, m Mapper) (string, bool) {
 }
 
 func mapURL(raw string, f hostFunc) (string, bool) {
-	hs, he, ok := urlHostSpan(raw)
-	if !ok {
-		return raw, false
-	}
-	h, ok := normalHost(raw[hs:he])
-	if !ok {
-		return raw, false
-	}
-	n, ok := f(h)
+	hs, he, n, ok := mapURLHost(raw, f)
 	if !ok {
 		return raw, false
 	}
 	return raw[:hs] + n + raw[he:], true
+}
+
+// mapURLHost is mapURL without building the result: the span of raw's
+// host and what replaces it.
+func mapURLHost(raw string, f hostFunc) (hs, he int, n string, ok bool) {
+	hs, he, ok = urlHostSpan(raw)
+	if !ok {
+		return 0, 0, "", false
+	}
+	h, ok := normalHost(raw[hs:he])
+	if !ok {
+		return 0, 0, "", false
+	}
+	if n, ok = f(h); !ok {
+		return 0, 0, "", false
+	}
+	return hs, he, n, true
 }
 
 // urlHostSpan locates the host of an absolute URL of a rewritable scheme or

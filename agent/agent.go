@@ -230,8 +230,8 @@ func (a *Agent) SetBypass(prefixes []netip.Prefix) error {
 	// After the map: the settings say whether the program looks it up.
 	next := a.cfg
 	next.BypassPrefixes = prefixes
-	if err := a.objs.Settings.Update(uint32(0), settingsOf(&next), ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("settings: %w", err)
+	if err := writeSettings(a.objs.Settings, &next); err != nil {
+		return err
 	}
 	a.cfg = next
 	return nil
@@ -256,8 +256,8 @@ func (a *Agent) updateSettings(change func(*Config)) error {
 	}
 	next := a.cfg
 	change(&next)
-	if err := a.objs.Settings.Update(uint32(0), settingsOf(&next), ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("settings: %w", err)
+	if err := writeSettings(a.objs.Settings, &next); err != nil {
+		return err
 	}
 	a.cfg = next
 	return nil

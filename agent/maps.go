@@ -163,7 +163,24 @@ func writeConfig(maps *steerMaps, cfg *Config) error {
 	if err := syncPorts(maps.InterceptPorts, cfg.InterceptPorts); err != nil {
 		return fmt.Errorf("intercept ports: %w", err)
 	}
-	if err := maps.Settings.Update(uint32(0), settingsOf(cfg), ebpf.UpdateAny); err != nil {
+	return writeSettings(maps.Settings, cfg)
+}
+
+// writeSettings writes cfg's settings with the next generation after the
+// one in the map (never 0), which retires every flow cache entry made under
+// the previous settings: the next packet of every flow is judged by the new
+// ones. A map another run wrote (a takeover) continues its sequence.
+func writeSettings(m *ebpf.Map, cfg *Config) error {
+	var prev steerRuntimeSettings
+	if err := m.Lookup(uint32(0), &prev); err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	s := settingsOf(cfg)
+	s.Gen = prev.Gen + 1
+	if s.Gen == 0 {
+		s.Gen = 1
+	}
+	if err := m.Update(uint32(0), s, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	return nil

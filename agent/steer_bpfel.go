@@ -31,6 +31,24 @@ const (
 	steerCounterCOUNTER_MAX                 steerCounter = 12
 )
 
+type steerFlowV4 struct {
+	_       structs.HostLayout
+	Saddr   uint32
+	Daddr   uint32
+	Ports   uint32
+	Checked uint32
+	Gen     uint32
+}
+
+type steerFlowV6 struct {
+	_       structs.HostLayout
+	Saddr   [4]uint32
+	Daddr   [4]uint32
+	Ports   uint32
+	Checked uint32
+	Gen     uint32
+}
+
 type steerLpmV4Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -47,6 +65,7 @@ type steerRuntimeSettings struct {
 	_     structs.HostLayout
 	Flags uint32
 	Mark  uint32
+	Gen   uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -58,6 +77,8 @@ const (
 	steerMapClientV4       = "client_v4"
 	steerMapClientV6       = "client_v6"
 	steerMapCounters       = "counters"
+	steerMapFlowCacheV4    = "flow_cache_v4"
+	steerMapFlowCacheV6    = "flow_cache_v6"
 	steerMapInterceptPorts = "intercept_ports"
 	steerMapListeners      = "listeners"
 	steerMapSettings       = "settings"
@@ -118,6 +139,8 @@ type steerMapSpecs struct {
 	ClientV4       *ebpf.MapSpec `ebpf:"client_v4"`
 	ClientV6       *ebpf.MapSpec `ebpf:"client_v6"`
 	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	FlowCacheV4    *ebpf.MapSpec `ebpf:"flow_cache_v4"`
+	FlowCacheV6    *ebpf.MapSpec `ebpf:"flow_cache_v6"`
 	InterceptPorts *ebpf.MapSpec `ebpf:"intercept_ports"`
 	Listeners      *ebpf.MapSpec `ebpf:"listeners"`
 	Settings       *ebpf.MapSpec `ebpf:"settings"`
@@ -154,6 +177,8 @@ type steerMaps struct {
 	ClientV4       *ebpf.Map `ebpf:"client_v4"`
 	ClientV6       *ebpf.Map `ebpf:"client_v6"`
 	Counters       *ebpf.Map `ebpf:"counters"`
+	FlowCacheV4    *ebpf.Map `ebpf:"flow_cache_v4"`
+	FlowCacheV6    *ebpf.Map `ebpf:"flow_cache_v6"`
 	InterceptPorts *ebpf.Map `ebpf:"intercept_ports"`
 	Listeners      *ebpf.Map `ebpf:"listeners"`
 	Settings       *ebpf.Map `ebpf:"settings"`
@@ -166,6 +191,8 @@ func (m *steerMaps) Close() error {
 		m.ClientV4,
 		m.ClientV6,
 		m.Counters,
+		m.FlowCacheV4,
+		m.FlowCacheV6,
 		m.InterceptPorts,
 		m.Listeners,
 		m.Settings,

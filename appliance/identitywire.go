@@ -48,20 +48,44 @@ type SourceUserConfig struct {
 	Groups []string `mapstructure:"groups"`
 }
 
-// StepUpConfig is identity.step_up.
+// StepUpConfig is identity.step_up: one method, OIDC (acr) or SAML.
 type StepUpConfig struct {
 	// ACR is the OIDC authentication context asked for with acr_values
 	// and required in the ID token.
 	ACR string `mapstructure:"acr"`
-	// SAMLContext would be the SAML RequestedAuthnContext; the appliance
-	// has no SAML service provider of its own yet, so it is refused.
-	SAMLContext string        `mapstructure:"saml_context"`
-	TTL         time.Duration `mapstructure:"ttl"`
+	// SAML runs step-ups through the appliance's own SAML service
+	// provider instead.
+	SAML SAMLStepUpConfig `mapstructure:"saml"`
+	TTL  time.Duration    `mapstructure:"ttl"`
+}
+
+// SAMLStepUpConfig is identity.step_up.saml: the IdP (its metadata URL, or
+// its sign-on URL and signing certificate), the appliance's entity ID
+// there, and the authentication context a step-up asks for and requires.
+type SAMLStepUpConfig struct {
+	IdPMetadataURL string   `mapstructure:"idp_metadata_url"`
+	IdPSSOURL      string   `mapstructure:"idp_sso_url"`
+	IdPCertificate string   `mapstructure:"idp_certificate"`
+	IdPEntityID    string   `mapstructure:"idp_entity_id"`
+	EntityID       string   `mapstructure:"entity_id"`
+	AuthnContext   []string `mapstructure:"authn_context"`
+	// Comparison: exact (the IdP returns one of authn_context) or
+	// minimum (one of them or a standard SAML class at least as strong).
+	Comparison string `mapstructure:"comparison"`
+}
+
+// set: the section asks for SAML step-up at all.
+func (s *SAMLStepUpConfig) set() bool {
+	return s.IdPMetadataURL != "" || s.IdPSSOURL != "" || s.IdPCertificate != "" || s.IdPEntityID != "" ||
+		s.EntityID != "" || len(s.AuthnContext) > 0
 }
 
 // stepUpAvailable: require_step_up policies can be enforced.
 func (c *Config) stepUpAvailable() bool {
-	return c.Identity.StepUp.ACR != "" && c.Suffix.OIDC.Issuer != ""
+	if c.Identity.StepUp.TTL <= 0 {
+		return false
+	}
+	return c.Identity.StepUp.SAML.set() || c.Identity.StepUp.ACR != "" && c.Suffix.OIDC.Issuer != ""
 }
 
 func (c *IdentityConfig) validate(cfg *Config) error {
@@ -95,14 +119,57 @@ func (c *IdentityConfig) validate(cfg *Config) error {
 	}
 	s := c.StepUp
 	switch {
-	case s.SAMLContext != "":
-		bad("step_up.saml_context", "SAML step-up needs a SAML service provider of the appliance, which it does not have yet: use step_up.acr with the OpenID provider of suffix.oidc")
+	case s.ACR != "" && s.SAML.set():
+		bad("step_up", "acr (OIDC) and saml are two ways of running step-ups: set one")
 	case s.ACR != "" && !oidc:
 		bad("step_up.acr", "needs the OpenID provider of suffix.oidc (issuer, client_id)")
-	case s.ACR != "" && s.TTL <= 0:
+	case (s.ACR != "" || s.SAML.set()) && s.TTL <= 0:
 		bad("step_up.ttl", "must be positive")
 	}
+	if s.SAML.set() {
+		s.SAML.validate(bad)
+	}
 	return errors.Join(errs...)
+}
+
+// validate checks identity.step_up.saml; what needs the network (the
+// metadata) or the files is checked when the appliance starts.
+func (s *SAMLStepUpConfig) validate(bad func(key, format string, a ...any)) {
+	const at = "step_up.saml."
+	switch {
+	case s.IdPMetadataURL != "" && (s.IdPSSOURL != "" || s.IdPCertificate != ""):
+		bad(at+"idp_metadata_url", "the metadata names the sign-on URL and certificate: set idp_metadata_url, or idp_sso_url with idp_certificate, not both")
+	case s.IdPMetadataURL != "":
+		if u, err := url.Parse(s.IdPMetadataURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad(at+"idp_metadata_url", "%q is not an https URL", s.IdPMetadataURL)
+		}
+	case s.IdPSSOURL == "" || s.IdPCertificate == "":
+		bad(at+"idp_sso_url", "the IdP is named by idp_metadata_url, or by idp_sso_url with idp_certificate (PEM file)")
+	default:
+		if u, err := url.Parse(s.IdPSSOURL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			bad(at+"idp_sso_url", "%q is not an https URL", s.IdPSSOURL)
+		}
+	}
+	if u, err := url.Parse(s.EntityID); s.EntityID == "" || err != nil || u.Scheme == "" {
+		bad(at+"entity_id", "%q: the appliance's entity ID at the IdP must be an absolute URI", s.EntityID)
+	}
+	if len(s.AuthnContext) == 0 {
+		bad(at+"authn_context", "name the AuthnContextClassRefs a step-up asks for")
+	}
+	for i, c := range s.AuthnContext {
+		if u, err := url.Parse(c); err != nil || u.Scheme == "" || strings.ContainsAny(c, " \t\r\n<>\"") {
+			bad(fmt.Sprintf(at+"authn_context[%d]", i), "%q is not a URI", c)
+		}
+	}
+	switch s.Comparison {
+	case "", identity.SAMLComparisonExact:
+	case identity.SAMLComparisonMinimum:
+		if !identity.SAMLClassesRanked(s.AuthnContext) {
+			bad(at+"comparison", "minimum needs a standard SAML class in authn_context to rank against (none of %q is one): use exact and list the classes", s.AuthnContext)
+		}
+	default:
+		bad(at+"comparison", "%q is not one of exact, minimum", s.Comparison)
+	}
 }
 
 func parseRange(s string) (netip.Prefix, error) {
@@ -198,7 +265,8 @@ func identityConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *
 		out.StepUp = identity.StepUp{ACR: ic.StepUp.ACR, TTL: ic.StepUp.TTL}
 	}
 	o := cfg.Suffix.OIDC
-	if o.Issuer == "" {
+	samlStepUp := ic.StepUp.SAML.set()
+	if o.Issuer == "" && !samlStepUp {
 		return out, nil
 	}
 	secrets, err := sessionSecrets(cfg)
@@ -210,6 +278,14 @@ func identityConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *
 	}
 	if out.RequireUser, err = p.requireUser(ic.RequireUserFor); err != nil {
 		return nil, err
+	}
+	if samlStepUp {
+		if out.SAMLStepUp, err = samlStepUpConfig(ctx, cfg, roots, out.Sessions); err != nil {
+			return nil, err
+		}
+	}
+	if o.Issuer == "" {
+		return out, nil
 	}
 	secret := ""
 	if o.ClientSecretFile != "" {
@@ -232,6 +308,37 @@ func identityConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *
 		return nil, fmt.Errorf("identity (suffix.oidc provider): %w", err)
 	}
 	return out, nil
+}
+
+// samlStepUpConfig builds the appliance's SAML service provider for
+// step-ups from identity.step_up.saml: the IdP from its metadata (fetched
+// now, verified TLS) or from its sign-on URL and certificate file.
+func samlStepUpConfig(ctx context.Context, cfg *Config, roots *x509.CertPool, sessions *identity.Sessions) (*identity.SAMLStepUp, error) {
+	const at = "identity.step_up.saml."
+	s := cfg.Identity.StepUp.SAML
+	sc := identity.SAMLStepUpConfig{EntityID: s.EntityID, IdPSSOURL: s.IdPSSOURL, IdPEntityID: s.IdPEntityID,
+		AuthnContext: s.AuthnContext, Comparison: s.Comparison, Claims: cfg.Identity.claimMap()}
+	if s.IdPMetadataURL != "" {
+		md, err := identity.FetchSAMLIdP(ctx, originClient(cfg, roots), s.IdPMetadataURL)
+		if err != nil {
+			return nil, fmt.Errorf(at+"idp_metadata_url: %w", err)
+		}
+		if sc.IdPEntityID != "" && sc.IdPEntityID != md.EntityID {
+			return nil, fmt.Errorf(at+"idp_entity_id: %q, but the metadata at %s is of %q", sc.IdPEntityID, s.IdPMetadataURL, md.EntityID)
+		}
+		sc.IdPSSOURL, sc.IdPEntityID, sc.IdPCerts = md.SSOURL, md.EntityID, md.Certs
+	} else {
+		certs, err := readCertificates(s.IdPCertificate)
+		if err != nil {
+			return nil, fmt.Errorf(at+"idp_certificate: %w", err)
+		}
+		sc.IdPCerts = certs
+	}
+	sp, err := identity.NewSAMLStepUp(sc, sessions)
+	if err != nil {
+		return nil, fmt.Errorf("identity.step_up.saml: %w", err)
+	}
+	return sp, nil
 }
 
 // userRecheck is the access decision of a request on an intercepted TLS

@@ -30,29 +30,46 @@ import (
 // The step-up is kept in the session cookie of the host (bound to it and
 // to the session's user) and counts for IdentityConfig.StepUp.TTL.
 
-// stepUpLogin is the login that runs step-ups for this request, nil when
-// none can.
-func (s *Server) stepUpLogin(ci *ConnInfo) *identity.OIDCLogin {
+// stepUpMethod is how step-ups run for a request: the OIDC login or the
+// appliance's SAML service provider, or neither.
+type stepUpMethod struct {
+	oidc *identity.OIDCLogin
+	saml *identity.SAMLStepUp
+}
+
+func (m stepUpMethod) available() bool { return m.oidc != nil || m.saml != nil }
+
+// stepUpMethodFor is the method that runs step-ups for this request.
+func (s *Server) stepUpMethodFor(ci *ConnInfo) stepUpMethod {
 	ic := s.cfg.Identity
-	if ic == nil || ic.StepUp.ACR == "" || ic.StepUp.TTL <= 0 {
-		return nil
+	if ic == nil || ic.StepUp.TTL <= 0 {
+		return stepUpMethod{}
+	}
+	if ci.Mode != ModeSuffix && !ci.TLS {
+		return stepUpMethod{} // the session is a Secure cookie: no step-up over plain HTTP
+	}
+	if ic.SAMLStepUp != nil {
+		return stepUpMethod{saml: ic.SAMLStepUp}
+	}
+	if ic.StepUp.ACR == "" {
+		return stepUpMethod{}
 	}
 	if ci.Mode == ModeSuffix {
-		if s.cfg.Suffix != nil {
-			return s.cfg.Suffix.Login
+		if s.cfg.Suffix != nil && s.cfg.Suffix.Login != nil {
+			return stepUpMethod{oidc: s.cfg.Suffix.Login}
 		}
-		return nil
+		return stepUpMethod{}
 	}
-	if !ci.TLS {
-		return nil // the session is a Secure cookie: no step-up over plain HTTP
+	if ic.Login == nil {
+		return stepUpMethod{}
 	}
-	return ic.Login
+	return stepUpMethod{oidc: ic.Login}
 }
 
 // stepUpState is what session enforcement is told about step-up.
 func (s *Server) stepUpState(ci *ConnInfo, st *requestState) session.StepUp {
 	switch {
-	case s.stepUpLogin(ci) == nil:
+	case !s.stepUpMethodFor(ci).available():
 		return session.StepUpUnavailable
 	case st.user.SteppedUp(time.Now()):
 		return session.StepUpDone
@@ -60,16 +77,74 @@ func (s *Server) stepUpState(ci *ConnInfo, st *requestState) session.StepUp {
 	return session.StepUpNeeded
 }
 
+// stepUpEndpoint serves the step-up endpoints under /.portcullis/ (in the
+// suffix pipeline w suffixes the redirects); false when r is none of them.
+func (s *Server) stepUpEndpoint(w http.ResponseWriter, r *http.Request, ci *ConnInfo, st *requestState) bool {
+	m := s.stepUpMethodFor(ci)
+	switch {
+	case r.URL.Path == stepUpStartPath:
+		s.stepUpStart(w, r, ci, st, m)
+	case m.saml == nil || !m.saml.IsEndpoint(r):
+		return false
+	case r.URL.Path == identity.SAMLMetadataPath:
+		st.set("allow", "saml step-up metadata")
+		m.saml.ServeMetadata(w, r, s.samlACS(ci, r, st, m.saml))
+	case r.URL.Path == identity.SAMLACSPath:
+		if why := m.saml.ServeACS(unsuffixedWriter(w), r); why != "" {
+			st.set("block", why)
+		} else {
+			st.set("allow", "saml step-up response accepted")
+		}
+	default: // identity.SAMLDonePath
+		if why := m.saml.ServeDone(unsuffixedWriter(w), r); why != "" {
+			st.set("block", why)
+		} else {
+			st.set("allow", "saml step-up done")
+		}
+	}
+	return true
+}
+
+// unsuffixedWriter: the SAML endpoints redirect only within this host, so
+// their Location needs no suffixing.
+func unsuffixedWriter(w http.ResponseWriter) http.ResponseWriter {
+	if lw, ok := w.(locationWriter); ok {
+		return lw.ResponseWriter
+	}
+	return w
+}
+
+// samlACS is this host's ACS URL as the IdP addresses it. Through the
+// suffix, an IdP that is itself an onboarded app is reached under the
+// suffix too, and the proxy maps the URLs inside the (unsigned)
+// AuthnRequest back to the origin on the way, as for any app's SAML: that
+// IdP then addresses the origin's name, and its post comes back here
+// through the response rewriting.
+func (s *Server) samlACS(ci *ConnInfo, r *http.Request, st *requestState, sp *identity.SAMLStepUp) string {
+	host := hostOnly(r.Host)
+	if ci.Mode == ModeSuffix && s.cfg.Suffix != nil && st.origin != "" {
+		if _, suffixed := s.cfg.Suffix.Mapper.ToSuffixed(sp.IdPHost()); suffixed {
+			host = st.origin
+		}
+	}
+	return "https://" + host + identity.SAMLACSPath
+}
+
 // stepUpStart serves /.portcullis/step-up?return=<path or URL of this host>.
-func (s *Server) stepUpStart(w http.ResponseWriter, r *http.Request, st *requestState, login *identity.OIDCLogin) {
+func (s *Server) stepUpStart(w http.ResponseWriter, r *http.Request, ci *ConnInfo, st *requestState, m stepUpMethod) {
 	ic := s.cfg.Identity
-	if login == nil || ic == nil || ic.StepUp.ACR == "" {
+	ret := r.URL.Query().Get("return")
+	switch {
+	case m.saml != nil:
+		st.set("allow", "step-up started (saml)")
+		m.saml.Start(w, r, ret, s.samlACS(ci, r, st, m.saml), ic.StepUp.TTL)
+	case m.oidc != nil:
+		st.set("allow", "step-up started")
+		m.oidc.StartStepUp(w, r, ret, ic.StepUp)
+	default:
 		st.set("block", "step-up not configured")
 		writeBlockPage(w, http.StatusNotFound, blockPage{Title: "Not found", Reason: "No such gateway page.", Host: r.Host, RequestID: st.id})
-		return
 	}
-	st.set("allow", "step-up started")
-	login.StartStepUp(w, r, r.URL.Query().Get("return"), ic.StepUp)
 }
 
 // stepUpLink is the step-up endpoint (relative to the host the browser

@@ -188,8 +188,7 @@ func (s *Server) suffixEndpoint(w http.ResponseWriter, r *http.Request, st *requ
 	case sc.Login != nil && sc.Login.IsCallback(r):
 		st.set("allow", "login callback")
 		sc.Login.Callback(w, r)
-	case r.URL.Path == stepUpStartPath:
-		s.stepUpStart(locationWriter{w, rewriteMapper{s: s, via: st.origin}}, r, st, sc.Login)
+	case s.stepUpEndpoint(locationWriter{w, rewriteMapper{s: s, via: st.origin}}, r, ConnInfoFrom(r.Context()), st):
 	case s.controlEndpoint(w, r, ConnInfoFrom(r.Context()), st):
 	default:
 		st.set("block", "unknown gateway endpoint")

@@ -37,6 +37,9 @@ type IdentityConfig struct {
 	// stopped action sends the user to the provider for the stronger
 	// context, and the session counts as stepped up for StepUp.TTL.
 	StepUp identity.StepUp
+	// SAMLStepUp, when set, runs the step-ups instead of the OIDC login
+	// (in both modes), for StepUp.TTL.
+	SAMLStepUp *identity.SAMLStepUp
 }
 
 // The proxy's identity endpoints, beside the OIDC callback.
@@ -62,6 +65,9 @@ func (s *Server) transparentIdentity(w http.ResponseWriter, r *http.Request, ci 
 			st.user = &id
 		}
 	}
+	if ci.TLS && strings.HasPrefix(r.URL.Path, suffixEndpointPrefix) && s.stepUpEndpoint(w, r, ci, st) {
+		return true
+	}
 	if ci.TLS && ic.Login != nil && strings.HasPrefix(r.URL.Path, suffixEndpointPrefix) {
 		switch {
 		case ic.Login.IsCallback(r):
@@ -71,9 +77,6 @@ func (s *Server) transparentIdentity(w http.ResponseWriter, r *http.Request, ci 
 		case r.URL.Path == loginStartPath:
 			st.set("allow", "login started")
 			ic.Login.Start(w, r, r.URL.Query().Get("return"))
-			return true
-		case r.URL.Path == stepUpStartPath:
-			s.stepUpStart(w, r, st, ic.Login)
 			return true
 		}
 	}

@@ -86,6 +86,13 @@ func NewSAMLObserver(idpCerts []*x509.Certificate, now func() time.Time) *SAMLOb
 // Observe verifies a base64 SAMLResponse posted to acsURL (the app's
 // unsuffixed assertion consumer URL) and returns the identity in it.
 func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
+	return o.observe(b64, acsURL, nil)
+}
+
+// observe is Observe with more checks of the verified response and
+// assertion (the signed elements, never the raw document) by extra, run
+// before the assertion is remembered.
+func (o *SAMLObserver) observe(b64, acsURL string, extra func(resp, assertion *etree.Element, id *Identity) error) (Identity, error) {
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 	if err != nil {
 		return Identity{}, fmt.Errorf("SAMLResponse is not base64: %w", err)
@@ -210,6 +217,11 @@ func (o *SAMLObserver) Observe(b64, acsURL string) (Identity, error) {
 	aid := assertion.SelectAttrValue("ID", "")
 	if aid == "" {
 		return Identity{}, errors.New("SAML assertion has no ID")
+	}
+	if extra != nil {
+		if err := extra(resp, assertion, &id); err != nil {
+			return Identity{}, err
+		}
 	}
 	if err := o.rememberOnce(id.Issuer+"\x00"+aid, now, forget.Add(clockSkew)); err != nil {
 		return Identity{}, err

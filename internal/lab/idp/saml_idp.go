@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +42,8 @@ type SAMLIdPConfig struct {
 	SPMetadata [][]byte
 	// SPMetadataURLs are fetched, with HTTPClient, when an AuthnRequest
 	// names a service provider not yet known (at most once every few
-	// seconds per URL), so they may point at apps that start later.
+	// seconds per URL), so they may point at apps that start later. A
+	// file:// URL is read from the local file system.
 	SPMetadataURLs []string
 	HTTPClient     *http.Client
 }
@@ -68,7 +70,8 @@ var samlLoginTemplate = template.Must(template.New("saml-login").Parse(`<!doctyp
 // (element ids "username", "password", "submit"). Assertions are signed,
 // the NameID is the user's email, and the attributes are uid, mail and
 // groups (multi-valued; eduPersonAffiliation carries the same values).
-// samlidp's administrative REST endpoints are disabled.
+// samlidp's administrative REST endpoints are disabled. A request for the
+// stronger context StepUpSAMLContext takes a second step (saml_stepup.go).
 func NewSAMLIdP(cfg SAMLIdPConfig) (http.Handler, []byte, error) {
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil || base.Scheme != "https" || base.Host == "" {
@@ -122,6 +125,7 @@ func NewSAMLIdP(cfg SAMLIdPConfig) (http.Handler, []byte, error) {
 		return nil, nil, errorf("SAML IdP %s: %v", cfg.BaseURL, err)
 	}
 	server.IDP.AssertionMaker = groupsAssertionMaker{}
+	server.IDP.SessionProvider = newStepUpSessions(server)
 	if len(cfg.SPMetadataURLs) > 0 {
 		client := cfg.HTTPClient
 		if client == nil {
@@ -225,6 +229,14 @@ func (p *fetchingSPProvider) GetServiceProvider(r *http.Request, id string) (*sa
 }
 
 func (p *fetchingSPProvider) fetch(ctx context.Context, u string) (*saml.EntityDescriptor, error) {
+	if path, ok := strings.CutPrefix(u, "file://"); ok {
+		// A test that writes an SP's metadata once the SP serves it.
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return samlsp.ParseMetadata(data)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

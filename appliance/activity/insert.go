@@ -38,10 +38,31 @@ type inserter struct {
 	tags    []any
 	nv      []driver.NamedValue
 	nextSeq int64 // seq of the next event; reset from the table on failure
+	// derived are the statements that count a group after its rows are in
+	// (rollups), each run once per group with the group's first seq.
+	derived []string
+	// fullText: the index is written every ftsBatch events, past ftsMark
+	// (the highest seq indexed, as fts_mark holds it).
+	fullText bool
+	ftsBatch int
+	ftsMark  int64
 }
 
-func newInserter(db *sql.DB) (*inserter, error) {
-	in := &inserter{db: db, stmts: map[string]driver.Stmt{}}
+func newInserter(db *sql.DB, f features, ftsBatch int) (*inserter, error) {
+	in := &inserter{db: db, stmts: map[string]driver.Stmt{}, fullText: f.fullText, ftsBatch: ftsBatch}
+	if in.ftsBatch <= 0 {
+		in.ftsBatch = defaultFTSBatch
+	}
+	if f.fullText {
+		if err := db.QueryRow("SELECT coalesce(max(seq), 0) FROM fts_mark").Scan(&in.ftsMark); err != nil {
+			return nil, fmt.Errorf("read full-text mark: %w", err)
+		}
+	}
+	if f.rollups {
+		for _, q := range rollupFill {
+			in.derived = append(in.derived, fmt.Sprintf(q, "seq >= ?"))
+		}
+	}
 	if err := in.reloadSeq(); err != nil {
 		return nil, err
 	}
@@ -128,6 +149,36 @@ func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
 	return st, nil
 }
 
+// execQuery runs query, prepared on dc once, with one integer argument.
+func (in *inserter) execQuery(dc any, query string, arg int64) error {
+	if dc != in.conn {
+		clear(in.stmts)
+		in.conn = dc
+	}
+	st, ok := in.stmts[query]
+	if !ok {
+		prep, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("sqlite driver connection %T cannot prepare", dc)
+		}
+		var err error
+		if st, err = prep.PrepareContext(context.Background(), query); err != nil {
+			return fmt.Errorf("prepare %.40q: %w", query, err)
+		}
+		in.stmts[query] = st
+	}
+	ex, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return fmt.Errorf("sqlite statement %T cannot exec", st)
+	}
+	nv := append(in.nv[:0], driver.NamedValue{Ordinal: 1, Value: arg})
+	in.nv = nv
+	if _, err := ex.ExecContext(context.Background(), nv); err != nil {
+		return fmt.Errorf("index group: %.40q: %w", query, err)
+	}
+	return nil
+}
+
 // exec runs the INSERT for table with args holding rows of width values,
 // in chunks of at most maxRows rows (then halving for the remainder).
 func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) error {
@@ -181,7 +232,32 @@ func (s *Store) commit(events []Event) (err error) {
 		return fmt.Errorf("begin group: %w", err)
 	}
 	defer conn.Close()
-	return conn.Raw(func(dc any) error { return in.commitOn(dc, events) })
+	if err := conn.Raw(func(dc any) error { return in.commitOn(dc, events) }); err != nil {
+		return err
+	}
+	s.noteWritten(events)
+	return nil
+}
+
+// noteWritten tells the top-list cache (rollup.go) about a committed group:
+// an event before the settled hour changes the rollup generation, then the
+// high-water mark moves to the newest event.
+func (s *Store) noteWritten(events []Event) {
+	lo, hi := int64(0), int64(0)
+	for i := range events {
+		ts := events[i].Time.UnixNano()
+		if i == 0 || ts < lo {
+			lo = ts
+		}
+		hi = max(hi, ts)
+	}
+	hw := s.highWater.Load()
+	if len(events) > 0 && lo < settledBefore(hw)*1e9 {
+		s.rollupGen.Add(1)
+	}
+	if hi > hw {
+		s.highWater.Store(hi)
+	}
 }
 
 func (in *inserter) commitOn(dc any, events []Event) (err error) {
@@ -229,9 +305,31 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 	if err := in.exec(dc, "event_tag", tags, 3, sideRowsPerInsert); err != nil {
 		return err
 	}
+	// The rollups and the full-text index read the group's rows back (their
+	// pages are in the cache): one statement each, whatever the group's
+	// size, with nothing to bind but a seq.
+	if len(events) == 0 {
+		return tx.Commit()
+	}
+	for _, q := range in.derived {
+		if err := in.execQuery(dc, q, events[0].Seq); err != nil {
+			return err
+		}
+	}
+	mark := in.ftsMark
+	if last := in.nextSeq - 1; in.fullText && last-mark >= int64(in.ftsBatch) {
+		if err := in.execQuery(dc, fullTextBatch, mark); err != nil {
+			return err
+		}
+		if err := in.execQuery(dc, fullTextMark, last); err != nil {
+			return err
+		}
+		mark = last
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit group: %w", err)
 	}
+	in.ftsMark = mark
 	return nil
 }
 

@@ -58,6 +58,11 @@ type Options struct {
 	// beforeCommit, when set (by tests only), runs in the writer goroutine
 	// before every group commit; a test blocks in it to stall the writer.
 	beforeCommit func()
+	// noFullText and noRollups (benchmarks only) open a store without the
+	// full-text index or the rollups, to measure what each costs.
+	noFullText, noRollups bool
+	// ftsBatch (tests only) overrides defaultFTSBatch.
+	ftsBatch int
 }
 
 func (o Options) withDefaults() Options {

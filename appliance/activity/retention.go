@@ -40,7 +40,7 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 		cutoff := now.Add(-s.opt.MaxAge).UnixNano()
 		for {
 			n, err := s.deleteChunk(&res, slowest,
-				"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING seq",
+				"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING seq, ts",
 				cutoff, pruneChunk)
 			if err != nil {
 				return res, err
@@ -59,6 +59,11 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 	}
 	if s.opt.MaxBytes > 0 {
 		if err := s.pruneToSize(&res, slowest); err != nil {
+			return res, err
+		}
+	}
+	if res.Deleted > 0 {
+		if err := s.pruneRollups(); err != nil {
 			return res, err
 		}
 	}
@@ -95,35 +100,50 @@ func (s *Store) pruneToSize(res *PruneResult, slowest sql.NullInt64) error {
 		perRow := max(used/rows, 1)
 		n := min(max((used-s.opt.MaxBytes)/perRow+1, 1), pruneChunk)
 		if _, err := s.deleteChunk(res, slowest,
-			"DELETE FROM events WHERE seq < ? RETURNING seq", lo.Int64+n); err != nil {
+			"DELETE FROM events WHERE seq < ? RETURNING seq, ts", lo.Int64+n); err != nil {
 			return err
 		}
 	}
 }
 
-// deleteChunk runs one DELETE … RETURNING seq and counts what it removed.
+// deleteChunk runs one DELETE … RETURNING seq, ts and counts what it
+// removed. The newest time deleted goes to prunedMax before pruneGen
+// moves: the top lists' cache drops the ranges it reached (rollup.go).
 func (s *Store) deleteChunk(res *PruneResult, slowest sql.NullInt64, query string, args ...any) (int64, error) {
+	n, newest, err := s.deleteRows(res, slowest, query, args...)
+	if n > 0 {
+		// After the statement ended (and committed), so a reader that
+		// sees the old generation read the rows before they went.
+		if newest > s.prunedMax.Load() {
+			s.prunedMax.Store(newest)
+		}
+		s.pruneGen.Add(1)
+	}
+	return n, err
+}
+
+func (s *Store) deleteRows(res *PruneResult, slowest sql.NullInt64, query string, args ...any) (n, newest int64, err error) {
 	rows, err := s.wdb.Query(query, args...)
 	if err != nil {
-		return 0, fmt.Errorf("prune: %w", err)
+		return 0, 0, fmt.Errorf("prune: %w", err)
 	}
 	defer rows.Close()
-	var n int64
 	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return n, fmt.Errorf("prune: %w", err)
+		var seq, ts int64
+		if err := rows.Scan(&seq, &ts); err != nil {
+			return n, newest, fmt.Errorf("prune: %w", err)
 		}
 		n++
+		newest = max(newest, ts)
 		if slowest.Valid && seq > slowest.Int64 {
 			res.Undelivered++
 		}
 	}
 	res.Deleted += n
 	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("prune: %w", err)
+		return n, newest, fmt.Errorf("prune: %w", err)
 	}
-	return n, nil
+	return n, newest, rows.Close()
 }
 
 // markSeq records the highest stored seq in seq_mark before retention

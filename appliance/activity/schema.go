@@ -15,7 +15,11 @@ import (
 //	4: seq without AUTOINCREMENT (high-water mark in seq_mark); the user,
 //	   app, action, activity and client-app indexes are partial
 //	5: client_why on events (how the client was classified)
-const schemaVersion = 5
+//	6: events_fts, a trigram full-text index of host, path, file name and
+//	   user (fulltext.go); rollup_counts and rollup_names, the dashboard's
+//	   per-minute/hour/day counts (rollup.go); both kept by the writer in
+//	   the event's transaction and by delete triggers for retention
+const schemaVersion = 6
 
 // schema is the whole layout, idempotent so Open can run it every time.
 //
@@ -170,8 +174,17 @@ const nextSeqQuery = `SELECT max(
 	coalesce((SELECT seq FROM seq_mark WHERE id = 1), 0),
 	coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)) + 1`
 
-// migrate creates or checks the layout on the write connection.
-func migrate(db *sql.DB) error {
+// features are the optional parts of the layout. Every store has both;
+// only the ingest benchmark turns them off, to measure what each costs.
+type features struct{ fullText, rollups bool }
+
+var allFeatures = features{fullText: true, rollups: true}
+
+// migrate creates or checks the whole layout on the write connection.
+func migrate(db *sql.DB) error { return migrateWith(db, allFeatures) }
+
+// migrateWith creates or checks the layout with the given optional parts.
+func migrateWith(db *sql.DB, f features) error {
 	var v int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
@@ -201,8 +214,66 @@ func migrate(db *sql.DB) error {
 			return fmt.Errorf("migrate to schema 5: %w", err)
 		}
 	}
+	if f.fullText {
+		if _, err := db.Exec(fullTextSchema); err != nil {
+			return fmt.Errorf("create full-text index: %w", err)
+		}
+	}
+	if f.rollups {
+		if _, err := db.Exec(rollupSchema); err != nil {
+			return fmt.Errorf("create rollups: %w", err)
+		}
+	}
+	if v > 0 && v < 6 {
+		// The new index and rollups start empty: fill them from the stored
+		// events in one transaction with the version, so an interrupted
+		// migration runs again from the start.
+		return migrateTo6(db, f)
+	}
 	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("write schema version: %w", err)
+	}
+	return nil
+}
+
+// migrateTo6 fills events_fts and the rollups from the events a version 5
+// store holds, and writes the version, in one transaction. It reads the
+// whole table once per structure: at the 10M-event soak size it is the
+// slow step of an upgrade (measured in TestMigrateTo6Scale).
+func migrateTo6(db *sql.DB, f features) (err error) {
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate to schema 6: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+	var steps []string
+	if f.fullText {
+		steps = append(steps, "INSERT INTO events_fts(events_fts) VALUES ('delete-all')", fullTextFill+" WHERE true",
+			"INSERT INTO fts_mark (id, seq) SELECT 1, coalesce(max(seq), 0) FROM events WHERE true ON CONFLICT (id) DO UPDATE SET seq = excluded.seq")
+	}
+	if f.rollups {
+		steps = append(steps, "DELETE FROM rollup_counts", "DELETE FROM rollup_names")
+		for _, q := range rollupFill {
+			steps = append(steps, fmt.Sprintf(q, "true"))
+		}
+	}
+	steps = append(steps, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+	for _, q := range steps {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate to schema 6: %w", err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate to schema 6: %w", err)
 	}
 	return nil
 }

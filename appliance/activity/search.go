@@ -26,9 +26,11 @@ type Query struct {
 	Policy    string // one of the event's matched policies
 	DeviceTag string // one of the event's device tags
 	ClientApp string
-	// Text matches a substring of host, path or file name, ignoring ASCII
-	// case. It is not indexed: combine it with another filter or a time
-	// range on large stores.
+	// Text matches a substring of host, path, file name or user, ignoring
+	// ASCII case. A term of three characters or more is looked up in the
+	// full-text index first (fulltext.go); a shorter one, or one in too many
+	// events for the index to help, is checked on each row the other
+	// filters' index walk reads.
 	Text string
 
 	Limit int    // events per page: default 50, at most 1000
@@ -50,10 +52,28 @@ type Page struct {
 // Each equality filter has an index that also orders by time, so the first
 // page is read by walking one index backwards. A policy or device-tag filter
 // drives the query from its side table for the same reason.
+//
+// Free text is narrowed by the full-text index when it holds few enough
+// rows for the term (ftsCandidates); otherwise it is checked on the rows of
+// the scan, where a common term soon fills a page.
 func (s *Store) Search(q Query) (Page, error) {
 	query, args, limit, err := searchSQL(q)
 	if err != nil {
 		return Page{}, err
+	}
+	if q.Text != "" {
+		seqs, ok, err := s.ftsCandidates(q.Text)
+		if err != nil {
+			return Page{}, err
+		}
+		if ok {
+			if len(seqs) == 0 {
+				return Page{}, nil
+			}
+			if query, args, limit, err = candidateSQL(q, seqs); err != nil {
+				return Page{}, err
+			}
+		}
 	}
 	rows, err := s.rdb.Query(query, args...)
 	if err != nil {
@@ -78,11 +98,7 @@ func searchSQL(q Query) (string, []any, int, error) {
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
 		return "", nil, 0, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, q.From, q.To)
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultPageSize
-	}
-	limit = min(limit, maxPageSize)
+	limit := pageLimit(q.Limit)
 
 	var (
 		b     strings.Builder
@@ -146,9 +162,8 @@ func searchSQL(q Query) (string, []any, int, error) {
 		where, args = append(where, key+".ts < ?"), append(args, q.To.UnixNano())
 	}
 	if q.Text != "" {
-		pat := "%" + escapeLike(q.Text) + "%"
-		where = append(where, `(e.host LIKE ? ESCAPE '\' OR e.path LIKE ? ESCAPE '\' OR e.file_name LIKE ? ESCAPE '\')`)
-		args = append(args, pat, pat, pat)
+		cond, targs := textCondition(q.Text)
+		where, args = append(where, cond), append(args, targs...)
 	}
 	if q.After != "" {
 		ts, seq, err := decodePageToken(q.After)
@@ -163,6 +178,14 @@ func searchSQL(q Query) (string, []any, int, error) {
 	// One extra row tells whether a next page exists without a COUNT.
 	fmt.Fprintf(&b, " ORDER BY %[1]s.ts DESC, %[1]s.seq DESC LIMIT %d", key, limit+1)
 	return b.String(), args, limit, nil
+}
+
+// pageLimit is the page size a Query asks for, within bounds.
+func pageLimit(n int) int {
+	if n <= 0 {
+		return defaultPageSize
+	}
+	return min(n, maxPageSize)
 }
 
 // partialCondition is the WHERE clause of col's partial index, as the index

@@ -24,6 +24,16 @@ type Store struct {
 	wdb, rdb *sql.DB
 	ins      *inserter // used only by the writer goroutine, under wmu
 	wmu      sync.Mutex
+	feat     features // the optional structures this store keeps
+
+	// The top lists' cache and what invalidates it (rollup.go): highWater
+	// is the newest event time written (Unix ns); rollupGen changes when a
+	// group wrote before the settled hour; prunedMax is the newest event
+	// time retention deleted, pruneGen counts its deletions.
+	tops                topCache
+	highWater           atomic.Int64
+	rollupGen, pruneGen atomic.Uint64
+	prunedMax           atomic.Int64
 
 	// qmu guards the queue: the pending groups (oldest first), their total
 	// event count, the writer's wake-up wish and closed. Emit holds it for
@@ -67,6 +77,7 @@ func Open(path string, opt Options) (*Store, error) {
 	wdb.SetConnMaxLifetime(0)
 	s := &Store{
 		opt:        opt,
+		feat:       features{fullText: !opt.noFullText, rollups: !opt.noRollups},
 		wdb:        wdb,
 		wakeCh:     make(chan struct{}, 1),
 		closing:    make(chan struct{}),
@@ -111,13 +122,18 @@ func writeDSN(path string) string {
 }
 
 func (s *Store) init(path string) error {
-	if err := migrate(s.wdb); err != nil {
+	if err := migrateWith(s.wdb, s.feat); err != nil {
 		return err
 	}
 	var err error
-	if s.ins, err = newInserter(s.wdb); err != nil {
+	if s.ins, err = newInserter(s.wdb, s.feat, s.opt.ftsBatch); err != nil {
 		return err
 	}
+	var hw sql.NullInt64
+	if err := s.wdb.QueryRow("SELECT max(ts) FROM events").Scan(&hw); err != nil {
+		return fmt.Errorf("read newest event time: %w", err)
+	}
+	s.highWater.Store(hw.Int64)
 	if s.rdb, err = sql.Open("sqlite", path+"?_busy_timeout=10000&_query_only=1"); err != nil {
 		return fmt.Errorf("open activity store for reading: %w", err)
 	}

@@ -1,0 +1,200 @@
+package activity
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// The full-text index (schema 6). events_fts is an FTS5 table with the
+// trigram tokenizer over the four fields free text searches: host, path,
+// file name and user. It is contentless (content='': the text stays in
+// events only) and keeps no positions (detail=none), so it holds a doclist
+// of seqs per trigram and nothing else; contentless_delete lets retention
+// delete a row by its seq (the trigger below). The writer fills it in the
+// event's own transaction (insert.go), one INSERT … SELECT per group.
+//
+// FTS5 cannot match phrases without positions, so a search term becomes the
+// AND of its trigrams: a superset of the rows holding the term, which the
+// query then checks with the same LIKE as the scan. The index only ever
+// narrows the rows a search reads; what matches is decided by LIKE, so the
+// two paths return the same events.
+const fullTextSchema = `
+CREATE TABLE IF NOT EXISTS fts_mark (
+	id  INTEGER PRIMARY KEY CHECK (id = 1),
+	seq INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
+	host, path, file_name, user_name,
+	content='', contentless_delete=1, detail=none,
+	tokenize='trigram case_sensitive 0'
+);
+CREATE TRIGGER IF NOT EXISTS events_fts_del AFTER DELETE ON events BEGIN
+	DELETE FROM events_fts WHERE rowid = old.seq;
+END;
+`
+
+// fullTextFill indexes the events the WHERE clause that follows selects.
+const fullTextFill = `INSERT INTO events_fts (rowid, host, path, file_name, user_name)
+	SELECT seq, host, path, file_name, user_name FROM events`
+
+// Statements of the writer's batches: the events after the mark, then the
+// mark.
+const (
+	fullTextBatch = fullTextFill + " WHERE seq > ?"
+	fullTextMark  = "INSERT INTO fts_mark (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq"
+)
+
+// defaultFTSBatch is how many events the writer lets accumulate before it
+// indexes them (Options.ftsBatch in tests).
+const defaultFTSBatch = 512
+
+// ftsCandidateLimit bounds the rows the index may hand to one search. A term
+// in at most this many events is served from the index: its rows are read
+// by seq, checked and sorted (a few tens of ms at most). A term in more
+// events is common enough that walking the time index, newest first, finds
+// a page of matches after few rows, which is what the scan does.
+const ftsCandidateLimit = 10000
+
+// maxTrigrams bounds the terms of one MATCH: a long search string is
+// narrowed by a spread of its trigrams (first, last and evenly between),
+// and LIKE checks the rest.
+const maxTrigrams = 12
+
+// ftsQuery is the MATCH expression for a free-text search: the AND of the
+// text's trigrams, each a quoted FTS5 string, so no character of the user's
+// text is ever read as query syntax (a double quote is doubled, the only
+// escape inside an FTS5 string). ok is false when the index cannot serve
+// the text: under three characters (trigrams need three), invalid UTF-8 or
+// a NUL (the tokenizer and LIKE might not agree on those).
+func ftsQuery(text string) (string, bool) {
+	if !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
+		return "", false
+	}
+	r := []rune(text)
+	n := len(r) - 2 // trigrams
+	if n < 1 {
+		return "", false
+	}
+	var (
+		b    strings.Builder
+		seen = map[string]bool{}
+	)
+	pick := func(i int) {
+		tri := strings.ToLower(string(r[i : i+3]))
+		if seen[tri] {
+			return
+		}
+		seen[tri] = true
+		if b.Len() > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteString(`"` + strings.ReplaceAll(string(r[i:i+3]), `"`, `""`) + `"`)
+	}
+	if n <= maxTrigrams {
+		for i := range n {
+			pick(i)
+		}
+	} else {
+		for k := range maxTrigrams {
+			pick(k * (n - 1) / (maxTrigrams - 1))
+		}
+	}
+	return b.String(), true
+}
+
+// textCondition is the free-text check on an events row e: the term as a
+// substring of host, path, file name or user, ignoring ASCII case (LIKE),
+// with its arguments.
+func textCondition(text string) (string, []any) {
+	pat := "%" + escapeLike(text) + "%"
+	return `(e.host LIKE ? ESCAPE '\' OR e.path LIKE ? ESCAPE '\' OR e.file_name LIKE ? ESCAPE '\' OR e.user_name LIKE ? ESCAPE '\')`,
+		[]any{pat, pat, pat, pat}
+}
+
+// ftsCandidates returns the seqs the index holds for the text, or ok false
+// when there are more than ftsCandidateLimit (or the index cannot serve it).
+func (s *Store) ftsCandidates(text string) (seqs []int64, ok bool, err error) {
+	if !s.feat.fullText {
+		return nil, false, nil
+	}
+	match, ok := ftsQuery(text)
+	if !ok {
+		return nil, false, nil
+	}
+	cond, targs := textCondition(text)
+	args := append([]any{match}, targs...)
+	rows, err := s.rdb.Query(`SELECT rowid FROM events_fts WHERE events_fts MATCH ?
+		UNION ALL
+		SELECT e.seq FROM events e WHERE e.seq > (SELECT coalesce(max(seq), 0) FROM fts_mark) AND `+cond+`
+		LIMIT `+fmt.Sprint(ftsCandidateLimit+1), args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("search text: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, false, fmt.Errorf("search text: %w", err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("search text: %w", err)
+	}
+	if len(seqs) > ftsCandidateLimit {
+		return nil, false, nil
+	}
+	return seqs, true, nil
+}
+
+// candidateSQL is Search's statement when the full-text index narrowed the
+// rows to seqs: they are read by seq (every other filter hidden from the
+// planner with a unary +, the lists checked with EXISTS), checked with
+// every filter and the LIKE, and sorted. The order and the page token are
+// the scan's, so pages of either path continue each other.
+func candidateSQL(q Query, seqs []int64) (string, []any, int, error) {
+	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
+		return "", nil, 0, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, q.From, q.To)
+	}
+	limit := pageLimit(q.Limit)
+	list, err := json.Marshal(seqs)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	where := []string{"e.seq IN (SELECT value FROM json_each(?))"}
+	args := []any{string(list)}
+	if q.Policy != "" {
+		where, args = append(where, "EXISTS (SELECT 1 FROM event_policy p WHERE p.policy = ? AND p.ts = e.ts AND p.seq = e.seq)"), append(args, q.Policy)
+	}
+	if q.DeviceTag != "" {
+		where, args = append(where, "EXISTS (SELECT 1 FROM event_tag t WHERE t.tag = ? AND t.ts = e.ts AND t.seq = e.seq)"), append(args, q.DeviceTag)
+	}
+	for _, f := range []struct{ col, val string }{
+		{"user_name", q.User}, {"app", q.App}, {"activity", q.Activity},
+		{"action", q.Action}, {"client_app", q.ClientApp},
+	} {
+		if f.val != "" {
+			where, args = append(where, "+e."+f.col+" = ?"), append(args, f.val)
+		}
+	}
+	if !q.From.IsZero() {
+		where, args = append(where, "+e.ts >= ?"), append(args, q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		where, args = append(where, "+e.ts < ?"), append(args, q.To.UnixNano())
+	}
+	cond, targs := textCondition(q.Text)
+	where, args = append(where, cond), append(args, targs...)
+	if q.After != "" {
+		ts, seq, err := decodePageToken(q.After)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		where, args = append(where, "(e.ts, e.seq) < (?, ?)"), append(args, ts, seq)
+	}
+	query := fmt.Sprintf("SELECT %s FROM events e WHERE %s ORDER BY e.ts DESC, e.seq DESC LIMIT %d",
+		selectColumns, strings.Join(where, " AND "), limit+1)
+	return query, args, limit, nil
+}

@@ -1,0 +1,171 @@
+package activity
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostileTexts hold FTS5 query syntax, LIKE wildcards, quotes, non-ASCII
+// and control characters in the indexed fields.
+var hostileTexts = []string{
+	`evil" OR "x`, `a*b.example`, `NEAR(foo bar)`, `host:col`, `-not^this`, `(paren)`, `100%_off`,
+	`Ünïcödé-Straße`, "tab\there", `back\slash`, `"quoted"`, `AND OR NOT`,
+}
+
+func hostileTextEvent(i int) Event {
+	ev := sampleEvent(1000 + i)
+	t := hostileTexts[i%len(hostileTexts)]
+	switch i % 4 {
+	case 0:
+		ev.Host = t
+	case 1:
+		ev.Path = "/" + t
+	case 2:
+		ev.FileName = t + ".txt"
+	case 3:
+		ev.User = t + "@corp.example"
+	}
+	return ev
+}
+
+// fillBoth writes the same events to a store with the index (every event
+// indexed at once, or batched as in production) and one without.
+func fillBoth(t *testing.T, batch int) (withIndex, scan *Store) {
+	t.Helper()
+	withIndex, _ = openTest(t, Options{FlushInterval: time.Millisecond, ftsBatch: batch})
+	scan, _ = openTest(t, Options{FlushInterval: time.Millisecond, noFullText: true})
+	for _, s := range []*Store{withIndex, scan} {
+		emitN(t, s, 0, 300)
+		for i := range 2 * len(hostileTexts) {
+			if err := s.Emit(hostileTextEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitWritten(t, s, uint64(300+2*len(hostileTexts)))
+	}
+	return withIndex, scan
+}
+
+var textTerms = []string{
+	"host4.example", "HOST4", "report-7.pdf", "report-1", "user3@corp", "/doc/11", "/doc/299", "no-such-term",
+	"os", "h", "%_", "%", "_", `"`, `" OR "`, `evil" OR "x`, `a*b`, `*`, "NEAR(foo", "NEAR", "host:col", "col",
+	`-not^`, "(paren)", "100%_off", "%_off", "ünïcödé", "ÜNÏ", "straße", "tab\th", `back\slash`, `\`, `"quoted"`,
+	"AND OR NOT", "AND", "x\x00y", "\xff\xfe", "corp.example", "example.com",
+}
+
+// TestFullTextMatchesScan: with the index, every search returns exactly what
+// the scan returns without it, page for page, whatever the text holds.
+func TestFullTextMatchesScan(t *testing.T) {
+	for _, batch := range []int{1, defaultFTSBatch} {
+		withIndex, scan := fillBoth(t, batch)
+		for _, term := range textTerms {
+			for _, q := range []Query{{Text: term}, {Text: term, Action: "block"}, {Text: term, Policy: "p1"},
+				{Text: term, From: testEpoch.Add(100 * time.Second), To: testEpoch.Add(250 * time.Second)}} {
+				q.Limit = 7
+				got, want := searchAll(t, withIndex, q), searchAll(t, scan, q)
+				if !slices.Equal(got, want) {
+					t.Errorf("batch %d, %+v: index %v, scan %v", batch, q, got, want)
+				}
+			}
+		}
+		// The index served the long terms (batch 1: nothing is left to scan).
+		if batch == 1 {
+			seqs, ok, err := withIndex.ftsCandidates("report-7.pdf")
+			if err != nil || !ok || len(seqs) != 1 {
+				t.Fatalf("candidates for report-7.pdf: %v %v %v", seqs, ok, err)
+			}
+		}
+	}
+}
+
+func TestFullTextQuerySyntaxInert(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		ok   bool
+		want string
+	}{
+		{"ab", false, ""},
+		{"abc", true, `"abc"`},
+		{`a"b`, true, `"a""b"`},
+		{"abcd", true, `"abc" AND "bcd"`},
+		{"abab", true, `"aba" AND "bab"`},
+		{"ababa", true, `"aba" AND "bab"`},
+		{"x\x00yz", false, ""},
+		{"\xffabc", false, ""},
+		{"ÿÿ", false, ""},
+	} {
+		got, ok := ftsQuery(tc.text)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("ftsQuery(%q) = %q, %v; want %q, %v", tc.text, got, ok, tc.want, tc.ok)
+		}
+	}
+	// A long text is narrowed by at most maxTrigrams terms.
+	q, _ := ftsQuery(strings.Repeat("abcdefghij", 20))
+	if n := strings.Count(q, " AND ") + 1; n > maxTrigrams {
+		t.Errorf("%d trigrams in %q", n, q)
+	}
+}
+
+// The candidate statement reads the rows by seq and sorts only them.
+func TestFullTextPlan(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	for _, q := range []Query{{Text: "host4"}, {Text: "host4", User: "user1@corp.example", From: testEpoch},
+		{Text: "host4", Policy: "p1", DeviceTag: "os1", Action: "block"}} {
+		query, args, _, err := candidateSQL(q, []int64{1, 2, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.rdb.Query("EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		got := strings.Join(plan, "; ")
+		if !strings.Contains(got, "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)") {
+			t.Errorf("%+v: plan %q, want a lookup by seq", q, got)
+		}
+	}
+}
+
+// Retention removes pruned events from the index: a term of only pruned
+// events finds nothing in it, one of kept events still finds them.
+func TestFullTextRetention(t *testing.T) {
+	s, _ := openTest(t, Options{MaxAge: time.Hour, ftsBatch: 1})
+	emitN(t, s, 0, 100)
+	waitWritten(t, s, 100)
+	if _, err := s.Prune(testEpoch.Add(time.Hour + 50*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Events 0-49 are gone: /doc/3 and /doc/30-39 with them.
+	for _, tc := range []struct {
+		match string
+		want  int
+	}{{`"c/3"`, 0}, {`"c/7"`, 10}, {`"doc"`, 50}} {
+		var n int
+		if err := s.rdb.QueryRow(`SELECT count(*) FROM events_fts WHERE events_fts MATCH ?`, tc.match).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != tc.want {
+			t.Errorf("index holds %d rows for %s, want %d", n, tc.match, tc.want)
+		}
+	}
+	p, err := s.Search(Query{Text: "report-3.pdf"})
+	if err != nil || len(p.Events) != 0 {
+		t.Fatalf("pruned event found: %v %v", p.Events, err)
+	}
+	p, err = s.Search(Query{Text: "report-73.pdf"})
+	if err != nil || len(p.Events) != 1 {
+		t.Fatalf("kept event: %d, %v", len(p.Events), err)
+	}
+}

@@ -307,6 +307,7 @@ func identityConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *
 	if err != nil {
 		return nil, fmt.Errorf("identity (suffix.oidc provider): %w", err)
 	}
+	p.loginFor = requireUser
 	return out, nil
 }
 

@@ -21,6 +21,9 @@ type policyEnforcer struct {
 	alerts *alerter
 	// devices: the TLS listeners ask for client certificates (devicewire.go).
 	devices bool
+	// loginFor: the hosts whose browsers the transparent login names
+	// (identity.require_user_for with the OIDC provider); nil: none.
+	loginFor func(host string) bool
 }
 
 var (
@@ -74,14 +77,17 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 	if d.Action == policy.ActionBlock && p.deviceMayAllow(e, ci, subj, name) {
 		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept, Reason: "decided per request: client certificate"}
 	}
-	if d.Alert {
+	userMayAllow := d.BlockRestsOnIdentity()
+	if d.Alert && !(userMayAllow && subj.ClientApp == policy.ClientBrowser && p.loginFor != nil && p.loginFor(name)) {
+		// A browser that will sign in is decided (and alerted on) per
+		// request, with its user (userRecheck).
 		p.alerts.alertsOf(d.Matches, d.App, subj, name, "access")
 	}
 	switch {
 	case d.Action == policy.ActionBlock:
 		// Browsers get a page saying why; native clients the TLS alert.
 		return proxy.ConnDecision{Verdict: proxy.VerdictBlock, Reason: "policy " + winnerID(d.Matches, d.Winner),
-			Page: subj.ClientApp == policy.ClientBrowser, Message: d.Message}
+			Page: subj.ClientApp == policy.ClientBrowser, Message: d.Message, UserMayAllow: userMayAllow}
 	case !d.Intercept:
 		return proxy.ConnDecision{Verdict: proxy.VerdictBypass, Reason: "not an onboarded app"}
 	}
@@ -117,7 +123,8 @@ func (p *policyEnforcer) DecideRequest(ci *proxy.ConnInfo, r *http.Request) prox
 		if msg == "" {
 			msg = "Access to this app is not allowed by your organisation's policy."
 		}
-		return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(a.Matches, a.Winner), Message: msg}
+		return proxy.RequestDecision{Block: true, Reason: "policy " + winnerID(a.Matches, a.Winner), Message: msg,
+			UserMayAllow: !ci.TLS && a.BlockRestsOnIdentity()}
 	}
 	return proxy.RequestDecision{}
 }

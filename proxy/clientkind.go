@@ -68,7 +68,7 @@ func ClientOf(r *http.Request) classify.Result {
 		res = ci.ClientKind
 		if ci.srv != nil {
 			if c := ci.srv.classifier(); c != nil {
-				in := classify.Input{JA4: ci.JA4, UserAgent: r.UserAgent()}
+				in := classify.Input{JA4: ci.JA4, UserAgent: r.UserAgent(), PlainHTTP: !ci.TLS}
 				if ci.Hello != nil {
 					in.ALPN = ci.Hello.ALPN
 				}

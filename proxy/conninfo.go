@@ -58,6 +58,9 @@ type ConnInfo struct {
 	// blockPage: a browser's connection to a host blocked at access, whose
 	// every request gets the block page.
 	blockPage *ConnDecision
+	// userBlock: a block that rests on the user, deferred to the requests
+	// until the login tells who the user is (useraccess.go).
+	userBlock *ConnDecision
 	srv       *Server
 
 	// device is the client certificate presented in the handshake, validated

@@ -38,6 +38,14 @@ type ConnDecision struct {
 	// understand the refusal. Native clients get the alert.
 	Page    bool
 	Message string
+	// UserMayAllow (with VerdictBlock): the block rests on who the user is
+	// (the policies that block filter on users, groups or device tags), and
+	// the connection was decided before the user was known. Where the proxy
+	// can still learn the user of this connection (a browser on a host
+	// IdentityConfig.RequireUser names), it intercepts instead, runs the
+	// login and leaves the decision to the RequestDecider per request;
+	// otherwise the block stands.
+	UserMayAllow bool
 }
 
 // ConnDecider makes the access decision once per connection, after the
@@ -54,9 +62,16 @@ type RequestDecision struct {
 	Reason  string
 	// Message is shown to the user on the block page.
 	Message string
+	// UserMayAllow (with Block): as ConnDecision.UserMayAllow — a plain
+	// HTTP navigation of a browser whose user the proxy can learn over
+	// HTTPS is sent there instead of being refused.
+	UserMayAllow bool
 }
 
-// RequestDecider makes the session decision for each intercepted request.
+// RequestDecider makes the session decision for each intercepted request,
+// and the access decision where the connection could not make it: plain
+// HTTP, suffix mode, and connections let in to learn the user
+// (ConnDecision.UserMayAllow), which it decides with the user known.
 type RequestDecider interface {
 	DecideRequest(ci *ConnInfo, r *http.Request) RequestDecision
 }

@@ -131,19 +131,8 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if s.transparentIdentity(rec, r, ci, st) {
 		return
 	}
-	if s.cfg.Request != nil {
-		d := s.cfg.Request.DecideRequest(ci, r)
-		if d.Monitor {
-			st.set("monitor", d.Reason)
-		}
-		if d.Block {
-			s.Stats.RequestsBlocked.Add(1)
-			st.set("block", d.Reason)
-			writeBlockPage(rec, http.StatusForbidden, blockPage{
-				Title: "Blocked by policy", Reason: d.Message, Host: r.Host, RequestID: st.id,
-			})
-			return
-		}
+	if s.requestAccess(rec, r, ci, st) {
+		return
 	}
 	if s.controlEndpoint(rec, r, ci, st) {
 		return

@@ -349,6 +349,7 @@ func (s *Server) handle(c net.Conn, ci *ConnInfo) {
 	if s.cfg.Conn != nil {
 		d = s.cfg.Conn.DecideConn(ci)
 	}
+	d = s.deferToUser(ci, d)
 	if d.Verdict == VerdictIntercept && ci.TLS && s.passthrough.has(ci.ServerName(), ci.ClientKind.Family) {
 		d = ConnDecision{Verdict: VerdictBypass, Reason: "learnt pass-through: " + ci.ClientKind.Family + " pins its certificates"}
 	}

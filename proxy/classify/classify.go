@@ -11,6 +11,9 @@ type Input struct {
 	JA4       string   // of the ClientHello, as proxy.ClientHello.JA4 computes it
 	ALPN      []string // the protocols the client offered, in its order
 	UserAgent string   // of the request; "" when not yet known (connection level)
+	// PlainHTTP: the request came without TLS (port 80), so there is no
+	// stack to judge and the User-Agent alone decides (plain.go).
+	PlainHTTP bool
 }
 
 // Result is the classification and why.
@@ -137,7 +140,9 @@ func (c *Classifier) Classify(in Input) Result {
 	why = appendClean(why, in.JA4, ja4Len)
 
 	var r Result
-	if f := c.lookup(in.JA4); f != nil {
+	if in.PlainHTTP && in.JA4 == "" {
+		r.Family, r.Client, why = plainStack(&ua, in.UserAgent != "", why)
+	} else if f := c.lookup(in.JA4); f != nil {
 		r.Match, r.Family = f.kind, f.family.name
 		why = append(why, " = "...)
 		why = append(why, f.family.name...)

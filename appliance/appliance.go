@@ -276,14 +276,26 @@ wait:
 			a.reload()
 		}
 	}
-	a.log.Info("portcullis stopping")
+	grace := a.cfg.Timeouts.ShutdownGrace
+	a.log.Info("portcullis stopping", "grace", grace)
 	stopping()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The listeners close first (new connections meet the datapath's fail
+	// mode); requests in flight have the grace period to end. The activity
+	// store closes only after that (closeAll), so every event of a finished
+	// response is written before the process exits.
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err = errors.Join(err, a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
+	drain := errors.Join(a.proxy.Close(sctx), a.mgmt.Shutdown(sctx))
 	if a.console != nil {
-		err = errors.Join(err, a.console.srv.Shutdown(sctx))
+		drain = errors.Join(drain, a.console.srv.Shutdown(sctx))
 	}
+	if errors.Is(drain, context.DeadlineExceeded) {
+		// Cutting what outlived the grace period is the configured outcome,
+		// not a failure of the stop.
+		a.log.Warn("shutdown grace period over: connections still open were cut", "grace", grace)
+		drain = nil
+	}
+	err = errors.Join(err, drain)
 	a.stopSNMP()
 	stopExport()
 	exporters.Wait()

@@ -182,6 +182,8 @@ type SuffixOIDCConfig struct {
 type TimeoutsConfig struct {
 	Handshake time.Duration `mapstructure:"handshake"`
 	Idle      time.Duration `mapstructure:"idle"`
+	// ShutdownGrace bounds the drain on SIGTERM (appliance.go Run).
+	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
 
 // LoadConfig reads the embedded default, then overlays the file at path (if
@@ -308,6 +310,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeouts.Handshake <= 0 || c.Timeouts.Idle <= 0 || c.Upstream.DialTimeout <= 0 {
 		bad("timeouts", "handshake, idle and upstream.dial_timeout must be positive")
+	}
+	if c.Timeouts.ShutdownGrace <= 0 {
+		bad("timeouts.shutdown_grace", "must be positive (the drain on SIGTERM needs a bound)")
 	}
 	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)

@@ -418,11 +418,18 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, ln := range s.lns {
 		_ = ln.Close()
 	}
+	explicit := s.explicit
 	s.lnMu.Unlock()
-	err := s.h1.Shutdown(ctx)
-	if s.explicit != nil {
-		err = errors.Join(err, s.explicit.Shutdown(ctx))
+	// The explicit listener closes now as well, not once the intercepted
+	// connections have drained: while it stayed open it took new clients
+	// during the whole grace period. Both servers drain at once.
+	explicitDone := make(chan error, 1)
+	if explicit != nil {
+		go func() { explicitDone <- explicit.Shutdown(ctx) }()
+	} else {
+		explicitDone <- nil
 	}
+	err := errors.Join(s.h1.Shutdown(ctx), <-explicitDone)
 	_ = s.h1.Close()
 	s.upstreams.closeAll()
 	s.lnMu.Lock()

@@ -44,38 +44,49 @@ type upstreamPool struct {
 }
 
 type pooledTransport struct {
-	key upstreamKey
-	t   *http.Transport
+	key  upstreamKey
+	t    *http.Transport
+	lean *leanUpstream // HTTP/1.1 keys only
 }
 
 func newUpstreamPool(max int) *upstreamPool {
 	return &upstreamPool{byKey: map[upstreamKey]*list.Element{}, lru: list.New(), max: max}
 }
 
-func (p *upstreamPool) get(key upstreamKey, build func() *http.Transport) *http.Transport {
+func (p *upstreamPool) get(key upstreamKey, build func() *pooledTransport) *pooledTransport {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if e, ok := p.byKey[key]; ok {
 		p.lru.MoveToFront(e)
-		return e.Value.(*pooledTransport).t
+		return e.Value.(*pooledTransport)
 	}
-	pt := &pooledTransport{key: key, t: build()}
+	pt := build()
+	pt.key = key
 	p.byKey[key] = p.lru.PushFront(pt)
 	for p.lru.Len() > p.max {
 		old := p.lru.Remove(p.lru.Back()).(*pooledTransport)
 		delete(p.byKey, old.key)
 		// In-flight requests finish; only idle connections close now, the
 		// rest when their responses end.
-		old.t.CloseIdleConnections()
+		old.closeIdle(true)
 	}
-	return pt.t
+	return pt
+}
+
+// closeIdle closes both paths' idle connections; final: the lean path pools
+// none after this (the transport is out of the pool).
+func (pt *pooledTransport) closeIdle(final bool) {
+	pt.t.CloseIdleConnections()
+	if pt.lean != nil {
+		pt.lean.closeIdle(final)
+	}
 }
 
 func (p *upstreamPool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for e := p.lru.Front(); e != nil; e = e.Next() {
-		e.Value.(*pooledTransport).t.CloseIdleConnections()
+		e.Value.(*pooledTransport).closeIdle(true)
 	}
 	p.lru.Init()
 	clear(p.byKey)
@@ -84,14 +95,22 @@ func (p *upstreamPool) closeAll() {
 // upstreamFor returns the transport for a connection: it dials only the
 // original destination, verifies the origin against the name the client
 // asked for, and speaks the HTTP version the client chose.
+// An HTTP/1.1 connection's is the lean upstream (upstreamlean.go), which
+// sends the requests it cannot take to the transport.
 func (s *Server) upstreamFor(ci *ConnInfo, h2 bool) http.RoundTripper {
-	return s.transportFor(upstreamKey{dest: ci.Dest, name: ci.certName(), tls: ci.TLS, h2: h2 && ci.TLS})
+	pt := s.pooledFor(upstreamKey{dest: ci.Dest, name: ci.certName(), tls: ci.TLS, h2: h2 && ci.TLS})
+	if pt.lean != nil {
+		return pt.lean
+	}
+	return pt.t
 }
 
 // transportFor returns the shared transport for key: it dials only key.dest
 // and verifies key.name there.
-func (s *Server) transportFor(key upstreamKey) *http.Transport {
-	return s.upstreams.get(key, func() *http.Transport {
+func (s *Server) transportFor(key upstreamKey) *http.Transport { return s.pooledFor(key).t }
+
+func (s *Server) pooledFor(key upstreamKey) *pooledTransport {
+	return s.upstreams.get(key, func() *pooledTransport {
 		dest := key.dest.String()
 		t := &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -127,7 +146,11 @@ func (s *Server) transportFor(key upstreamKey) *http.Transport {
 				t.TLSClientConfig.NextProtos = []string{"http/1.1"}
 			}
 		}
-		return t
+		pt := &pooledTransport{t: t}
+		if !key.h2 {
+			pt.lean = newLeanUpstream(s, t, dest, key.tls)
+		}
+		return pt
 	})
 }
 

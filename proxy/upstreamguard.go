@@ -36,6 +36,14 @@ type upstreamGuard struct {
 }
 
 func (g upstreamGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if _, ok := g.next.(connTransport); ok && leanEligible(r) {
+		// The lean path guards the request itself (upstreamlean.go).
+		if ci := ConnInfoFrom(r.Context()); ci != nil {
+			if lu, ok := ci.upstream.(*leanUpstream); ok {
+				return lu.roundTrip(r, stateOf(r.Context()))
+			}
+		}
+	}
 	wd := &watchdog{timeout: g.s.cfg.UpstreamIdleTimeout, stats: &g.s.limits.stats}
 	ctx, cancel := context.WithCancel(r.Context())
 	wd.start(cancel)

@@ -89,7 +89,6 @@ type Console struct {
 	limiter  *loginLimiter
 	audit    *auditLog
 	revs     *revisions
-	searches *savedSearches
 	ro       *sql.DB // read-only connection to the activity store; nil without one
 	pages    map[string]*template.Template
 	static   fs.FS
@@ -119,9 +118,6 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	if c.revs, err = openRevisions(c.dir); err != nil {
-		return nil, err
-	}
-	if c.searches, err = openSavedSearches(c.dir); err != nil {
 		return nil, err
 	}
 	c.sessions = newSessions(o.IdleTimeout, o.SessionLifetime, o.Now)
@@ -181,11 +177,8 @@ func (c *Console) Handler() http.Handler {
 	page("GET /activity", c.activityPage)
 	page("GET /activity/event", c.eventDrawer)
 	page("GET /activity/export", c.exportEvents)
-	page("POST /activity/searches", c.activitySave)
-	page("POST /activity/searches/delete", c.activityForget)
 	page("GET /policies", c.policiesPage)
 	page("GET /policies/edit", c.policyEditPage)
-	page("GET /policies/from-event", c.admin(c.policyFromEventPage))
 	page("GET /policies/revisions", c.revisionsPage)
 	page("GET /audit", c.auditPage)
 	page("GET /account", c.accountPage)
@@ -206,10 +199,6 @@ func (c *Console) Handler() http.Handler {
 	api("GET /api/v1/dashboard", c.apiDashboard)
 	api("GET /api/v1/events", c.apiEvents)
 	api("GET /api/v1/events/export", c.exportEvents)
-	api("GET /api/v1/events/tail", c.apiTail)
-	api("GET /api/v1/searches", c.apiSearches)
-	api("POST /api/v1/searches", c.apiSearchSave)
-	api("DELETE /api/v1/searches/{id}", c.apiSearchDelete)
 	api("GET /api/v1/policies", c.apiPolicies)
 	api("GET /api/v1/policies/files/{name}", c.apiPolicyFile)
 	api("PUT /api/v1/policies/files/{name}", c.admin(c.apiPolicySave))

@@ -1,0 +1,432 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// leanUpstream is the HTTP/1.1 upstream of one key (address, verified name,
+// protocol) for the commonest request: a GET or HEAD without a body or an
+// upgrade. http.Transport hands every request between three goroutines
+// (the caller, its connection's write loop and read loop) and allocates a
+// few dozen objects doing so; here the request's own goroutine writes the
+// request and reads the response on a pooled connection, which costs none
+// of that. Everything else (bodies, upgrades, Expect) goes to the
+// Transport, which is also the RoundTrip of this type.
+//
+// What the Transport guarantees is kept, and where it differs it is named:
+//
+//   - Connections are dialled by the Transport's own dialers: the origin is
+//     verified in full (chain, name, UpstreamVerify) and every connection is
+//     framed (framedConn), so bytes an origin sends beyond a response fail
+//     the connection instead of answering the next request.
+//   - A connection goes back to the pool only when its response ended
+//     exactly: the body read to its end, nothing buffered behind it, the
+//     framing at a message boundary, neither side asking to close. Before
+//     it is used again, anything that arrived while it was idle (a late
+//     overrun, a close) is looked for without blocking — in TLS's buffer
+//     and in the socket's — and such a connection is closed, never written
+//     to. The Transport reads idle connections continuously to find the
+//     same; this looks when it matters, once per reuse.
+//   - Response headers are bounded by upstreamMaxHeaderBytes (1xx included,
+//     at most max1xx of those), a 101 that was not asked for is refused.
+//   - The request makes no progress for UpstreamIdleTimeout: it fails as
+//     upstreamGuard's watchdog would fail it (ErrUpstreamIdle, counted),
+//     here by the connection's deadline, rearmed as response bytes arrive.
+//     The client going away aborts it at once.
+//   - A reused connection that fails before any byte of its response is
+//     retried once on a new one (GET and HEAD without a body are
+//     idempotent), as the Transport retries a connection the origin closed
+//     while idle.
+type leanUpstream struct {
+	s       *Server
+	t       *http.Transport
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	dest    string
+	maxIdle int
+
+	mu      sync.Mutex
+	idle    []*leanConn // most recently used last
+	closed  bool
+	sweeper *time.Timer
+}
+
+// max1xx is how many informational responses may precede a response (as
+// net/http's transport allows).
+const max1xx = 5
+
+func newLeanUpstream(s *Server, t *http.Transport, dest string, tls bool) *leanUpstream {
+	lu := &leanUpstream{s: s, t: t, dest: dest, maxIdle: t.MaxIdleConnsPerHost, dial: t.DialContext}
+	if tls {
+		lu.dial = t.DialTLSContext
+	}
+	return lu
+}
+
+// RoundTrip is the Transport's: requests the lean path does not take.
+func (lu *leanUpstream) RoundTrip(r *http.Request) (*http.Response, error) { return lu.t.RoundTrip(r) }
+
+// leanEligible reports whether the lean path takes r: a GET or HEAD with no
+// body, trailer, upgrade or expectation.
+func leanEligible(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.Body == nil || r.Body == http.NoBody) && len(r.Trailer) == 0 && !r.Close &&
+		r.Header["Upgrade"] == nil && r.Header["Expect"] == nil && len(r.TransferEncoding) == 0
+}
+
+// leanConn is one pooled HTTP/1.1 origin connection.
+type leanConn struct {
+	lu   *leanUpstream
+	conn *framedConn
+	raw  syscall.RawConn // the TCP socket, for the idle check; nil if none
+	lim  headerLimit
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	idleSince time.Time
+	armedAt   time.Time // when the deadline was last set
+	abortFn   func()    // abort, as a value made once
+	peekFn    func(fd uintptr) bool
+	peekN     int
+	peekErr   syscall.Errno
+	scratch   [1]byte
+}
+
+// headerLimit bounds what the response head may read from the connection;
+// n < 0 is no limit (the body is bounded by its framing).
+type headerLimit struct {
+	r   io.Reader
+	n   int64
+	hit bool
+}
+
+func (l *headerLimit) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		l.hit = true
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+var errHeadersTooLarge = fmt.Errorf("origin's response headers exceed %d bytes", upstreamMaxHeaderBytes)
+
+func (lu *leanUpstream) newConn(c net.Conn) (*leanConn, error) {
+	fc, ok := c.(*framedConn)
+	if !ok {
+		_ = c.Close()
+		return nil, errors.New("upstream connection is not framed")
+	}
+	lc := &leanConn{lu: lu, conn: fc}
+	lc.lim.r = fc
+	lc.br = bufio.NewReaderSize(&lc.lim, 4<<10)
+	lc.bw = bufio.NewWriterSize(fc, 4<<10)
+	lc.abortFn = lc.abort
+	under := fc.Conn
+	if nc, ok := under.(interface{ NetConn() net.Conn }); ok {
+		under = nc.NetConn()
+	}
+	if sc, ok := under.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			lc.raw = raw
+			lc.peekFn = lc.peek
+		}
+	}
+	return lc, nil
+}
+
+// roundTrip sends r (leanEligible) over a pooled or new connection.
+func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState) (*http.Response, error) {
+	ctx := r.Context()
+	for attempt := 0; ; attempt++ {
+		lc, reused := lu.take()
+		if lc == nil {
+			c, err := lu.dial(ctx, "tcp", lu.dest)
+			if err != nil {
+				return nil, err
+			}
+			if lc, err = lu.newConn(c); err != nil {
+				return nil, err
+			}
+		}
+		resp, gotBytes, err := lc.do(r, st)
+		if err == nil {
+			return resp, nil
+		}
+		lc.close()
+		if reused && attempt == 0 && !gotBytes && ctx.Err() == nil && !errors.Is(err, ErrUpstreamIdle) {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// do writes r and reads its response head; gotBytes says whether any byte
+// of a response arrived (a reused connection that fails before one may be
+// retried).
+func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, gotBytes bool, err error) {
+	ctx := r.Context()
+	stop := context.AfterFunc(ctx, lc.abortFn)
+	lc.arm()
+	defer func() {
+		if err != nil {
+			stop()
+			err = lc.failure(ctx, err, "no response")
+		}
+	}()
+	if err = r.Write(lc.bw); err != nil {
+		return nil, false, err
+	}
+	if err = lc.bw.Flush(); err != nil {
+		return nil, false, err
+	}
+	lc.lim.n, lc.lim.hit = upstreamMaxHeaderBytes, false
+	for n1xx := 0; ; n1xx++ {
+		resp, err = http.ReadResponse(lc.br, r)
+		if err != nil {
+			gotBytes = lc.lim.n < upstreamMaxHeaderBytes
+			if lc.lim.hit {
+				err = errHeadersTooLarge
+			}
+			return nil, gotBytes, err
+		}
+		if resp.StatusCode >= 200 {
+			break
+		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return nil, true, errors.New("origin switched protocols without being asked to")
+		}
+		if n1xx == max1xx {
+			return nil, true, errors.New("origin sent too many informational responses")
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err = trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, true, err
+			}
+		}
+	}
+	lc.lim.n = -1
+	lc.arm()
+	body := &leanBody{lc: lc, body: resp.Body, stop: stop, st: st, ctx: ctx, keep: !resp.Close}
+	resp.Body = body
+	return resp, true, nil
+}
+
+// arm sets the connection's deadline UpstreamIdleTimeout from now.
+func (lc *leanConn) arm() {
+	now := time.Now()
+	lc.armedAt = now
+	_ = lc.conn.SetDeadline(now.Add(lc.lu.s.cfg.UpstreamIdleTimeout))
+}
+
+// touch rearms the deadline once a sixteenth of it has passed since it was
+// set, so a transfer that moves never reaches it and a busy one does not
+// reset a timer per read.
+func (lc *leanConn) touch() {
+	if time.Since(lc.armedAt) > lc.lu.s.cfg.UpstreamIdleTimeout/16 {
+		lc.arm()
+	}
+}
+
+// abort ends what the connection is doing: the client went away.
+func (lc *leanConn) abort() { _ = lc.conn.SetDeadline(time.Unix(1, 0)) }
+
+// failure names err: the client going away, or no progress for
+// UpstreamIdleTimeout (counted as a stall), or err itself.
+func (lc *leanConn) failure(ctx context.Context, err error, what string) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		lc.lu.s.limits.stats.UpstreamStalls.Add(1)
+		return fmt.Errorf("%w: %s for %s: %v", ErrUpstreamIdle, what, lc.lu.s.cfg.UpstreamIdleTimeout, err)
+	}
+	return err
+}
+
+func (lc *leanConn) close() { _ = lc.conn.Close() }
+
+// take returns the most recently used idle connection that is still sound.
+func (lu *leanUpstream) take() (*leanConn, bool) {
+	for {
+		lu.mu.Lock()
+		n := len(lu.idle)
+		if n == 0 {
+			lu.mu.Unlock()
+			return nil, false
+		}
+		lc := lu.idle[n-1]
+		lu.idle[n-1] = nil
+		lu.idle = lu.idle[:n-1]
+		lu.mu.Unlock()
+		if time.Since(lc.idleSince) < lu.s.cfg.IdleTimeout && lc.sound() {
+			return lc, true
+		}
+		lc.close()
+	}
+}
+
+// sound looks, without blocking, for anything that arrived on an idle
+// connection: bytes or a close waiting in the socket (a non-blocking peek),
+// then bytes TLS holds decrypted or undecrypted (read with a deadline
+// already past, which reads no socket). Bytes there are read with a short deadline
+// so framedConn counts an overrun or TLS sees its close; either way the
+// connection is not used.
+func (lc *leanConn) sound() bool {
+	if lc.raw != nil {
+		// First, as a deadline already past fails the raw read too.
+		lc.peekN, lc.peekErr = 0, 0
+		if err := lc.raw.Read(lc.peekFn); err != nil {
+			return false
+		}
+		if lc.peekErr != syscall.EAGAIN {
+			if lc.peekN > 0 {
+				_ = lc.conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+				_, _ = lc.conn.Read(lc.scratch[:])
+			}
+			return false
+		}
+	}
+	_ = lc.conn.SetReadDeadline(time.Unix(1, 0))
+	n, err := lc.conn.Read(lc.scratch[:])
+	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// peek is a non-blocking MSG_PEEK of one byte on the socket.
+func (lc *leanConn) peek(fd uintptr) bool {
+	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&lc.scratch[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	lc.peekN, lc.peekErr = int(n), e
+	return true
+}
+
+// put returns a connection whose response ended exactly to the pool.
+func (lu *leanUpstream) put(lc *leanConn) {
+	lc.idleSince = time.Now()
+	lu.mu.Lock()
+	if lu.closed || len(lu.idle) >= lu.maxIdle {
+		lu.mu.Unlock()
+		lc.close()
+		return
+	}
+	lu.idle = append(lu.idle, lc)
+	if lu.sweeper == nil {
+		lu.sweeper = time.AfterFunc(lu.s.cfg.IdleTimeout, lu.sweep)
+	} else if len(lu.idle) == 1 {
+		lu.sweeper.Reset(lu.s.cfg.IdleTimeout)
+	}
+	lu.mu.Unlock()
+}
+
+// sweep closes connections idle for IdleTimeout, oldest first.
+func (lu *leanUpstream) sweep() {
+	lu.mu.Lock()
+	defer lu.mu.Unlock()
+	cut := 0
+	for cut < len(lu.idle) && time.Since(lu.idle[cut].idleSince) >= lu.s.cfg.IdleTimeout {
+		lu.idle[cut].close()
+		cut++
+	}
+	lu.idle = append(lu.idle[:0], lu.idle[cut:]...)
+	clear(lu.idle[len(lu.idle):cap(lu.idle)])
+	if len(lu.idle) > 0 {
+		lu.sweeper.Reset(lu.s.cfg.IdleTimeout - time.Since(lu.idle[0].idleSince))
+	}
+}
+
+// closeIdle closes the idle connections; with final, later ones too.
+func (lu *leanUpstream) closeIdle(final bool) {
+	lu.mu.Lock()
+	defer lu.mu.Unlock()
+	for _, lc := range lu.idle {
+		lc.close()
+	}
+	clear(lu.idle)
+	lu.idle = lu.idle[:0]
+	lu.closed = lu.closed || final
+}
+
+// leanBody is a lean response's body. At its end the connection goes back
+// to the pool if the response ended exactly; a failure is put on the
+// request's record, as upstreamBody does.
+type leanBody struct {
+	lc   *leanConn
+	body io.ReadCloser
+	stop func() bool
+	st   *requestState
+	ctx  context.Context
+	keep bool
+	done bool
+}
+
+func (b *leanBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	b.lc.touch()
+	n, err := b.body.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		b.finish(true)
+	default:
+		err = b.lc.failure(b.ctx, err, "no byte")
+		b.finish(false)
+		switch {
+		case b.st == nil:
+		case errors.Is(err, context.Canceled):
+			b.st.set("error", "client went away")
+		default:
+			b.st.set("error", "upstream: response body: "+err.Error())
+		}
+	}
+	return n, err
+}
+
+// Close before the end closes the connection: what is left of the body is
+// not read.
+func (b *leanBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish releases the connection: to the pool when the response ended
+// exactly (clean) and nothing makes it unfit, closed otherwise.
+func (b *leanBody) finish(clean bool) {
+	b.done = true
+	lc := b.lc
+	if b.stop() && clean && b.keep && lc.br.Buffered() == 0 && lc.conn.atBoundary() {
+		lc.lu.put(lc)
+		return
+	}
+	lc.close()
+}
+
+// atBoundary reports whether the connection's framing is between messages
+// with nothing held back: it may carry another request.
+func (c *framedConn) atBoundary() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.err == nil && len(c.pending) == 0 && c.expected.Load() == 0 && !c.resp.tunnel && !c.resp.untilClose
+}

@@ -94,6 +94,8 @@ func (a *Appliance) startConsole() error {
 		LockoutAfter:    cc.LockoutAfter,
 		LockoutFor:      cc.LockoutFor,
 		LoginsPerMinute: cc.LoginsPerMinute,
+		ManagementHosts: consoleHosts(cc),
+		Discovered:      a.discoveredForConsole,
 	})
 	if err != nil {
 		return err
@@ -212,7 +214,7 @@ func (a *Appliance) consoleRedirect(mux *http.ServeMux) {
 		}
 		http.Redirect(w, r, "https://"+host+":"+port+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	}
-	for _, p := range []string{"GET /{$}", "/login", "/setup", "/dashboard", "/activity", "/policies", "/audit", "/account", "/users", "/api/v1/", "/static/"} {
+	for _, p := range []string{"GET /{$}", "/login", "/setup", "/dashboard", "/activity", "/policies", "/apps", "/changes", "/audit", "/account", "/users", "/api/v1/", "/static/"} {
 		mux.HandleFunc(p, redirect)
 	}
 }

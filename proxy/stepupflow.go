@@ -84,6 +84,8 @@ func (s *Server) stepUpEndpoint(w http.ResponseWriter, r *http.Request, ci *Conn
 	switch {
 	case r.URL.Path == stepUpStartPath:
 		s.stepUpStart(w, r, ci, st, m)
+	case r.URL.Path == stepUpResubmitPath:
+		s.stepUpResubmit(w, r, st)
 	case m.saml == nil || !m.saml.IsEndpoint(r):
 		return false
 	case r.URL.Path == identity.SAMLMetadataPath:
@@ -174,7 +176,13 @@ func (s *Server) stepUpRequired(w http.ResponseWriter, r *http.Request, st *requ
 		in = st.in
 	}
 	host := hostOnly(in.Host)
-	link := stepUpLink(stepUpReturn(in, host))
+	ret := stepUpReturn(in, host)
+	link := stepUpLink(ret)
+	if formSubmission(in) {
+		// The form's body is not kept across the sign-in: the user lands
+		// on a page that says to submit it again, then goes back to it.
+		link = stepUpLink(stepUpResubmitPath + "?return=" + url.QueryEscape(ret))
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	switch {
@@ -245,6 +253,39 @@ func formSubmission(r *http.Request) bool {
 	}
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
+
+// stepUpResubmitPath is where a step-up stopped at a form ends: a page
+// saying the sign-in is confirmed and the form must be submitted again.
+const stepUpResubmitPath = stepUpStartPath + "/resubmit"
+
+// stepUpResubmit serves stepUpResubmitPath?return=<path of this host>.
+func (s *Server) stepUpResubmit(w http.ResponseWriter, r *http.Request, st *requestState) {
+	back := r.URL.Query().Get("return")
+	// Only a path of this host: the page is no redirector.
+	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.HasPrefix(back, "/\\") {
+		back = "/"
+	}
+	st.set("allow", "step-up: submit the form again")
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	_ = resubmitTemplate.Execute(w, stepUpPage{Link: back, Host: hostOnly(r.Host), RequestID: st.id})
+}
+
+var resubmitTemplate = template.Must(template.New("resubmit").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Sign-in confirmed: submit again</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.4rem}a.button{display:inline-block;padding:.5rem 1rem;background:#1d4ed8;color:#fff;text-decoration:none;border-radius:.3rem}
+code{background:#f3f3f3;padding:.1rem .3rem}</style></head>
+<body><h1>Sign-in confirmed</h1>
+<p id="step-up-resubmit">Your sign-in is confirmed. The form you submitted was not sent: go back to the page and submit it again.</p>
+<p><a class="button" id="back" href="{{.Link}}">Back to the form</a></p>
+<p>Site: <code>{{.Host}}</code><br>Reference: <code>{{.RequestID}}</code></p>
+<p>Portcullis gateway</p></body></html>
+`))
 
 type stepUpPage struct{ Link, Message, Host, RequestID string }
 

@@ -328,7 +328,7 @@ func (c *Console) apiPolicyValidate(w http.ResponseWriter, r *http.Request, _ *s
 		return
 	}
 	set, problems := c.validate(withFile(files, in.File, []byte(in.Content)))
-	out := map[string]any{"valid": len(problems) == 0, "problems": problems}
+	out := map[string]any{"valid": !blocking(problems), "problems": problems}
 	if set != nil {
 		out["access_policies"], out["session_policies"] = len(set.AccessPolicies), len(set.SessionPolicies)
 	}
@@ -399,7 +399,7 @@ func (c *Console) savePolicy(author string, in policyInput) (*SaveResult, []Prob
 	if !bytes.HasSuffix(content, []byte("\n")) {
 		content = append(content, '\n')
 	}
-	if _, problems := c.validate(withFile(files, in.File, content)); len(problems) > 0 {
+	if _, problems := c.validate(withFile(files, in.File, content)); blocking(problems) {
 		return nil, problems, nil
 	}
 	path := filepath.Join(c.opt.PolicyDir, in.File)

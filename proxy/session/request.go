@@ -265,7 +265,8 @@ func (q *Request) OnRequest(r *http.Request) (blocked bool, err error) {
 	}
 	o := q.up.settle(nil, true)
 	q.up.record(o)
-	return o.Action == policy.ActionBlock, nil
+	// A step-up stops the request as a block does, until it is done.
+	return o.Action >= policy.ActionStepUp, nil
 }
 
 func fieldType(mt string) bool {
@@ -335,7 +336,7 @@ func (q *Request) bodyFields(r *http.Request, ct string) (bool, error) {
 	o.InspectionReason = reason
 	o.Held = true
 	q.up.record(o)
-	if o.Action == policy.ActionBlock {
+	if o.Action >= policy.ActionStepUp {
 		return true, nil
 	}
 	if over {

@@ -3,6 +3,7 @@ package activity
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +13,8 @@ import (
 )
 
 // BenchmarkIngest measures sustained events/s through Emit → queue → grouped
-// fsynced commits, against two baselines in the same run on the same schema
-// and settings:
+// fsynced commits, with and without the full-text index and the rollups,
+// against two baselines in the same run on the same schema and settings:
 //   - raw_loop: the plain SQLite loop, one prepared single-row INSERT per
 //     event (and per policy and tag row) in one transaction, one commit at
 //     the end. store/raw is the ratio to it.
@@ -44,11 +45,49 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	batchedRate := float64(n) / time.Since(batchedStart).Seconds()
 
-	s, err := Open(filepath.Join(b.TempDir(), "store.db"), Options{Durability: AuditStrict})
-	if err != nil {
-		b.Fatal(err)
+	// The store as shipped, without the full-text index, and without the
+	// index and the rollups, alternating in the same run: fts_cost is the
+	// throughput the index costs (1 - store/store_nofts), rollup_cost what
+	// the rollups cost on top of the bare store. Best of two rounds each.
+	configs := []struct {
+		name string
+		opt  Options
+		best float64
+	}{
+		{"store", Options{Durability: AuditStrict}, 0},
+		{"store_nofts", Options{Durability: AuditStrict, noFullText: true}, 0},
+		{"store_bare", Options{Durability: AuditStrict, noFullText: true, noRollups: true}, 0},
 	}
 	b.ResetTimer()
+	for round := 0; round < 2; round++ {
+		for i := range configs {
+			rate, err := ingestRate(filepath.Join(b.TempDir(), fmt.Sprintf("%s-%d.db", configs[i].name, round)), configs[i].opt, events, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			configs[i].best = max(configs[i].best, rate)
+		}
+	}
+	b.StopTimer()
+	storeRate := configs[0].best
+	for _, c := range configs {
+		b.ReportMetric(c.best, c.name+"_ev/s")
+	}
+	b.ReportMetric(rawRate, "raw_loop_ev/s")
+	b.ReportMetric(batchedRate, "raw_batched_ev/s")
+	b.ReportMetric(storeRate/rawRate, "store/raw")
+	b.ReportMetric(storeRate/batchedRate, "store/batched")
+	b.ReportMetric(1-storeRate/configs[1].best, "fts_cost")
+	b.ReportMetric(1-configs[1].best/configs[2].best, "rollup_cost")
+}
+
+// ingestRate emits n events (cycling through events) into a new store at
+// path and returns events/s until Close has committed them all.
+func ingestRate(path string, opt Options, events []Event, n int) (float64, error) {
+	s, err := Open(path, opt)
+	if err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		// AuditStrict as backpressure: a refused event is retried, so the
@@ -59,24 +98,20 @@ func BenchmarkIngest(b *testing.B) {
 				break
 			}
 			if !errors.Is(err, ErrStoreUnavailable) {
-				b.Fatal(err)
+				s.Close()
+				return 0, err
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
 	}
 	if err := s.Close(); err != nil {
-		b.Fatal(err)
+		return 0, err
 	}
-	storeRate := float64(n) / time.Since(start).Seconds()
-	b.StopTimer()
+	rate := float64(n) / time.Since(start).Seconds()
 	if st := s.Stats(); st.Written != uint64(n) {
-		b.Fatalf("written %d of %d", st.Written, n)
+		return 0, fmt.Errorf("written %d of %d", st.Written, n)
 	}
-	b.ReportMetric(storeRate, "store_ev/s")
-	b.ReportMetric(rawRate, "raw_loop_ev/s")
-	b.ReportMetric(batchedRate, "raw_batched_ev/s")
-	b.ReportMetric(storeRate/rawRate, "store/raw")
-	b.ReportMetric(storeRate/batchedRate, "store/batched")
+	return rate, nil
 }
 
 // rawInsert is the plain loop: single-row prepared INSERTs in one

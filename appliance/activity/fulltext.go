@@ -9,7 +9,7 @@ import (
 
 // The full-text index (schema 6). events_fts is an FTS5 table with the
 // trigram tokenizer over the four fields free text searches: host, path,
-// file name and user. It is contentless (content='': the text stays in
+// file name and user. It is contentless (its content option empty: the text stays in
 // events only) and keeps no positions (detail=none), so it holds a doclist
 // of seqs per trigram and nothing else; contentless_delete lets retention
 // delete a row by its seq (the trigger below). The writer fills it in the

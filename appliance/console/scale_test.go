@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,8 +21,11 @@ import (
 // TestPagesScale fills a store with synthetic events over the last 30
 // days (1,000,000 by default; PORTCULLIS_ACTIVITY_SCALE=10000000 under make
 // soak) through the store's own group-commit path, then times every page's
-// server-side render against the 200 ms budget. Free text is timed
-// but not held to it: the store scans for it (no full-text index yet).
+// server-side render (best of three) against the 200 ms budget, free
+// text included: a rare term is served from the store's full-text index, a
+// common one by its scan. The dashboard's first render of each range (its
+// top lists' cache cold) is logged too, and held to 500 ms at the default size
+// (it is also measured, not held, at the soak size).
 func TestPagesScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PORTCULLIS_ACTIVITY_SCALE"))
 	if n <= 0 {
@@ -62,51 +66,87 @@ func TestPagesScale(t *testing.T) {
 	h := c.Handler()
 	p, _ := st.Search(activity.Query{Limit: 1})
 	ev := p.Events[0]
-	for _, tc := range []struct {
-		path   string
-		budget bool
-	}{
-		{"/dashboard", true},
-		{"/dashboard/live", true},
-		{"/api/v1/dashboard", true},
-		{"/dashboard?range=1h", true},
-		{"/dashboard?range=7d", false},
-		{"/activity", true},
-		{"/activity?user=user42@corp.example&since=30d", true},
-		{"/activity?action=block", true},
-		{"/activity?app=app7&action=block&since=7d", true},
-		{"/activity?policy=policy-3&since=30d", true},
-		{"/activity/event?ts=" + strconv.FormatInt(ev.Time.UnixNano(), 10) + "&seq=" + strconv.FormatInt(ev.Seq, 10), true},
-		{"/api/v1/events?since=24h&limit=200", true},
-		{"/policies", true},
-		{"/policies/edit?file=base.yaml", true},
-		{"/audit", true},
-		{"/users", true},
-		{"/account", true},
-		{"/activity?q=wiki7&since=24h", false},
-		{"/activity?q=no-such-host&since=30d", false},
-	} {
-		req := httptest.NewRequest("GET", "https://console"+tc.path, nil)
+	get := func(path string) (time.Duration, string) {
+		req := httptest.NewRequest("GET", "https://console"+path, nil)
 		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		rec := httptest.NewRecorder()
+		t0 := time.Now()
+		h.ServeHTTP(rec, req)
+		d := time.Since(t0)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
+		}
+		return d, rec.Body.String()
+	}
+	// Cold: the first render of each range reads the rollups in full.
+	for _, r := range []string{"1h", "24h", "7d", "30d"} {
+		d, _ := get("/api/v1/dashboard?range=" + r)
+		t.Logf("%-60s %8v (first render)", "/api/v1/dashboard?range="+r, d.Round(10*time.Microsecond))
+		if n < 2_000_000 && d > 500*time.Millisecond {
+			t.Errorf("dashboard %s first render: %v, budget 500ms", r, d)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		want string // in the body: the search found what it must
+	}{
+		{"/dashboard", ""},
+		{"/dashboard/live", ""},
+		{"/api/v1/dashboard", ""},
+		{"/dashboard?range=1h", ""},
+		{"/dashboard?range=7d", ""},
+		{"/dashboard?range=30d", ""},
+		{"/api/v1/dashboard?range=7d", ""},
+		{"/activity", ""},
+		{"/activity?user=user42@corp.example&since=30d", ""},
+		{"/activity?action=block", ""},
+		{"/activity?app=app7&action=block&since=7d", ""},
+		{"/activity?policy=policy-3&since=30d", ""},
+		{"/activity/event?ts=" + strconv.FormatInt(ev.Time.UnixNano(), 10) + "&seq=" + strconv.FormatInt(ev.Seq, 10), ""},
+		{"/api/v1/events?since=24h&limit=200", ""},
+		{"/policies", ""},
+		{"/policies/edit?file=base.yaml", ""},
+		{"/policies/revisions", ""},
+		{"/api/v1/policies", ""},
+		{"/api/v1/policies/revisions", ""},
+		{"/audit", ""},
+		{"/api/v1/audit", ""},
+		{"/users", ""},
+		{"/api/v1/users", ""},
+		{"/account", ""},
+		{"/api/v1/session", ""},
+		// Free text: common (the scan), rare and present, rare and absent,
+		// rare within other filters, and too short for the index.
+		{"/activity?q=wiki7&since=24h", ""},
+		{"/activity?q=wiki7", ""},
+		{"/activity?q=rare-exfil.example&since=30d", "payroll-2026.xlsx"},
+		{"/api/v1/events?q=payroll-2026", "rare-exfil.example.net"},
+		{"/activity?q=no-such-host&since=30d", ""},
+		{"/activity?q=no-such-host&action=block", ""},
+		{"/activity?q=/doc/4242/page&since=30d", ""},
+		{"/activity?q=user4242@corp&app=app7", ""},
+		{"/activity?q=h9&since=7d", ""},
+	} {
 		var best time.Duration
 		for i := 0; i < 3; i++ {
-			rec := httptest.NewRecorder()
-			t0 := time.Now()
-			h.ServeHTTP(rec, req)
-			d := time.Since(t0)
-			if rec.Code != 200 {
-				t.Fatalf("%s: %d %s", tc.path, rec.Code, rec.Body.String())
+			d, body := get(tc.path)
+			if tc.want != "" && !strings.Contains(body, tc.want) {
+				t.Fatalf("%s: %q not in the page", tc.path, tc.want)
 			}
 			if i == 0 || d < best {
 				best = d
 			}
 		}
 		t.Logf("%-60s %8v", tc.path, best.Round(10*time.Microsecond))
-		if tc.budget && best > 200*time.Millisecond {
+		if best > 200*time.Millisecond {
 			t.Errorf("%s: %v, budget 200ms", tc.path, best)
 		}
 	}
 }
+
+// rareEvery is how often fillSynthetic writes its rare event (a file from a
+// host nothing else visits): a handful in any store size.
+func rareEvery(n int) int { return max(min(250_000, n/4), 1) }
 
 // fillSynthetic emits n events spread evenly over the 30 days before end,
 // oldest first, waiting on the store when its queue is full.
@@ -125,6 +165,9 @@ func fillSynthetic(st *activity.Store, n int, end time.Time) error {
 			Host: fmt.Sprintf("h%d.wiki%d.example.com", r.IntN(1000), r.IntN(20)), Method: "GET",
 			Path: fmt.Sprintf("/doc/%d/page", r.IntN(100000)), Activity: activities[r.IntN(len(activities))],
 			Policies: pol, Action: actions[r.IntN(len(actions))], Reason: pol[0], BytesDown: int64(r.IntN(1000000))}
+		if every := rareEvery(n); i%every == every/2 {
+			ev.Host, ev.FileName, ev.Activity, ev.Action = "rare-exfil.example.net", "payroll-2026.xlsx", "download_file", "block"
+		}
 		for {
 			err := st.Emit(ev)
 			if err == nil {

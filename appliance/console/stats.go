@@ -96,7 +96,21 @@ func (c *Console) dashboard(rangeName string) (*Dashboard, error) {
 	for i := range n {
 		d.Times = append(d.Times, from.Add(time.Duration(i)*bucket).Unix())
 	}
-	if c.ro != nil {
+	switch {
+	case c.opt.Activity != nil:
+		// The store's rollups: exact, and independent of how many events
+		// the range holds (activity/rollup.go).
+		if err := c.rollupBuckets(d, from, to, bucket, n); err != nil {
+			return nil, err
+		}
+		var err error
+		if d.TopApps, err = c.rollupTop("app", from, to); err != nil {
+			return nil, err
+		}
+		if d.TopUsers, err = c.rollupTop("user", from, to); err != nil {
+			return nil, err
+		}
+	case c.ro != nil:
 		if err := c.countBuckets(d, from, to, bucket, n); err != nil {
 			return nil, err
 		}
@@ -127,8 +141,61 @@ func (c *Console) dashboard(rangeName string) (*Dashboard, error) {
 	return d, nil
 }
 
+// addCount adds count events of action and mode to bucket b of d.
+func (d *Dashboard) addCount(b int64, n int, action, mode string, count int) {
+	if b < 0 || b >= int64(n) {
+		return
+	}
+	add := func(m map[string][]int, k string) {
+		if k == "" {
+			k = "none"
+		}
+		s, ok := m[k]
+		if !ok {
+			s = make([]int, n)
+			m[k] = s
+		}
+		s[b] += count
+	}
+	add(d.ByAction, action)
+	add(d.ByMode, mode)
+	d.Total += count
+	switch action {
+	case "block":
+		d.Blocked += count
+	case "monitor":
+		d.Monitor += count
+	}
+}
+
+// rollupBuckets reads the counts per bucket, action and mode from the
+// store's minute or hour rollup.
+func (c *Console) rollupBuckets(d *Dashboard, from, to time.Time, bucket time.Duration, n int) error {
+	counts, err := c.opt.Activity.Counts(from, to, bucket)
+	if err != nil {
+		return fmt.Errorf("dashboard counts: %w", err)
+	}
+	for _, k := range counts {
+		d.addCount(int64(k.Bucket.Sub(from)/bucket), n, k.Action, k.Mode, int(k.N))
+	}
+	return nil
+}
+
+// rollupTop is the top eight of dim ("user" or "app") from the store.
+func (c *Console) rollupTop(dim string, from, to time.Time) ([]TopEntry, error) {
+	top, err := c.opt.Activity.Top(dim, from, to, 8)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard top %s: %w", dim, err)
+	}
+	var out []TopEntry
+	for _, e := range top {
+		out = append(out, TopEntry{Name: e.Name, Count: int(e.N), Blocked: int(e.Blocked)})
+	}
+	return out, nil
+}
+
 // countBuckets reads the counts per bucket, action and mode in one pass
-// over the range of the time index.
+// over the range of the time index (a console given only the store's file).
 func (c *Console) countBuckets(d *Dashboard, from, to time.Time, bucket time.Duration, n int) error {
 	rows, err := c.ro.Query(`SELECT (ts - ?) / ?, action, mode, count(*) FROM events
 		WHERE ts >= ? AND ts < ? GROUP BY 1, 2, 3`,
@@ -146,29 +213,7 @@ func (c *Console) countBuckets(d *Dashboard, from, to time.Time, bucket time.Dur
 		if err := rows.Scan(&b, &action, &mode, &count); err != nil {
 			return err
 		}
-		if b < 0 || b >= int64(n) {
-			continue
-		}
-		add := func(m map[string][]int, k string) {
-			if k == "" {
-				k = "none"
-			}
-			s, ok := m[k]
-			if !ok {
-				s = make([]int, n)
-				m[k] = s
-			}
-			s[b] += count
-		}
-		add(d.ByAction, action)
-		add(d.ByMode, mode)
-		d.Total += count
-		switch action {
-		case "block":
-			d.Blocked += count
-		case "monitor":
-			d.Monitor += count
-		}
+		d.addCount(b, n, action, mode, count)
 	}
 	return rows.Err()
 }

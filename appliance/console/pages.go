@@ -62,6 +62,10 @@ type activityView struct {
 	Since   string
 	Ranges  []string
 	Actions []string
+	// Saved are the account's saved searches; Encoded is this search's
+	// parameters, for saving it and for the live tail.
+	Saved   []SavedSearch
+	Encoded string
 }
 
 type activeFilter struct {
@@ -74,7 +78,7 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if !v.Has("since") && !v.Has("from") && !v.Has("to") {
 		v.Set("since", "24h")
 	}
-	av := activityView{Query: v, Links: searchLinks{v}, Since: v.Get("since"),
+	av := activityView{Query: v, Links: searchLinks{v}, Since: v.Get("since"), Saved: c.searches.of(s.User),
 		Ranges:  []string{"15m", "1h", "24h", "7d", "30d"},
 		Actions: []string{"allow", "monitor", "protect", "require_step_up", "block", "bypass"}}
 	if !slices.Contains(av.Ranges, av.Since) {
@@ -85,6 +89,9 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		if val := v.Get(f.Param); val != "" {
 			av.Filters = append(av.Filters, activeFilter{Param: f.Param, Label: f.Label, Value: val, Remove: av.Links.Without(f.Param)})
 		}
+	}
+	if enc, err := c.cleanSearchQuery(v.Encode()); err == nil {
+		av.Encoded = enc
 	}
 	q, err := parseEventQuery(v, c.opt.Now())
 	status := http.StatusOK

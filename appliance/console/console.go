@@ -42,6 +42,16 @@ type Options struct {
 	Health func() map[string]string
 	Log    *slog.Logger
 
+	// ManagementHosts are the console's own host names and addresses: a
+	// change to what decides connections to them is risky, reverted
+	// unless an admin confirms it within ConfirmTimeout (default 60 s).
+	ManagementHosts []string
+
+	ConfirmTimeout time.Duration
+
+	// Discovered lists the domains the suffix proxy discovered; nil: none.
+	Discovered func() []DiscoveredDomain
+
 	IdleTimeout     time.Duration // default 30 minutes
 	SessionLifetime time.Duration // default 12 hours
 	LockoutAfter    int           // failed logins; default 5
@@ -67,6 +77,9 @@ func (o *Options) defaults() {
 	if o.LoginsPerMinute <= 0 {
 		o.LoginsPerMinute = 10
 	}
+	if o.ConfirmTimeout <= 0 {
+		o.ConfirmTimeout = time.Minute
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -89,7 +102,7 @@ type Console struct {
 	limiter  *loginLimiter
 	audit    *auditLog
 	revs     *revisions
-	searches *savedSearches
+	tray     *tray
 	ro       *sql.DB // read-only connection to the activity store; nil without one
 	pages    map[string]*template.Template
 	static   fs.FS
@@ -121,7 +134,7 @@ func New(o Options) (*Console, error) {
 	if c.revs, err = openRevisions(c.dir); err != nil {
 		return nil, err
 	}
-	if c.searches, err = openSavedSearches(c.dir); err != nil {
+	if c.tray, err = openTray(c.dir); err != nil {
 		return nil, err
 	}
 	c.sessions = newSessions(o.IdleTimeout, o.SessionLifetime, o.Now)
@@ -145,11 +158,13 @@ func New(o Options) (*Console, error) {
 		o.Log.Warn("console has no account yet: open it and create the first admin with this one-time setup token "+
 			"(also printed by `portcullis console setup-token`)", "setup_token", c.setupToken)
 	}
+	c.resumeSavepoint()
 	return c, nil
 }
 
 // Close releases the console's files and connections.
 func (c *Console) Close() error {
+	c.stopSavepointTimer()
 	var errs []error
 	if c.ro != nil {
 		errs = append(errs, c.ro.Close())
@@ -181,12 +196,16 @@ func (c *Console) Handler() http.Handler {
 	page("GET /activity", c.activityPage)
 	page("GET /activity/event", c.eventDrawer)
 	page("GET /activity/export", c.exportEvents)
-	page("POST /activity/searches", c.activitySave)
-	page("POST /activity/searches/delete", c.activityForget)
-	page("GET /policies", c.policiesPage)
+	page("GET /policies", c.policyListPage)
 	page("GET /policies/edit", c.policyEditPage)
-	page("GET /policies/from-event", c.admin(c.policyFromEventPage))
 	page("GET /policies/revisions", c.revisionsPage)
+	page("GET /changes", c.trayPage)
+	page("POST /changes", c.admin(c.trayStageForm))
+	page("POST /changes/discard", c.admin(c.trayDiscardForm))
+	page("POST /changes/apply", c.admin(c.trayApplyForm))
+	page("POST /changes/confirm", c.admin(c.trayConfirmForm))
+	page("POST /changes/revert", c.admin(c.trayRevertForm))
+	page("GET /apps", c.appsPage)
 	page("GET /audit", c.auditPage)
 	page("GET /account", c.accountPage)
 	page("POST /account/totp", c.accountTOTPBegin)
@@ -206,11 +225,14 @@ func (c *Console) Handler() http.Handler {
 	api("GET /api/v1/dashboard", c.apiDashboard)
 	api("GET /api/v1/events", c.apiEvents)
 	api("GET /api/v1/events/export", c.exportEvents)
-	api("GET /api/v1/events/tail", c.apiTail)
-	api("GET /api/v1/searches", c.apiSearches)
-	api("POST /api/v1/searches", c.apiSearchSave)
-	api("DELETE /api/v1/searches/{id}", c.apiSearchDelete)
-	api("GET /api/v1/policies", c.apiPolicies)
+	api("GET /api/v1/policies", c.apiPolicyOverview)
+	api("GET /api/v1/tray", c.apiTray)
+	api("POST /api/v1/tray/changes", c.admin(c.apiTrayStage))
+	api("DELETE /api/v1/tray/changes/{id}", c.admin(c.apiTrayDiscard))
+	api("POST /api/v1/tray/apply", c.admin(c.apiTrayApply))
+	api("POST /api/v1/tray/confirm", c.admin(c.apiTrayConfirm))
+	api("POST /api/v1/tray/revert", c.admin(c.apiTrayRevert))
+	api("GET /api/v1/apps", c.apiApps)
 	api("GET /api/v1/policies/files/{name}", c.apiPolicyFile)
 	api("PUT /api/v1/policies/files/{name}", c.admin(c.apiPolicySave))
 	api("POST /api/v1/policies/validate", c.apiPolicyValidate)

@@ -38,6 +38,7 @@ type steerFlowV4 struct {
 	Ports   uint32
 	Checked uint32
 	Gen     uint32
+	Result  uint32
 }
 
 type steerFlowV6 struct {
@@ -47,6 +48,7 @@ type steerFlowV6 struct {
 	Ports   uint32
 	Checked uint32
 	Gen     uint32
+	Result  uint32
 }
 
 type steerLpmV4Key struct {

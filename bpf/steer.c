@@ -208,8 +208,9 @@ struct flow_v4 {
 	__be32 saddr;
 	__be32 daddr;
 	__u32 ports;   /* the TCP header's first word: source and destination port */
-	__u32 checked; /* jiffies (low 32 bits) when the owning socket was found */
+	__u32 checked; /* jiffies (low 32 bits) when the decision was made */
 	__u32 gen;     /* runtime_settings.gen then; 0: empty */
+	__u32 result;  /* the decision: COUNTER_ESTABLISHED, _BYPASSED or _NOT_INTERCEPTED */
 };
 
 struct flow_v6 {
@@ -218,6 +219,7 @@ struct flow_v6 {
 	__u32 ports;
 	__u32 checked;
 	__u32 gen;
+	__u32 result;
 };
 
 struct {
@@ -311,13 +313,16 @@ static __always_inline __u32 tcp_ports(const struct flow *f)
 	return *(const __u32 *)&f->l4.tcp; /* source and destination port */
 }
 
-/* Fibonacci hashing: the multiply carries every bit of the folded tuple
- * into the top bits, which index the slot. */
+/* The slot of a flow. Fibonacci hashing: the multiply carries every bit of
+ * the folded tuple into the top bits, which index the slot. */
+static __always_inline __u32 slot_of(__u32 folded, int bits)
+{
+	return (folded * 0x9e3779b1u) >> (32 - bits);
+}
+
 static __always_inline __u32 slot_v4(const struct flow *f)
 {
-	__u32 h = f->ip.v4.saddr ^ f->ip.v4.daddr ^ tcp_ports(f);
-
-	return (h * 0x9e3779b1u) >> (32 - FLOW_CACHE_BITS_V4);
+	return slot_of(f->ip.v4.saddr ^ f->ip.v4.daddr ^ tcp_ports(f), FLOW_CACHE_BITS_V4);
 }
 
 static __always_inline __u32 slot_v6(const struct flow *f)
@@ -328,56 +333,79 @@ static __always_inline __u32 slot_v6(const struct flow *f)
 #pragma unroll
 	for (int i = 0; i < 8; i++)
 		h ^= a[i];
-	return (h * 0x9e3779b1u) >> (32 - FLOW_CACHE_BITS_V6);
-}
-
-static __always_inline int same_v6(const struct flow_v6 *e, const struct flow *f)
-{
-	const __u32 *a = (const __u32 *)&f->ip.v6.saddr;
-	const __u32 *b = e->saddr; /* saddr, then daddr */
-	__u32 diff = e->ports ^ tcp_ports(f);
-
-#pragma unroll
-	for (int i = 0; i < 8; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
+	return slot_of(h, FLOW_CACHE_BITS_V6);
 }
 
 /*
- * flow_cached reports whether the segment's flow is in the flow cache, good
- * for generation gen at jiffies now. A SYN is never: it clears the slot if
- * the slot holds its tuple.
+ * cached_v4 and cached_v6 return the flow cache's decision for a TCP flow,
+ * good for generation gen at jiffies now, or 0 (COUNTER_STEERED, never
+ * cached) when there is none. A SYN gets none: it clears the slot if the
+ * slot holds its tuple. The addresses and ports may point into the packet.
  */
-static __always_inline int flow_cached(const struct flow *f, int syn, __u32 gen, __u32 now)
+static __always_inline __u32 cache_answer(__u32 *checked, __u32 *egen, const __u32 *result,
+					  int syn, __u32 now)
 {
-	if (f->ipv6) {
-		__u32 key = slot_v6(f);
-		struct flow_v6 *e = bpf_map_lookup_elem(&flow_cache_v6, &key);
-
-		if (!e || e->gen != gen || !same_v6(e, f))
-			return 0;
-		if (syn) {
-			e->gen = 0;
-			return 0;
-		}
-		return now - e->checked < FLOW_CACHE_TTL;
-	}
-	__u32 key = slot_v4(f);
-	struct flow_v4 *e = bpf_map_lookup_elem(&flow_cache_v4, &key);
-
-	if (!e || e->gen != gen || e->saddr != f->ip.v4.saddr || e->daddr != f->ip.v4.daddr ||
-	    e->ports != tcp_ports(f))
-		return 0;
 	if (syn) {
-		e->gen = 0;
+		*egen = 0;
 		return 0;
 	}
-	return now - e->checked < FLOW_CACHE_TTL;
+	if (now - *checked >= FLOW_CACHE_TTL)
+		return 0;
+	return *result;
 }
 
-/* remember_flow puts the segment's flow in the flow cache: a local socket
- * that is not a listener owns it. */
-static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32 now)
+static __always_inline __u32 cached_v4(__be32 saddr, __be32 daddr, __u32 ports, int syn, __u32 gen,
+				       __u32 now)
+{
+	__u32 key = slot_of(saddr ^ daddr ^ ports, FLOW_CACHE_BITS_V4);
+	struct flow_v4 *e = bpf_map_lookup_elem(&flow_cache_v4, &key);
+
+	if (!e || e->gen != gen || e->saddr != saddr || e->daddr != daddr || e->ports != ports)
+		return 0;
+	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+}
+
+/* addrs: the source then the destination address, 8 words. */
+static __always_inline __u32 cached_v6(const __u32 *addrs, __u32 ports, int syn, __u32 gen, __u32 now)
+{
+	__u32 a[8];
+	__u32 h = ports;
+
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		a[i] = addrs[i];
+		h ^= a[i];
+	}
+	__u32 key = slot_of(h, FLOW_CACHE_BITS_V6);
+	struct flow_v6 *e = bpf_map_lookup_elem(&flow_cache_v6, &key);
+
+	if (!e || e->gen != gen)
+		return 0;
+	__u32 diff = e->ports ^ ports;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		diff |= (e->saddr[i] ^ a[i]) | (e->daddr[i] ^ a[4 + i]);
+	if (diff)
+		return 0;
+	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+}
+
+static __always_inline __u32 flow_cached(const struct flow *f, int syn, __u32 gen, __u32 now)
+{
+	if (f->ipv6)
+		return cached_v6((const __u32 *)&f->ip.v6.saddr, tcp_ports(f), syn, gen, now);
+	return cached_v4(f->ip.v4.saddr, f->ip.v4.daddr, tcp_ports(f), syn, gen, now);
+}
+
+/*
+ * remember_flow puts the decision for the segment's flow in the flow cache:
+ * COUNTER_ESTABLISHED (a local socket that is not a listener owns it),
+ * COUNTER_BYPASSED or COUNTER_NOT_INTERCEPTED (not from a client). Only a
+ * TCP segment with its whole header (not a first fragment) may be
+ * remembered.
+ */
+static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32 now,
+					  enum counter result)
 {
 	if (f->ipv6) {
 		__u32 key = slot_v6(f);
@@ -389,6 +417,7 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 			e->ports = tcp_ports(f);
 			e->checked = now;
 			e->gen = gen;
+			e->result = result;
 		}
 		return;
 	}
@@ -401,6 +430,7 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 		e->ports = tcp_ports(f);
 		e->checked = now;
 		e->gen = gen;
+		e->result = result;
 	}
 }
 
@@ -467,7 +497,7 @@ static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
 
 		bpf_sk_release(sk);
 		if (!listening) {
-			remember_flow(f, s->gen, now);
+			remember_flow(f, s->gen, now, COUNTER_ESTABLISHED);
 			skb->mark = s->mark;
 			return count(COUNTER_ESTABLISHED, TC_ACT_OK);
 		}
@@ -500,11 +530,85 @@ static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
 	return count(syn ? COUNTER_NO_LISTENER_REFUSED : COUNTER_ORPHAN_REFUSED, send_reset(skb, f));
 }
 
-SEC("tc")
-int steer(struct __sk_buff *skb)
+/* is_syn: the segment opens a connection. */
+static __always_inline int is_syn(const struct tcphdr *th)
+{
+	return th->syn && !th->ack && !th->rst;
+}
+
+/* established applies the flow cache's decision. */
+static __always_inline int established(struct __sk_buff *skb, const struct runtime_settings *s,
+				       __u32 result)
+{
+	if (result == COUNTER_ESTABLISHED)
+		skb->mark = s->mark;
+	return count(result, TC_ACT_OK);
+}
+
+/*
+ * decide judges a packet to an intercepted port once it is parsed, with the
+ * settings s: the flow cache first (the established segments of steered
+ * flows and of bypassed ones), then the prefix maps and, for TCP, the
+ * sockets. Not inlined: the parsers' two callers share it, and the common
+ * paths' code stays short.
+ */
+static __noinline int decide(struct __sk_buff *skb, struct flow *f)
+{
+	__u32 zero = 0;
+	const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
+	if (!s)
+		return TC_ACT_OK;
+	__u32 flags = s->flags;
+
+	/* A cached flow was judged (client, bypass, socket) under these very
+	 * settings within FLOW_CACHE_TTL. */
+	int tcp = f->proto == IPPROTO_TCP && !f->first_fragment;
+	int syn = 0;
+	__u32 now = 0;
+	if (tcp) {
+		const struct tcphdr *th = &f->l4.tcp;
+
+		syn = is_syn(th);
+		now = bpf_jiffies64();
+		__u32 result = flow_cached(f, syn, s->gen, now);
+		if (result)
+			return established(skb, s, result);
+	}
+
+	if (f->proto == IPPROTO_UDP && !(flags & SETTING_DROP_QUIC))
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	if (!from_client(f, flags)) {
+		if (tcp)
+			remember_flow(f, s->gen, now, COUNTER_NOT_INTERCEPTED);
+		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	}
+	if (to_bypassed(f, flags)) {
+		if (tcp)
+			remember_flow(f, s->gen, now, COUNTER_BYPASSED);
+		return count(COUNTER_BYPASSED, TC_ACT_OK);
+	}
+
+	/* QUIC runs on the port of the TLS service it shadows. Dropping it makes
+	 * browsers fall back to TCP, which is steered. */
+	if (f->proto == IPPROTO_UDP)
+		return count(COUNTER_QUIC_DROPPED, TC_ACT_SHOT);
+	/* The rest of the datagram would be forwarded while this part went to
+	 * the proxy: neither side could reassemble it. TCP does not fragment
+	 * (DF and MSS), so only crafted traffic lands here. */
+	if (f->first_fragment)
+		return count(COUNTER_FRAGMENT_DROPPED, TC_ACT_SHOT);
+	return steer_tcp(skb, f, s, syn, now);
+}
+
+/*
+ * steer_general parses any frame (IP options, IPv6 extension headers,
+ * fragments, headers outside the linear area, malformed ones) and judges it.
+ * The fast path in steer hands it everything that is not a plain TCP or UDP
+ * packet.
+ */
+static __noinline int steer_general(struct __sk_buff *skb)
 {
 	struct flow f;
-	__u32 zero = 0;
 
 	__builtin_memset(&f, 0, sizeof(f));
 	switch (parse(skb, &f)) {
@@ -515,50 +619,147 @@ int steer(struct __sk_buff *skb)
 	default:
 		return count(COUNTER_MALFORMED, TC_ACT_OK);
 	}
-
-	/* Cheapest test first: most traffic is to ports nobody intercepts, and
-	 * deciding that touches one word of the port bitmap and nothing else. */
+	/* Most traffic is to ports nobody intercepts, and deciding that touches
+	 * one word of the port bitmap and nothing else. */
 	if (!to_intercepted_port(&f))
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+	return decide(skb, &f);
+}
 
-	const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
-	if (!s)
-		return TC_ACT_OK;
-	__u32 flags = s->flags;
+/*
+ * intercepted_port reports whether port (network order) is in the bitmap.
+ */
+static __always_inline int intercepted_port(__be16 port)
+{
+	__u32 p = bpf_ntohs(port);
+	__u32 key = p / 64;
+	__u64 *word = bpf_map_lookup_elem(&intercept_ports, &key);
 
-	/* The established flows of steered connections: most of the packets
-	 * that get this far. A cached flow was judged (client, not bypassed,
-	 * owned by a local socket) under these very settings. */
-	int syn = 0;
-	__u32 now = 0;
-	if (f.proto == IPPROTO_TCP && !f.first_fragment) {
-		const struct tcphdr *th = &f.l4.tcp;
+	return word && (*word >> (p % 64)) & 1;
+}
 
-		syn = th->syn && !th->ack && !th->rst;
-		now = bpf_jiffies64();
-		if (flow_cached(&f, syn, s->gen, now)) {
-			skb->mark = s->mark;
-			return count(COUNTER_ESTABLISHED, TC_ACT_OK);
+/*
+ * The fast path: a plain IPv4 or IPv6 packet (no options, no extension
+ * headers, not a fragment) carrying TCP or UDP whose headers are in the
+ * linear area -- nearly every packet -- read in place and judged with as
+ * little code and as few cache lines as possible: the common answer, a port
+ * nobody intercepts, costs the header loads, the sanity checks parse()
+ * would make and one word of the port bitmap. Anything else, or anything
+ * that fails a check, goes to steer_general, which parses it in full (and
+ * counts the malformed), so both paths decide a packet alike.
+ */
+SEC("tc")
+int steer(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 zero = 0;
+	struct flow f;
+
+	if (data + ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) > data_end)
+		return steer_general(skb);
+
+	/* struct ethhdr is packed: read as such, h_proto takes two byte loads. */
+	__be16 proto = *(__be16 *)(data + __builtin_offsetof(struct ethhdr, h_proto));
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data + ETH_HLEN;
+		void *l4 = ip + 1;
+		__u32 total = bpf_ntohs(ip->tot_len);
+
+		/* Version 4, no options, not a fragment, within the frame. */
+		if (*(__u8 *)ip != 0x45 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+		    total > skb->len - ETH_HLEN)
+			return steer_general(skb);
+		if (ip->protocol == IPPROTO_TCP) {
+			struct tcphdr *th = l4;
+
+			if ((void *)(th + 1) > data_end || total < sizeof(*ip) + sizeof(*th) ||
+			    th->doff < 5 || th->doff * 4 > total - sizeof(*ip))
+				return steer_general(skb);
+			if (!intercepted_port(th->dest))
+				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+			if (!is_syn(th)) {
+				const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
+				__u32 result;
+
+				if (s && (result = cached_v4(ip->saddr, ip->daddr, *(__u32 *)th, 0, s->gen,
+							     bpf_jiffies64())))
+					return established(skb, s, result);
+			}
+			__builtin_memset(&f, 0, sizeof(f));
+			load(skb, ETH_HLEN + sizeof(*ip), &f.l4.tcp, sizeof(f.l4.tcp));
+		} else if (ip->protocol == IPPROTO_UDP) {
+			struct udphdr *uh = l4;
+
+			if (total < sizeof(*ip) + sizeof(*uh))
+				return steer_general(skb);
+			if (!intercepted_port(uh->dest))
+				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+			__builtin_memset(&f, 0, sizeof(f));
+			load(skb, ETH_HLEN + sizeof(*ip), &f.l4.udp, sizeof(f.l4.udp));
+		} else {
+			return steer_general(skb);
 		}
+		load(skb, ETH_HLEN, &f.ip.v4, sizeof(f.ip.v4));
+		f.proto = ip->protocol;
+		f.plain = 1;
+		f.l4_off = ETH_HLEN + sizeof(*ip);
+		f.l4_len = total - sizeof(*ip);
+		return decide(skb, &f);
 	}
 
-	if (f.proto == IPPROTO_UDP && !(flags & SETTING_DROP_QUIC))
-		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
-	if (!from_client(&f, flags))
-		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
-	if (to_bypassed(&f, flags))
-		return count(COUNTER_BYPASSED, TC_ACT_OK);
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+		void *l4 = ip6 + 1;
 
-	/* QUIC runs on the port of the TLS service it shadows. Dropping it makes
-	 * browsers fall back to TCP, which is steered. */
-	if (f.proto == IPPROTO_UDP)
-		return count(COUNTER_QUIC_DROPPED, TC_ACT_SHOT);
-	/* The rest of the datagram would be forwarded while this part went to
-	 * the proxy: neither side could reassemble it. TCP does not fragment
-	 * (DF and MSS), so only crafted traffic lands here. */
-	if (f.first_fragment)
-		return count(COUNTER_FRAGMENT_DROPPED, TC_ACT_SHOT);
-	return steer_tcp(skb, &f, s, syn, now);
+		if (l4 + sizeof(struct udphdr) > data_end)
+			return steer_general(skb);
+		__u32 payload = bpf_ntohs(ip6->payload_len);
+
+		/* Version 6, within the frame (0: a jumbogram, for the general path). */
+		if ((*(__u8 *)ip6 & 0xf0) != 0x60 || payload == 0 ||
+		    payload > skb->len - ETH_HLEN - sizeof(*ip6))
+			return steer_general(skb);
+		if (ip6->nexthdr == IPPROTO_TCP) {
+			struct tcphdr *th = l4;
+
+			if ((void *)(th + 1) > data_end || payload < sizeof(*th) || th->doff < 5 ||
+			    th->doff * 4 > payload)
+				return steer_general(skb);
+			if (!intercepted_port(th->dest))
+				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+			if (!is_syn(th)) {
+				const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
+				__u32 result;
+
+				if (s && (result = cached_v6((const __u32 *)&ip6->saddr, *(__u32 *)th, 0,
+							     s->gen, bpf_jiffies64())))
+					return established(skb, s, result);
+			}
+			__builtin_memset(&f, 0, sizeof(f));
+			load(skb, ETH_HLEN + sizeof(*ip6), &f.l4.tcp, sizeof(f.l4.tcp));
+		} else if (ip6->nexthdr == IPPROTO_UDP) {
+			struct udphdr *uh = l4;
+
+			if (payload < sizeof(*uh))
+				return steer_general(skb);
+			if (!intercepted_port(uh->dest))
+				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
+			__builtin_memset(&f, 0, sizeof(f));
+			load(skb, ETH_HLEN + sizeof(*ip6), &f.l4.udp, sizeof(f.l4.udp));
+		} else {
+			return steer_general(skb);
+		}
+		load(skb, ETH_HLEN, &f.ip.v6, sizeof(f.ip.v6));
+		f.ipv6 = 1;
+		f.proto = ip6->nexthdr;
+		f.plain = 1;
+		f.l4_off = ETH_HLEN + sizeof(*ip6);
+		f.l4_len = payload;
+		return decide(skb, &f);
+	}
+	return steer_general(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -55,6 +55,7 @@ fuzz: deps
 # Long runs: the activity store's search budget at 10 million events.
 soak: deps
 	PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 60m -run TestSearchScale -v ./appliance/activity
+	PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 90m -run TestPagesScale -v ./appliance/console
 	PORTCULLIS_SOAK=1 $(GO) test -count=1 -timeout 20m -run Soak -v ./appliance/activity
 
 bench: deps build

@@ -56,9 +56,10 @@ CREATE TRIGGER IF NOT EXISTS events_rollup_del AFTER DELETE ON events BEGIN
 END;
 `
 
-// rollupFill adds the counts of the events a condition selects (%s: "seq
-// >= ?" for a group, "true" for a migration). Timestamps are after 1970, so
-// integer division is the floor.
+// rollupFill adds the counts of the events a condition on seq selects (%s:
+// "seq >= ?" for a group, a range of seqs for a migration): the unary +
+// keeps the planner on the seq range rather than a partial index. Timestamps
+// are after 1970, so integer division is the floor.
 var rollupFill = func() []string {
 	var out []string
 	for _, span := range []int{60, 3600} {
@@ -70,7 +71,7 @@ var rollupFill = func() []string {
 		for _, d := range []struct{ dim, col string }{{"user", "user_name"}, {"app", "app"}} {
 			out = append(out, fmt.Sprintf(`INSERT INTO rollup_names (span, dim, bucket, name, n, blocked)
 	SELECT %[1]d, '%[3]s', ts / %[2]d * %[1]d, %[4]s, count(*), sum(action = 'block') FROM events
-	WHERE %%s AND %[4]s != '' GROUP BY 3, 4
+	WHERE %%s AND +%[4]s != '' GROUP BY 3, 4
 	ON CONFLICT DO UPDATE SET n = n + excluded.n, blocked = blocked + excluded.blocked`, span, int64(span)*1e9, d.dim, d.col))
 		}
 	}

@@ -255,19 +255,46 @@ func migrateTo6(db *sql.DB, f features) (err error) {
 			_, _ = conn.ExecContext(ctx, "ROLLBACK")
 		}
 	}()
-	var steps []string
+	// In ranges of seqs: each GROUP BY sorts one range in memory
+	// (temp_store=memory), not the whole table.
+	var lo, hi sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM events").Scan(&lo, &hi); err != nil {
+		return fmt.Errorf("migrate to schema 6: %w", err)
+	}
+	var per []string
 	if f.fullText {
-		steps = append(steps, "INSERT INTO events_fts(events_fts) VALUES ('delete-all')", fullTextFill+" WHERE true",
-			"INSERT INTO fts_mark (id, seq) SELECT 1, coalesce(max(seq), 0) FROM events WHERE true ON CONFLICT (id) DO UPDATE SET seq = excluded.seq")
+		per = append(per, fullTextFill+" WHERE seq >= ? AND seq < ?")
 	}
 	if f.rollups {
-		steps = append(steps, "DELETE FROM rollup_counts", "DELETE FROM rollup_names")
 		for _, q := range rollupFill {
-			steps = append(steps, fmt.Sprintf(q, "true"))
+			per = append(per, fmt.Sprintf(q, "seq >= ? AND seq < ?"))
 		}
 	}
-	steps = append(steps, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
-	for _, q := range steps {
+	var first []string
+	if f.fullText {
+		first = append(first, "INSERT INTO events_fts(events_fts) VALUES ('delete-all')")
+	}
+	if f.rollups {
+		first = append(first, "DELETE FROM rollup_counts", "DELETE FROM rollup_names")
+	}
+	for _, q := range first {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("migrate to schema 6: %w", err)
+		}
+	}
+	const chunk = 250_000
+	for from := lo.Int64; lo.Valid && from <= hi.Int64; from += chunk {
+		for _, q := range per {
+			if _, err := conn.ExecContext(ctx, q, from, from+chunk); err != nil {
+				return fmt.Errorf("migrate to schema 6: %w", err)
+			}
+		}
+	}
+	last := []string{fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)}
+	if f.fullText {
+		last = append(last, "INSERT INTO fts_mark (id, seq) SELECT 1, coalesce(max(seq), 0) FROM events WHERE true ON CONFLICT (id) DO UPDATE SET seq = excluded.seq")
+	}
+	for _, q := range last {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("migrate to schema 6: %w", err)
 		}

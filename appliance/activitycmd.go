@@ -45,7 +45,7 @@ events match than --limit, the next page's token is printed on stderr
 	fs.StringVar(&q.Policy, "policy", "", "policy id among the matches")
 	fs.StringVar(&q.DeviceTag, "device-tag", "", "device tag")
 	fs.StringVar(&q.ClientApp, "client-app", "", "browser or mobile_desktop")
-	fs.StringVar(&q.Text, "text", "", "substring of host, path or file name")
+	fs.StringVar(&q.Text, "text", "", "substring of host, path, file name or user")
 	fs.IntVar(&q.Limit, "limit", 50, "events per page (at most 1000)")
 	fs.StringVar(&q.After, "after", "", "page token printed by the previous search")
 	_ = search.RegisterFlagCompletionFunc("action", cobra.FixedCompletions(

@@ -284,7 +284,14 @@ func activityExporters(cfg *Config, st *activity.Store) (map[string]func(context
 // already holds (its JA4) and the data file's source notes: "curl (exact);
 // ua curl/7 agrees" rather than the whole sentence, for every event.
 func compactWhy(why, ja4 string) string {
-	why = strings.TrimPrefix(why, "ja4 "+ja4+" = ")
+	// "ja4 <ja4> = " cut without building it (this runs for every event).
+	if rest, ok := strings.CutPrefix(why, "ja4 "); ok {
+		if rest, ok = strings.CutPrefix(rest, ja4); ok {
+			if rest, ok = strings.CutPrefix(rest, " = "); ok {
+				why = rest
+			}
+		}
+	}
 	for {
 		i := strings.Index(why, "; source: ")
 		if i < 0 {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -64,8 +65,8 @@ func (s *Server) accessLine(ci *ConnInfo, r *http.Request, st *requestState, rec
 	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
 		slog.String("id", st.id),
 		slog.String("mode", ci.Mode.String()),
-		slog.String("client", ci.Client.String()),
-		slog.String("dest", ci.Dest.String()),
+		slog.String("client", ci.addrText.client(ci)),
+		slog.String("dest", ci.addrText.dest(ci)),
 		slog.String("sni", ci.ServerName()),
 		slog.String("host", r.Host),
 		slog.String("user", user),
@@ -83,6 +84,20 @@ func (s *Server) accessLine(ci *ConnInfo, r *http.Request, st *requestState, rec
 		slog.Int64("duration_us", d.Microseconds()),
 	)
 }
+
+// connAddrText is a connection's addresses as text, made on the first
+// request's access-log line rather than on every one.
+type connAddrText struct {
+	once         sync.Once
+	clientS, dst string
+}
+
+func (t *connAddrText) make(ci *ConnInfo) {
+	t.once.Do(func() { t.clientS, t.dst = ci.Client.String(), ci.Dest.String() })
+}
+
+func (t *connAddrText) client(ci *ConnInfo) string { t.make(ci); return t.clientS }
+func (t *connAddrText) dest(ci *ConnInfo) string   { t.make(ci); return t.dst }
 
 // logConn writes the access-log line of a connection that was not
 // intercepted (bypassed, blocked, or failed before any request).

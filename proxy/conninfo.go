@@ -41,6 +41,8 @@ type ConnInfo struct {
 	// upstream is always dialled here, never at an address taken from a Host
 	// header.
 	Dest netip.AddrPort
+	// addrText is Client and Dest as text, made once for the access log.
+	addrText connAddrText
 	// ConnectHost is the host name of an explicit CONNECT request.
 	ConnectHost string
 	// Hello is the peeked ClientHello, nil for plain HTTP.

@@ -71,14 +71,16 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Stats.Requests.Add(1)
-	st := &requestState{id: fmt.Sprintf("%x-%x", ci.ID, requestSeq.Add(1)), decision: "allow"}
+	// One allocation for what the pipeline keeps per request.
+	ra := &requestAlloc{st: requestState{id: requestID(ci.ID, requestSeq.Add(1)), decision: "allow"}}
+	st, rec, body := &ra.st, &ra.rec, &ra.body
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
 	st.in = r
-	body := &countingBody{ReadCloser: r.Body}
+	body.ReadCloser = r.Body
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = body
 	}
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK, expect: -1}
+	*rec = recorder{ResponseWriter: w, status: http.StatusOK, expect: -1}
 	start := time.Now()
 	if s.durable != nil {
 		// The end of the response waits for its record: the last byte of a
@@ -86,10 +88,8 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 		// response is not complete before that). The record is made here in
 		// either case; whether the byte waits for its fsync is the
 		// recorder's rule (hold_responses: all, or only activities).
-		rec.hold = func(out int64) error {
-			st.recorded = true
-			return s.recordDurable(s.requestRecord(ci, r, st, rec.status, body.n, out))
-		}
+		ra.hold = heldRecord{s: s, ci: ci, r: r, st: st, body: body}
+		rec.hold = &ra.hold
 	}
 	defer func() {
 		s.logRequest(ci, r, st, rec, body.n, time.Since(start))
@@ -143,12 +143,47 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	s.rproxy.ServeHTTP(rec, r)
 }
 
+// requestAlloc is what the pipeline allocates for one request, as one
+// object: its state, the response recorder, the request body's counter and
+// what the hold needs to make the record.
+type requestAlloc struct {
+	st   requestState
+	rec  recorder
+	body countingBody
+	hold heldRecord
+}
+
+// requestID is the access log's id of a request: the connection's id and a
+// sequence number, in hex.
+func requestID(conn, seq uint64) string {
+	var buf [33]byte
+	b := strconv.AppendUint(buf[:0], conn, 16)
+	b = append(b, '-')
+	return string(strconv.AppendUint(b, seq, 16))
+}
+
+// heldRecord makes a request's record when its response is held for it.
+type heldRecord struct {
+	s    *Server
+	ci   *ConnInfo
+	r    *http.Request
+	st   *requestState
+	body *countingBody
+}
+
+func (h *heldRecord) record(status int, out int64) error {
+	h.st.recorded = true
+	return h.s.recordDurable(h.s.requestRecord(h.ci, h.r, h.st, status, h.body.n, out))
+}
+
 // sameHost compares a Host header with the connection's name, ignoring the
 // port, case and a trailing dot.
 func sameHost(hostHeader, name string) bool {
 	h := hostHeader
-	if hh, _, err := net.SplitHostPort(hostHeader); err == nil {
-		h = hh
+	if strings.IndexByte(h, ':') >= 0 {
+		if hh, _, err := net.SplitHostPort(hostHeader); err == nil {
+			h = hh
+		}
 	}
 	h = strings.TrimSuffix(strings.Trim(h, "[]"), ".")
 	return strings.EqualFold(h, name)
@@ -167,8 +202,8 @@ type recorder struct {
 	n      int64
 	wrote  bool
 
-	expect int64 // Content-Length of the response, -1 when unknown
-	hold   func(bytesOut int64) error
+	expect int64       // Content-Length of the response, -1 when unknown
+	hold   *heldRecord // nil: the response is not held
 	held   bool
 }
 
@@ -199,7 +234,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 			return n, err
 		}
 		r.held = true
-		if err := r.hold(r.expect); err != nil {
+		if err := r.hold.record(r.status, r.expect); err != nil {
 			return n, fmt.Errorf("response held: %w", err)
 		}
 		m, err := r.ResponseWriter.Write(p[k:])

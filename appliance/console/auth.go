@@ -31,6 +31,7 @@ func checkLoginForm(r *http.Request) bool {
 type loginView struct {
 	User    string
 	Pending string // second-factor step
+	SSO     bool   // single sign-on offered
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -42,10 +43,11 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 		return
 	}
-	c.render(w, r, nil, "login", view{Title: "Log in", CSRF: c.loginFormToken(w, r), D: loginView{}})
+	c.render(w, r, nil, "login", view{Title: "Log in", CSRF: c.loginFormToken(w, r), D: loginView{SSO: c.oidc != nil}})
 }
 
 func (c *Console) loginError(w http.ResponseWriter, r *http.Request, status int, msg string, lv loginView) {
+	lv.SSO = c.oidc != nil && lv.Pending == ""
 	w.WriteHeader(status)
 	c.render(w, r, nil, "login", view{Title: "Log in", CSRF: c.loginFormToken(w, r), Error: msg, D: lv})
 }

@@ -57,6 +57,9 @@ type Options struct {
 	LockoutAfter    int           // failed logins; default 5
 	LockoutFor      time.Duration // default 15 minutes
 	LoginsPerMinute int           // per source; default 10
+	// OIDC, when set, adds "Sign in with single sign-on" (oidclogin.go).
+	OIDC *OIDCOptions
+
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -103,7 +106,9 @@ type Console struct {
 	audit    *auditLog
 	revs     *revisions
 	tray     *tray
-	ro       *sql.DB // read-only connection to the activity store; nil without one
+	searches *savedSearches
+	oidc     *oidcLogin // nil: no single sign-on
+	ro       *sql.DB    // read-only connection to the activity store; nil without one
 	pages    map[string]*template.Template
 	static   fs.FS
 	// policyMu serialises policy saves: validate, compare, write, reload.
@@ -135,6 +140,12 @@ func New(o Options) (*Console, error) {
 		return nil, err
 	}
 	if c.tray, err = openTray(c.dir); err != nil {
+		return nil, err
+	}
+	if c.searches, err = openSavedSearches(c.dir); err != nil {
+		return nil, err
+	}
+	if c.oidc, err = newOIDCLogin(o.OIDC); err != nil {
 		return nil, err
 	}
 	c.sessions = newSessions(o.IdleTimeout, o.SessionLifetime, o.Now)
@@ -185,6 +196,8 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.loginSubmit)
 	mux.HandleFunc("POST /login/code", c.loginCode)
+	mux.HandleFunc("POST /login/oidc", c.oidcStart)
+	mux.HandleFunc("GET "+oidcCallbackPath, c.oidcCallback)
 	mux.HandleFunc("GET /setup", c.setupPage)
 	mux.HandleFunc("POST /setup", c.setupSubmit)
 	mux.HandleFunc("POST /api/v1/login", c.apiLogin)
@@ -196,8 +209,11 @@ func (c *Console) Handler() http.Handler {
 	page("GET /activity", c.activityPage)
 	page("GET /activity/event", c.eventDrawer)
 	page("GET /activity/export", c.exportEvents)
+	page("POST /activity/searches", c.activitySave)
+	page("POST /activity/searches/delete", c.activityForget)
 	page("GET /policies", c.policyListPage)
 	page("GET /policies/edit", c.policyEditPage)
+	page("GET /policies/from-event", c.admin(c.policyFromEventPage))
 	page("GET /policies/revisions", c.revisionsPage)
 	page("GET /changes", c.trayPage)
 	page("POST /changes", c.admin(c.trayStageForm))
@@ -225,6 +241,10 @@ func (c *Console) Handler() http.Handler {
 	api("GET /api/v1/dashboard", c.apiDashboard)
 	api("GET /api/v1/events", c.apiEvents)
 	api("GET /api/v1/events/export", c.exportEvents)
+	api("GET /api/v1/events/tail", c.apiTail)
+	api("GET /api/v1/searches", c.apiSearches)
+	api("POST /api/v1/searches", c.apiSearchSave)
+	api("DELETE /api/v1/searches/{id}", c.apiSearchDelete)
 	api("GET /api/v1/policies", c.apiPolicyOverview)
 	api("GET /api/v1/tray", c.apiTray)
 	api("POST /api/v1/tray/changes", c.admin(c.apiTrayStage))

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/portcullis-gw/portcullis/policy"
 )
 
@@ -515,5 +517,23 @@ func TestPolicyListHits(t *testing.T) {
 	_, page := admin.get("/policies")
 	if !strings.Contains(page, `data-toggle="monitor" data-policy="no-lab-downloads"`) || !strings.Contains(page, `<td class="num">5</td>`) {
 		t.Fatalf("page lacks the switch or the count:\n%s", page)
+	}
+}
+
+// Every endpoint of the tray, the policy list and the apps page is in the
+// OpenAPI document the console serves.
+func TestTrayAPIDocumented(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{"get /policies", "get /tray", "post /tray/changes", "delete /tray/changes/{id}", "post /tray/apply",
+		"post /tray/confirm", "post /tray/revert", "get /apps"} {
+		method, path, _ := strings.Cut(e, " ")
+		if _, ok := doc.Paths[path][method]; !ok {
+			t.Errorf("openapi.yaml lacks %s", e)
+		}
 	}
 }

@@ -171,6 +171,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		UpstreamIdleTimeout:  cfg.Limits.UpstreamIdleTimeout,
 		MaxConcurrentStreams: cfg.Limits.MaxConcurrentStreams,
 		MaxStreamResets:      cfg.Limits.MaxStreamResets,
+		UpgradeLimits:        cfg.Limits.upgradeLimits(),
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,9 @@ func TestLimitsConfig(t *testing.T) {
 		MaxConnsPerClient: proxy.DefaultMaxConnsPerClient, ReadHeaderTimeout: proxy.DefaultReadHeaderTimeout,
 		BodyReadTimeout: proxy.DefaultBodyReadTimeout, UpstreamIdleTimeout: proxy.DefaultUpstreamIdleTimeout,
 		MaxConcurrentStreams: proxy.DefaultMaxConcurrentStreams, MaxStreamResets: proxy.DefaultMaxStreamResets,
+		WebSocketMaxFrameBytes: proxy.DefaultWebSocketMaxFrame, WebSocketMaxMessageBytes: proxy.DefaultWebSocketMaxMessage,
+		TunnelIdleTimeout:          proxy.DefaultTunnelIdleTimeout,
+		H2MaxUploadBufferPerStream: proxy.DefaultH2MaxUploadBufferPerStream, H2MaxUploadBufferPerConnection: proxy.DefaultH2MaxUploadBufferPerConnection,
 	}
 	if cfg.Limits != want {
 		t.Fatalf("default limits %+v, want the proxy's defaults %+v", cfg.Limits, want)
@@ -34,6 +37,14 @@ func TestLimitsConfig(t *testing.T) {
 		"zero body timeout":  {"limits:\n  body_read_timeout: 0s\n", "body_read_timeout"},
 		"too many streams":   {"limits:\n  max_concurrent_streams: 100000\n", "limits.max_concurrent_streams"},
 		"unknown limits key": {"limits:\n  max_body: 1\n", "unknown key"},
+		"tiny ws frame":      {"limits:\n  websocket_max_frame_bytes: 100\n", "limits.websocket_max_frame_bytes"},
+		"zero ws frame":      {"limits:\n  websocket_max_frame_bytes: 0\n", "limits.websocket_max_frame_bytes"},
+		"message < frame":    {"limits:\n  websocket_max_frame_bytes: 65536\n  websocket_max_message_bytes: 4096\n", "limits.websocket_max_message_bytes"},
+		"ws frame as text":   {"limits:\n  websocket_max_frame_bytes: 1MiB\n", "websocket_max_frame_bytes"},
+		"no tunnel idle":     {"limits:\n  tunnel_idle_timeout: 0s\n", "limits.tunnel_idle_timeout"},
+		"h2 window tiny":     {"limits:\n  h2_max_upload_buffer_per_stream: 1000\n", "limits.h2_max_upload_buffer_per_stream"},
+		"h2 window huge":     {"limits:\n  h2_max_upload_buffer_per_connection: 4294967296\n", "limits.h2_max_upload_buffer_per_connection"},
+		"h2 conn < stream":   {"limits:\n  h2_max_upload_buffer_per_stream: 1048576\n  h2_max_upload_buffer_per_connection: 524288\n", "limits.h2_max_upload_buffer_per_connection"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadConfig(writeConfig(t, tc.body))

@@ -16,13 +16,12 @@ import (
 
 // What the limits do not bound, on purpose or not yet:
 //
-//   - WebSocket (and any 101 tunnel): the upgrade request is bounded like any
-//     request (header bytes and count, the header timeout) and the origin's
-//     101 by upstreamMaxHeaderBytes; after the switch, frame and message
-//     sizes and the tunnel's idle time are not limited (bytes are copied as
-//     they come). A tunnel keeps its client's connection slot until it ends.
-//   - HTTP/2 flow control: x/net's defaults (1 MiB per connection and per
-//     stream) are what an uploading client can have buffered per connection.
+//   - A tunnel other than WebSocket (a 101 to another protocol): only its
+//     idle time is bounded (TunnelIdleTimeout); its bytes are copied as
+//     they come. Any tunnel keeps its client's connection slot until it ends.
+//   - WebSocket messages are counted on the wire: with permessage-deflate
+//     the bound is on compressed bytes (the endpoints inflate them; the
+//     appliance holds no message, so none of it costs memory here).
 //   - Response bodies: streamed through bounded buffers, never held whole
 //     here (session enforcement states its own holding limits).
 
@@ -47,7 +46,68 @@ const (
 	// upstreamMaxHeaderBytes bounds an origin's response headers (a 101
 	// upgrade's included); net/http's own default is 10 MiB.
 	upstreamMaxHeaderBytes = 1 << 20
+
+	// WebSocket frames and messages (websocket.go). Browsers and the usual
+	// server libraries send a message as one frame, so the frame bound is
+	// what most messages meet: 4 MiB passes the large messages apps send
+	// (document snapshots, pasted images) while a frame header announcing
+	// gigabytes is refused before any of it reaches the other side. A
+	// message fragmented by a streaming writer may grow to 16 MiB. Nothing
+	// is buffered here; the bounds protect the endpoints, which hold
+	// whole messages.
+	DefaultWebSocketMaxFrame   = 4 << 20
+	DefaultWebSocketMaxMessage = 16 << 20
+	// DefaultTunnelIdleTimeout ends a WebSocket (or other 101) tunnel in
+	// which no byte moved either way for this long. Apps that keep a socket
+	// open ping every 20-60 s (socket.io 25 s, SignalR 15 s), so 10 minutes
+	// never cuts a live one, and a tunnel whose client vanished (no FIN: a
+	// laptop closed, a NAT entry dropped) gives its connection slot back.
+	DefaultTunnelIdleTimeout = 10 * time.Minute
+	// HTTP/2 receive windows: what a client may have sent ahead of the
+	// pipeline reading it (x/net buffers it). Per connection 1 MiB (x/net's
+	// own default; 100 MB/s at 10 ms RTT); per stream 256 KiB (x/net: 1 MiB),
+	// so one upload cannot take the whole connection's window (25 MB/s per
+	// upload at 10 ms, 250 MB/s on a 1 ms LAN). A client pins at most the
+	// connection window per connection it holds (MaxConnsPerClient).
+	DefaultH2MaxUploadBufferPerConnection = 1 << 20
+	DefaultH2MaxUploadBufferPerStream     = 256 << 10
 )
+
+// UpgradeLimits bound what happens after a request switched protocols (a
+// WebSocket tunnel) and what an HTTP/2 client may upload ahead of the
+// pipeline. A zero value means the default above.
+type UpgradeLimits struct {
+	// WebSocketMaxFrame bounds one frame's payload; WebSocketMaxMessage a
+	// message's (the sum of its fragments). Past either, both sides get a
+	// close frame with status 1009 and the tunnel ends.
+	WebSocketMaxFrame   int64
+	WebSocketMaxMessage int64
+	// TunnelIdleTimeout ends a tunnel in which no byte moved either way
+	// (close status 1001 on a WebSocket).
+	TunnelIdleTimeout time.Duration
+	// H2MaxUploadBufferPerConnection and H2MaxUploadBufferPerStream are the
+	// HTTP/2 receive windows the appliance grants a client.
+	H2MaxUploadBufferPerConnection int32
+	H2MaxUploadBufferPerStream     int32
+}
+
+func (u *UpgradeLimits) setDefaults() {
+	if u.WebSocketMaxFrame <= 0 {
+		u.WebSocketMaxFrame = DefaultWebSocketMaxFrame
+	}
+	if u.WebSocketMaxMessage <= 0 {
+		u.WebSocketMaxMessage = DefaultWebSocketMaxMessage
+	}
+	if u.TunnelIdleTimeout <= 0 {
+		u.TunnelIdleTimeout = DefaultTunnelIdleTimeout
+	}
+	if u.H2MaxUploadBufferPerConnection <= 0 {
+		u.H2MaxUploadBufferPerConnection = DefaultH2MaxUploadBufferPerConnection
+	}
+	if u.H2MaxUploadBufferPerStream <= 0 {
+		u.H2MaxUploadBufferPerStream = DefaultH2MaxUploadBufferPerStream
+	}
+}
 
 // Errors of the limits, matched with errors.Is.
 var (
@@ -86,6 +146,7 @@ func (c *Config) setLimitDefaults() {
 	if c.MaxStreamResets <= 0 {
 		c.MaxStreamResets = DefaultMaxStreamResets
 	}
+	c.UpgradeLimits.setDefaults()
 }
 
 // LimitStats count what the limits refused or cut. Every field only grows.
@@ -97,6 +158,10 @@ type LimitStats struct {
 	UpstreamStalls     atomic.Uint64 // requests cut after UpstreamIdleTimeout without a byte
 	ResetFloods        atomic.Uint64 // HTTP/2 connections closed for resetting streams too fast
 	UpstreamOverruns   atomic.Uint64 // HTTP/1.1 origin connections failed for bytes beyond a response
+
+	WebSocketOversize atomic.Uint64 // tunnels closed 1009: a frame or message over its bound
+	WebSocketProtocol atomic.Uint64 // tunnels closed 1002: malformed framing, an unmasked client frame
+	TunnelsIdle       atomic.Uint64 // tunnels closed after TunnelIdleTimeout without a byte
 }
 
 // Limits are the limit counters.

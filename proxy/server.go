@@ -98,6 +98,8 @@ type Config struct {
 	// their handler finished, per connection and 10 s; past it the
 	// connection is closed (rapid reset, CVE-2023-44487). 200.
 	MaxStreamResets int
+	// WebSocket frame, message and tunnel idle bounds; HTTP/2 upload windows.
+	UpgradeLimits
 
 	// AccessLog receives one line per request and per non-intercepted
 	// connection; Log receives operational messages. Both default to discard.
@@ -228,6 +230,9 @@ func NewServer(cfg Config) (*Server, error) {
 		IdleTimeout:          cfg.IdleTimeout,
 		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		MaxReadFrameSize:     h2MaxReadFrameSize,
+		// What a client may upload ahead of the pipeline (x/net buffers it).
+		MaxUploadBufferPerConnection: cfg.H2MaxUploadBufferPerConnection,
+		MaxUploadBufferPerStream:     cfg.H2MaxUploadBufferPerStream,
 	}); err != nil {
 		return nil, fmt.Errorf("configure http2: %w", err)
 	}

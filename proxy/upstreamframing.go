@@ -40,6 +40,10 @@ type framedConn struct {
 	err     error
 
 	expected atomic.Int32 // requests written whose response has not ended
+	// tunneled: a 101 was read; what is written since is the new
+	// protocol's, not requests (framing it would also take rmu, which a
+	// tunnel's blocking Read holds: a deadlock).
+	tunneled atomic.Bool
 }
 
 func (s *Server) frameUpstream(c net.Conn, dest string) net.Conn {
@@ -52,9 +56,11 @@ func (s *Server) frameUpstream(c net.Conn, dest string) net.Conn {
 }
 
 func (c *framedConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	c.req.feed(p)
-	c.wmu.Unlock()
+	if !c.tunneled.Load() {
+		c.wmu.Lock()
+		c.req.feed(p)
+		c.wmu.Unlock()
+	}
 	return c.Conn.Write(p)
 }
 
@@ -78,6 +84,9 @@ func (c *framedConn) readHead(f *framer) {
 func (c *framedConn) responseEnded(f *framer) {
 	if f.status >= 100 && f.status < 200 && f.status != 101 {
 		return // interim: the final response follows
+	}
+	if f.status == 101 {
+		c.tunneled.Store(true)
 	}
 	if len(c.heads) > 0 {
 		c.heads = c.heads[1:]

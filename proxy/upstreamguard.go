@@ -28,8 +28,8 @@ import (
 //     (HTTP/1.1: the connection closes without the final chunk or short of
 //     the length; HTTP/2: RST_STREAM), so the client never sees it complete.
 //
-// WebSocket tunnels (101) are not watched once switched: their frames and
-// idle time are not limited here.
+// WebSocket tunnels (101) are not watched here once switched: their frames
+// and idle time are bounded by the tunnel (websocket.go).
 type upstreamGuard struct {
 	s    *Server
 	next http.RoundTripper
@@ -63,7 +63,7 @@ func (g upstreamGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 	wd.touch()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		wd.stop()
-		return resp, nil
+		return g.s.tunnelResponse(r, resp), nil // bounded in websocket.go
 	}
 	resp.Body = &upstreamBody{ReadCloser: resp.Body, wd: wd, cancel: cancel, st: stateOf(r.Context())}
 	return resp, nil

@@ -35,6 +35,8 @@ type ConsoleConfig struct {
 	LockoutFor   time.Duration `mapstructure:"lockout_for"`
 	// LoginsPerMinute bounds login attempts per source address.
 	LoginsPerMinute int `mapstructure:"logins_per_minute"`
+	// OIDC is admin login through an OpenID provider (consoleoidcwire.go).
+	OIDC ConsoleOIDCConfig `mapstructure:"oidc"`
 }
 
 func (c ConsoleConfig) validate() error {
@@ -54,6 +56,7 @@ func (c ConsoleConfig) validate() error {
 	if c.LockoutAfter < 1 || c.LockoutFor <= 0 || c.LoginsPerMinute < 1 {
 		errs = append(errs, errors.New("console: lockout_after, lockout_for and logins_per_minute must be positive"))
 	}
+	errs = append(errs, c.OIDC.validate())
 	return errors.Join(errs...)
 }
 
@@ -80,7 +83,12 @@ func (a *Appliance) startConsole() error {
 		path = filepath.Join(a.cfg.StateDir, "activity.db")
 	}
 	caps := a.cfg.Session.capabilities()
+	sso, err := a.consoleOIDC()
+	if err != nil {
+		return err
+	}
 	c, err := console.New(console.Options{
+		OIDC:            sso,
 		StateDir:        a.cfg.StateDir,
 		Activity:        a.activity.store,
 		ActivityPath:    path,

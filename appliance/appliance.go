@@ -355,7 +355,7 @@ func (a *Appliance) managementHandler() http.Handler {
 	a.passThroughHandlers(mux)
 	mux.HandleFunc("GET /ca.crt", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
-		_, _ = w.Write(a.ca.CertPEM())
+		_, _ = w.Write(a.certs.CA().CertPEM()) // the CA in force (reloadCA)
 	})
 	a.consoleRedirect(mux)
 	mux.HandleFunc("GET /discovered", func(w http.ResponseWriter, _ *http.Request) {
@@ -470,6 +470,7 @@ func agentConfig(d DatapathConfig) agent.Config {
 // reload re-reads what can change without a restart: the policies. A bad
 // directory is reported and the running policies stay.
 func (a *Appliance) reload() {
+	a.reloadCA() // careload.go
 	if err := a.clients.reload(); err != nil {
 		a.log.Error("reload refused, running client data kept", "err", err)
 	} else if a.cfg.Clients.File != "" {

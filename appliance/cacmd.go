@@ -30,14 +30,22 @@ mints chain to a CA the organisation's devices already trust. The pair is
 checked first: a CA certificate (basicConstraints CA:TRUE, keyCertSign), the
 key matching it, RSA of at least upstream.min_rsa_bits or ECDSA of at least
 upstream.min_ec_bits, valid now; one expiring within 30 days is imported with
-a warning. The certificate file holds the CA certificate alone; the key is
-PEM (PKCS #8, SEC 1 or PKCS #1), unencrypted.
+a warning. The certificate file holds the CA certificate; for an intermediate
+CA (issued by an enterprise root) it also holds the certificates above it, in
+any order, the root optional: each must have issued the one below it and be a
+CA held to the same checks, and a test leaf must verify through the chain.
+Handshakes then serve the leaf, the CA and its issuers (not the root), so
+clients trusting only the enterprise root verify. The key is PEM (PKCS #8,
+SEC 1 or PKCS #1), unencrypted.
 
 It is written to <state_dir>/ca like the generated CA (directory 0700, key
 0600, owned by the owner of state_dir), both files swapped in at once. An
 installed CA is kept unless --replace is given, which deletes its key. The key
-is never printed. A running daemon keeps the CA it started with: restart it
-(systemctl restart portcullis) to use the imported one.`,
+is never printed. A running daemon takes the imported CA on its next reload
+(systemctl reload portcullis, or SIGHUP): it loads and checks it again, and
+only if it is sound do the leaves minted from then on chain to it (cached
+leaves of the old CA are dropped); otherwise it logs why and keeps the CA it
+has.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if certPath == "" || keyPath == "" {
@@ -65,15 +73,18 @@ is never printed. A running daemon keeps the CA it started with: restart it
 			sum := sha256.Sum256(c.Raw)
 			fmt.Fprintf(env.Stdout, "imported CA %q (%s, valid until %s, SHA-256 %s) into %s\n",
 				c.Subject.CommonName, describeKey(c), c.NotAfter.UTC().Format(time.DateOnly), colonHex(sum[:]), dir)
+			if n := len(res.CA.Chain()); n > 0 {
+				fmt.Fprintf(env.Stdout, "with %d issuer certificate(s) above it, up to %q\n", n, res.CA.Chain()[n-1].Subject.CommonName)
+			}
 			if res.Replaced != "" {
 				fmt.Fprintf(env.Stdout, "replaced the CA %s; its key is deleted\n", res.Replaced)
 			}
-			fmt.Fprintln(env.Stdout, "restart the appliance to use it (systemctl restart portcullis); until then the running daemon keeps its current CA")
+			fmt.Fprintln(env.Stdout, "reload the appliance to use it (systemctl reload portcullis, or SIGHUP); until then the running daemon keeps its current CA")
 			return nil
 		},
 	}
 	configFlag(c, &cfgPath)
-	c.Flags().StringVar(&certPath, "cert", "", "PEM file with the CA certificate")
+	c.Flags().StringVar(&certPath, "cert", "", "PEM file with the CA certificate (and, for an intermediate CA, its issuers)")
 	c.Flags().StringVar(&keyPath, "key", "", "PEM file with the CA private key (unencrypted)")
 	c.Flags().BoolVar(&replace, "replace", false, "replace an installed CA, deleting its key")
 	_ = c.MarkFlagFilename("cert", "pem", "crt")

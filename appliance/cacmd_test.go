@@ -69,7 +69,7 @@ func TestCAImportCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ca import: %v\n%s", err, errOut)
 	}
-	for _, want := range []string{`imported CA "Example Corp inspection-ca" (ECDSA P-256, valid until`, "SHA-256 ", "restart the appliance"} {
+	for _, want := range []string{`imported CA "Example Corp inspection-ca" (ECDSA P-256, valid until`, "SHA-256 ", "reload the appliance"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ca import said %q, want %q in it", out, want)
 		}

@@ -48,6 +48,24 @@ type CA struct {
 	cert    *x509.Certificate
 	certPEM []byte
 	key     crypto.Signer
+	// chain: an imported intermediate CA's issuers, nearest first, as
+	// installed (ca.crt holds the CA certificate, then these). Empty for
+	// the generated CA and a CA imported alone.
+	chain []*x509.Certificate
+	// served is what a handshake sends after the leaf: the CA certificate
+	// and its chain without a self-signed root, which clients hold
+	// themselves.
+	served [][]byte
+}
+
+func newCA(cert *x509.Certificate, certPEM []byte, key crypto.Signer, chain []*x509.Certificate) *CA {
+	ca := &CA{cert: cert, certPEM: certPEM, key: key, chain: chain, served: [][]byte{cert.Raw}}
+	for _, c := range chain {
+		if !selfSigned(c) {
+			ca.served = append(ca.served, c.Raw)
+		}
+	}
+	return ca
 }
 
 // CertPEM returns the CA certificate in PEM, to be installed as trusted on
@@ -56,6 +74,55 @@ func (ca *CA) CertPEM() []byte { return bytes.Clone(ca.certPEM) }
 
 // Certificate returns the parsed CA certificate; callers must not modify it.
 func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
+
+// Chain returns the CA's issuers above it, nearest first (empty unless an
+// intermediate CA was imported with its chain); callers must not modify it.
+func (ca *CA) Chain() []*x509.Certificate { return ca.chain }
+
+// filePEM is ca.crt: the CA certificate, then its chain.
+func (ca *CA) filePEM() []byte {
+	out := bytes.Clone(ca.certPEM)
+	for _, c := range ca.chain {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
+}
+
+// Same reports whether other is the same CA: certificate, key and chain.
+func (ca *CA) Same(other *CA) bool {
+	if other == nil || !ca.cert.Equal(other.cert) || len(ca.chain) != len(other.chain) {
+		return false
+	}
+	for i := range ca.chain {
+		if !ca.chain[i].Equal(other.chain[i]) {
+			return false
+		}
+	}
+	pub, ok := ca.key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(other.key.Public())
+}
+
+// selfSigned: a root, its own issuer.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+// LoadCA loads the CA installed in dir (ca.key and ca.crt, as
+// LoadOrCreateCA or ImportCA wrote them) and never creates one: what a
+// running appliance reloads after `portcullis ca import`.
+func LoadCA(dir string) (*CA, error) {
+	keyPath, certPath := filepath.Join(dir, caKeyFile), filepath.Join(dir, caCertFile)
+	for _, p := range []string{keyPath, certPath} {
+		ok, err := exists(p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("CA: %s does not exist", p)
+		}
+	}
+	return loadCA(keyPath, certPath)
+}
 
 // LoadOrCreateCA loads dir/ca.key and dir/ca.crt, or, when neither exists,
 // creates a new CA there. A key readable by group or others, a certificate
@@ -107,11 +174,15 @@ func loadCA(keyPath, certPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA: %w", err)
 	}
-	block, _ := pem.Decode(certPEM)
+	block, rest := pem.Decode(certPEM)
 	if block == nil || block.Type != "CERTIFICATE" {
 		return nil, fmt.Errorf("CA: %s: no PEM CERTIFICATE block", certPath)
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("CA: %s: %w", certPath, err)
+	}
+	chain, err := installedChain(cert, rest)
 	if err != nil {
 		return nil, fmt.Errorf("CA: %s: %w", certPath, err)
 	}
@@ -125,8 +196,40 @@ func loadCA(keyPath, certPath string) (*CA, error) {
 	if time.Now().After(cert.NotAfter) {
 		return nil, fmt.Errorf("CA: %s expired on %s: create a new CA and distribute it", certPath, cert.NotAfter.Format(time.DateOnly))
 	}
-	return &CA{cert: cert, certPEM: pem.EncodeToMemory(block), key: key}, nil
+	return newCA(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: block.Bytes}), key, chain), nil
 }
+
+// installedChain parses the certificates after the CA certificate in
+// ca.crt: each must have issued the one before it (ImportCA wrote them so).
+func installedChain(cert *x509.Certificate, rest []byte) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	below := cert
+	for len(chain) < maxCAChain {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return chain, nil
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("chain: unexpected PEM %q block", block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("chain certificate %d: %w", len(chain)+1, err)
+		}
+		if !bytes.Equal(below.RawIssuer, c.RawSubject) || below.CheckSignatureFrom(c) != nil {
+			return nil, fmt.Errorf("chain certificate %d (%q) did not issue %q", len(chain)+1, c.Subject.CommonName, below.Subject.CommonName)
+		}
+		chain = append(chain, c)
+		below = c
+	}
+	if block, _ := pem.Decode(rest); block != nil {
+		return nil, fmt.Errorf("chain: more than %d certificates", maxCAChain)
+	}
+	return chain, nil
+}
+
+// maxCAChain bounds the issuers above an imported CA.
+const maxCAChain = 8
 
 // readPrivateFile reads a key file after checking, on the opened file, that
 // only its owner can access it.
@@ -242,7 +345,7 @@ func createCA(dir, keyPath, certPath string) (*CA, error) {
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	return &CA{cert: cert, certPEM: certPEM, key: key}, nil
+	return newCA(cert, certPEM, key, nil), nil
 }
 
 // randomSerial returns a positive 128-bit serial: unique without a counter

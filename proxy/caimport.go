@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -15,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -113,8 +116,9 @@ const maxImportFile = 1 << 20
 // ImportCA checks certPEM and keyPEM as the appliance's CA and installs them
 // in dir (the appliance's state_dir/ca) in place of the generated one: dir
 // 0700, key 0600, both written and swapped in atomically, so a crash leaves
-// either the old CA or the new one, never a mix. The running daemon keeps
-// the CA it loaded until it restarts.
+// either the old CA or the new one, never a mix. A running daemon takes
+// it on its next reload (SIGHUP), which loads and checks it again before
+// swapping it in.
 func ImportCA(dir string, certPEM, keyPEM []byte, opt CAImportOptions) (*CAImport, error) {
 	ca, warnings, err := CheckImportCA(certPEM, keyPEM, opt)
 	if err != nil {
@@ -165,12 +169,18 @@ func describeInstalledCA(certPath string) string {
 // CheckImportCA checks that certPEM and keyPEM are a CA the appliance can
 // mint browser-trusted leaves from and returns it, with warnings for what
 // is allowed but worth knowing. Nothing is written.
+//
+// certPEM holds the CA certificate the key belongs to and, for an
+// intermediate CA, the certificates above it (in any order, the root
+// optional): every one must be a CA in the chain from the key's
+// certificate up, valid now, with a key as strong as the options demand,
+// and a test leaf must verify through the whole chain.
 func CheckImportCA(certPEM, keyPEM []byte, opt CAImportOptions) (*CA, []string, error) {
 	opt = opt.withDefaults()
 	refuse := func(format string, args ...any) (*CA, []string, error) {
 		return nil, nil, fmt.Errorf("%w: "+format, append([]any{ErrCANotImportable}, args...)...)
 	}
-	cert, block, err := onlyCertificate(certPEM)
+	certs, err := certificatesOf(certPEM)
 	if err != nil {
 		return refuse("certificate file: %v", err)
 	}
@@ -178,39 +188,85 @@ func CheckImportCA(certPEM, keyPEM []byte, opt CAImportOptions) (*CA, []string, 
 	if err != nil {
 		return refuse("key file: %v", err)
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return refuse("the key does not match the certificate (%q)", cert.Subject.CommonName)
+	cert, err := keyCertificate(certs, key)
+	if err != nil {
+		return refuse("%v", err)
 	}
+	chain, err := chainAbove(cert, certs)
+	if err != nil {
+		return refuse("certificate file: %v", err)
+	}
+	ca := newCA(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), key, chain)
+	warnings, err := checkCA(ca, opt)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	return ca, warnings, nil
+}
+
+// CheckCA holds a loaded CA (LoadCA) to the checks of an import: what a
+// reload runs before it swaps the CA in, so a CA placed in state_dir by
+// other means than `portcullis ca import` is held to the same rules. The
+// error wraps ErrCANotImportable.
+func CheckCA(ca *CA, opt CAImportOptions) ([]string, error) {
+	w, err := checkCA(ca, opt.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCANotImportable, err)
+	}
+	return w, nil
+}
+
+func checkCA(ca *CA, opt CAImportOptions) ([]string, error) {
+	cert := ca.cert
+	var warnings []string
+	for i, c := range append([]*x509.Certificate{cert}, ca.chain...) {
+		what := fmt.Sprintf("%q", c.Subject.CommonName)
+		if i > 0 {
+			what = fmt.Sprintf("chain certificate %q (issuer of %q)", c.Subject.CommonName, cert.Subject.CommonName)
+		}
+		w, err := checkImportedCACert(c, what, i > 0, opt)
+		if err != nil {
+			return nil, err
+		}
+		warnings = append(warnings, w...)
+	}
+	if err := signsLeaves(cert, ca.chain, ca.key, opt.Now); err != nil {
+		return nil, fmt.Errorf("%q: a test leaf signed with the key does not verify through the chain: %v", cert.Subject.CommonName, err)
+	}
+	return warnings, nil
+}
+
+// checkImportedCACert holds one certificate of the imported chain to what
+// a CA that issues (or, issuer, is above) the appliance's leaves must be.
+// An issuer without a key usage extension may sign certificates (RFC 5280
+// leaves it unrestricted); the CA that signs the leaves must say so.
+func checkImportedCACert(cert *x509.Certificate, what string, issuer bool, opt CAImportOptions) ([]string, error) {
 	switch {
 	case !cert.BasicConstraintsValid || !cert.IsCA:
-		return refuse("%q is not a CA certificate (basicConstraints CA:TRUE is missing)", cert.Subject.CommonName)
-	case cert.KeyUsage&x509.KeyUsageCertSign == 0:
-		return refuse("%q lacks the keyCertSign key usage, so clients refuse certificates it signs", cert.Subject.CommonName)
+		return nil, fmt.Errorf("%s is not a CA certificate (basicConstraints CA:TRUE is missing)", what)
+	case cert.KeyUsage&x509.KeyUsageCertSign == 0 && (!issuer || cert.KeyUsage != 0):
+		return nil, fmt.Errorf("%s lacks the keyCertSign key usage, so clients refuse certificates it signs", what)
 	case len(cert.ExtKeyUsage) > 0 && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny):
-		return refuse("%q is restricted by extended key usage to purposes other than serverAuth", cert.Subject.CommonName)
+		return nil, fmt.Errorf("%s is restricted by extended key usage to purposes other than serverAuth", what)
 	}
 	if err := caKeyStrongEnough(cert.PublicKey, opt); err != nil {
-		return refuse("%q: %v", cert.Subject.CommonName, err)
+		return nil, fmt.Errorf("%s: %v", what, err)
 	}
 	switch {
 	case opt.Now.Before(cert.NotBefore):
-		return refuse("%q is not valid before %s", cert.Subject.CommonName, cert.NotBefore.UTC().Format(time.RFC3339))
+		return nil, fmt.Errorf("%s is not valid before %s", what, cert.NotBefore.UTC().Format(time.RFC3339))
 	case !opt.Now.Before(cert.NotAfter):
-		return refuse("%q expired on %s", cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.DateOnly))
+		return nil, fmt.Errorf("%s expired on %s", what, cert.NotAfter.UTC().Format(time.DateOnly))
 	}
 	var warnings []string
 	if left := cert.NotAfter.Sub(opt.Now); left < opt.ExpiryNotice {
-		warnings = append(warnings, fmt.Sprintf("%q expires on %s (in %d days): leaves never outlive it, and clients need its successor before then",
-			cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)))
+		warnings = append(warnings, fmt.Sprintf("%s expires on %s (in %d days): leaves never outlive it, and clients need its successor before then",
+			what, cert.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)))
 	}
 	if len(cert.PermittedDNSDomains)+len(cert.ExcludedDNSDomains)+len(cert.PermittedIPRanges)+len(cert.ExcludedIPRanges) > 0 {
-		warnings = append(warnings, fmt.Sprintf("%q has name constraints: clients refuse leaves it signs for names outside them", cert.Subject.CommonName))
+		warnings = append(warnings, fmt.Sprintf("%s has name constraints: clients refuse leaves it signs for names outside them", what))
 	}
-	if err := signsLeaves(cert, key); err != nil {
-		return refuse("%q: a test leaf signed with the key does not verify: %v", cert.Subject.CommonName, err)
-	}
-	return &CA{cert: cert, certPEM: pem.EncodeToMemory(block), key: key}, warnings, nil
+	return warnings, nil
 }
 
 func (o CAImportOptions) withDefaults() CAImportOptions {
@@ -229,11 +285,10 @@ func (o CAImportOptions) withDefaults() CAImportOptions {
 	return o
 }
 
-// onlyCertificate returns the one CERTIFICATE block of b. The appliance
-// serves its CA certificate beneath each leaf and nothing above it, so a
-// chain file is refused rather than half used.
-func onlyCertificate(b []byte) (*x509.Certificate, *pem.Block, error) {
-	var found *pem.Block
+// certificatesOf parses every block of a certificate file, which must all
+// be certificates (a key pasted into it is refused, not skipped).
+func certificatesOf(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
 	for rest := b; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
@@ -242,20 +297,68 @@ func onlyCertificate(b []byte) (*x509.Certificate, *pem.Block, error) {
 		}
 		switch {
 		case block.Type != "CERTIFICATE":
-			return nil, nil, fmt.Errorf("holds a PEM %q block; give the CA certificate alone", block.Type)
-		case found != nil:
-			return nil, nil, errors.New("holds more than one certificate; give the CA certificate alone (clients trust its issuers themselves)")
+			return nil, fmt.Errorf("holds a PEM %q block; give the CA certificate and its chain only", block.Type)
+		case len(certs) > maxCAChain:
+			return nil, fmt.Errorf("holds more than %d certificates; give the CA certificate and the issuers above it only", maxCAChain+1)
 		}
-		found = block
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
 	}
-	if found == nil {
-		return nil, nil, errors.New("no PEM CERTIFICATE block")
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE block")
 	}
-	cert, err := x509.ParseCertificate(found.Bytes)
-	if err != nil {
-		return nil, nil, err
+	return certs, nil
+}
+
+// keyCertificate is the certificate of the file that key belongs to.
+func keyCertificate(certs []*x509.Certificate, key crypto.Signer) (*x509.Certificate, error) {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if ok {
+		for _, c := range certs {
+			if pub.Equal(c.PublicKey) {
+				return c, nil
+			}
+		}
 	}
-	return cert, &pem.Block{Type: "CERTIFICATE", Bytes: found.Bytes}, nil
+	if len(certs) == 1 {
+		return nil, fmt.Errorf("the key does not match the certificate (%q)", certs[0].Subject.CommonName)
+	}
+	names := make([]string, len(certs))
+	for i, c := range certs {
+		names[i] = fmt.Sprintf("%q", c.Subject.CommonName)
+	}
+	return nil, fmt.Errorf("the key does not match any certificate of the file (%s)", strings.Join(names, ", "))
+}
+
+// chainAbove orders the other certificates of the file from cert's issuer
+// up: each must have issued the one below it (name and signature), and
+// none may be left over — a file with another CA's certificate in it is
+// not a chain, and serving it would be half using it.
+func chainAbove(cert *x509.Certificate, certs []*x509.Certificate) ([]*x509.Certificate, error) {
+	rest := slices.DeleteFunc(slices.Clone(certs), func(c *x509.Certificate) bool { return c == cert })
+	var chain []*x509.Certificate
+	for below := cert; len(rest) > 0 && !selfSigned(below); {
+		i := slices.IndexFunc(rest, func(c *x509.Certificate) bool { return bytes.Equal(below.RawIssuer, c.RawSubject) })
+		if i < 0 {
+			break
+		}
+		up := rest[i]
+		if err := below.CheckSignatureFrom(up); err != nil {
+			return nil, fmt.Errorf("%q names %q as its issuer, but its signature does not verify with that certificate: %v",
+				below.Subject.CommonName, up.Subject.CommonName, err)
+		}
+		chain = append(chain, up)
+		rest = slices.Delete(rest, i, i+1)
+		below = up
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("%q is not in the chain of %q (the file must hold the CA certificate and the issuers above it, nothing else)",
+			rest[0].Subject.CommonName, cert.Subject.CommonName)
+	}
+	return chain, nil
 }
 
 func importKey(b []byte) (crypto.Signer, error) {
@@ -288,21 +391,28 @@ func caKeyStrongEnough(pub crypto.PublicKey, opt CAImportOptions) error {
 }
 
 // signsLeaves proves the key signs what the certificate store will ask of
-// it: a throwaway leaf must verify against the CA certificate.
-func signsLeaves(cert *x509.Certificate, key crypto.Signer) error {
+// it: a throwaway leaf must verify through the chain to its top (the root,
+// or the highest issuer the file gave), with serverAuth allowed all the way
+// and every path-length and name constraint of the chain honoured.
+func signsLeaves(cert *x509.Certificate, chain []*x509.Certificate, key crypto.Signer, now time.Time) error {
 	serial, err := randomSerial()
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "portcullis import check"},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(time.Minute),
-		DNSNames:     []string{"import-check.invalid"},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// No name: a CA with name constraints is imported with a warning,
+		// and the check is of the chain, not of one name.
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, cert, cert.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, cert, &leafKey.PublicKey, key)
 	if err != nil {
 		return err
 	}
@@ -310,7 +420,14 @@ func signsLeaves(cert *x509.Certificate, key crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	return leaf.CheckSignatureFrom(cert)
+	all := append([]*x509.Certificate{cert}, chain...)
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(all[len(all)-1])
+	for _, c := range all[:len(all)-1] {
+		inter.AddCert(c)
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
 }
 
 // installCA writes ca into a fresh directory beside dir and swaps it into
@@ -335,7 +452,7 @@ func installCA(dir string, ca *CA, opt CAImportOptions) (err error) {
 	if err := writeFileAtomic(filepath.Join(staging, caKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(staging, caCertFile), ca.certPEM, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(staging, caCertFile), ca.filePEM(), 0o644); err != nil {
 		return err
 	}
 	if opt.Owner != nil {

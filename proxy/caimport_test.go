@@ -216,7 +216,7 @@ func TestImportCARefuses(t *testing.T) {
 		{"EKU without serverAuth", newEnterpriseCA(t, testKey(t, "p256"), nil, func(c *x509.Certificate) {
 			c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		}).certPEM, good.keyPEM, "restricted by extended key usage"},
-		{"chain file", append(append([]byte{}, good.certPEM...), other.certPEM...), good.keyPEM, "holds more than one certificate"},
+		{"another CA in the file", append(append([]byte{}, good.certPEM...), other.certPEM...), good.keyPEM, "is not in the chain of"},
 		{"key in the certificate file", append(append([]byte{}, good.certPEM...), good.keyPEM...), good.keyPEM, `holds a PEM "PRIVATE KEY" block`},
 		{"key file is a certificate", good.certPEM, good.certPEM, `unsupported PEM block "CERTIFICATE"`},
 		{"encrypted key", good.certPEM, encrypted, "the key is encrypted"},

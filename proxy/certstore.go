@@ -59,7 +59,8 @@ type CertStoreStats struct {
 // leaf key lives in this process next to the CA key, which is the secret that
 // matters, and a leaf is only ever trusted through that CA.
 type CertStore struct {
-	ca       *CA
+	// ca is the CA leaves are minted from; SetCA swaps it (reload).
+	ca       atomic.Pointer[CA]
 	opt      CertStoreOptions
 	keys     chan *ecdsa.PrivateKey
 	fallback *ecdsa.PrivateKey
@@ -80,6 +81,13 @@ type cachedLeaf struct {
 	name    string
 	cert    *tls.Certificate
 	refresh time.Time // re-mint from here on
+	ca      *CA       // the CA it chains to; another CA's leaf is never served
+}
+
+// mintedLeaf is a flight's result: the leaf and the CA that signed it.
+type mintedLeaf struct {
+	cert *tls.Certificate
+	ca   *CA
 }
 
 // NewCertStore starts a store minting from ca. Call Close to stop its key
@@ -95,13 +103,13 @@ func NewCertStore(ca *CA, opt CertStoreOptions) *CertStore {
 		opt.now = time.Now
 	}
 	s := &CertStore{
-		ca:     ca,
 		opt:    opt,
 		keys:   make(chan *ecdsa.PrivateKey, opt.KeyPoolSize),
 		lru:    list.New(),
 		byName: make(map[string]*list.Element),
 		stop:   make(chan struct{}),
 	}
+	s.ca.Store(ca)
 	// crypto/rand does not fail on supported platforms; should it, minting
 	// reports the missing key instead of the constructor failing.
 	s.fallback, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -127,8 +135,26 @@ func (s *CertStore) Stats() CertStoreStats {
 	}
 }
 
-// Certificate returns the chain (leaf, CA) for name, a host name or an IP
-// literal. Concurrent calls for one name share a single mint.
+// CA returns the CA leaves are minted from now.
+func (s *CertStore) CA() *CA { return s.ca.Load() }
+
+// SetCA makes ca the CA of every leaf minted from now on and empties the
+// cache: no handshake after SetCA returns is served a leaf of the old CA.
+// ca must have been loaded and checked (LoadCA) before; it is used as is.
+func (s *CertStore) SetCA(ca *CA) {
+	if ca == nil {
+		return
+	}
+	s.ca.Store(ca)
+	s.mu.Lock()
+	s.lru.Init()
+	clear(s.byName)
+	s.mu.Unlock()
+}
+
+// Certificate returns the chain (leaf, CA and the CA's intermediates) for
+// name, a host name or an IP literal. Concurrent calls for one name share
+// a single mint.
 func (s *CertStore) Certificate(name string) (*tls.Certificate, error) {
 	key, err := certName(name)
 	if err != nil {
@@ -139,22 +165,30 @@ func (s *CertStore) Certificate(name string) (*tls.Certificate, error) {
 		return c, nil
 	}
 	s.misses.Add(1)
-	v, err, _ := s.flight.Do(key, func() (any, error) {
-		// A flight for this name may have finished since the lookup above.
-		if c := s.cached(key); c != nil {
-			return c, nil
-		}
-		c, refresh, err := s.mint(key)
+	// A flight that started before SetCA yields the old CA's leaf: its
+	// callers take the next flight instead (bounded: a CA swap is rare).
+	for range 3 {
+		v, err, _ := s.flight.Do(key, func() (any, error) {
+			// A flight for this name may have finished since the lookup above.
+			if c := s.cached(key); c != nil {
+				return mintedLeaf{c, s.ca.Load()}, nil
+			}
+			ca := s.ca.Load()
+			c, refresh, err := s.mint(key, ca)
+			if err != nil {
+				return nil, err
+			}
+			s.store(key, c, refresh, ca)
+			return mintedLeaf{c, ca}, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		s.store(key, c, refresh)
-		return c, nil
-	})
-	if err != nil {
-		return nil, err
+		if m := v.(mintedLeaf); m.ca == s.ca.Load() {
+			return m.cert, nil
+		}
 	}
-	return v.(*tls.Certificate), nil
+	return nil, errors.New("mint leaf: the CA changed during every attempt")
 }
 
 // certName validates and canonicalises a name, which is also the cache key:
@@ -193,7 +227,7 @@ func (s *CertStore) cached(name string) *tls.Certificate {
 		return nil
 	}
 	e := el.Value.(*cachedLeaf)
-	if !s.opt.now().Before(e.refresh) {
+	if !s.opt.now().Before(e.refresh) || e.ca != s.ca.Load() {
 		s.lru.Remove(el)
 		delete(s.byName, name)
 		return nil
@@ -202,13 +236,16 @@ func (s *CertStore) cached(name string) *tls.Certificate {
 	return e.cert
 }
 
-func (s *CertStore) store(name string, c *tls.Certificate, refresh time.Time) {
+func (s *CertStore) store(name string, c *tls.Certificate, refresh time.Time, ca *CA) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ca != s.ca.Load() {
+		return // minted under a CA swapped out since
+	}
 	if el, ok := s.byName[name]; ok {
 		s.lru.Remove(el)
 	}
-	s.byName[name] = s.lru.PushFront(&cachedLeaf{name: name, cert: c, refresh: refresh})
+	s.byName[name] = s.lru.PushFront(&cachedLeaf{name: name, cert: c, refresh: refresh, ca: ca})
 	for s.lru.Len() > s.opt.CacheSize {
 		oldest := s.lru.Back()
 		s.lru.Remove(oldest)
@@ -216,19 +253,20 @@ func (s *CertStore) store(name string, c *tls.Certificate, refresh time.Time) {
 	}
 }
 
-// mint signs a leaf for a canonical name and says when to re-mint it.
-func (s *CertStore) mint(name string) (*tls.Certificate, time.Time, error) {
+// mint signs a leaf for a canonical name with ca and says when to re-mint
+// it.
+func (s *CertStore) mint(name string, ca *CA) (*tls.Certificate, time.Time, error) {
 	key := s.leafKey()
 	if key == nil {
 		return nil, time.Time{}, errors.New("mint leaf: key pool empty and no fallback key")
 	}
 	now := s.opt.now()
 	notAfter := now.Add(leafValidity)
-	if notAfter.After(s.ca.cert.NotAfter) {
-		notAfter = s.ca.cert.NotAfter // a leaf never outlives its CA
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter // a leaf never outlives its CA
 	}
 	if !notAfter.After(now) {
-		return nil, time.Time{}, fmt.Errorf("mint leaf: CA certificate expired on %s", s.ca.cert.NotAfter.Format(time.DateOnly))
+		return nil, time.Time{}, fmt.Errorf("mint leaf: CA certificate expired on %s", ca.cert.NotAfter.Format(time.DateOnly))
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -241,7 +279,7 @@ func (s *CertStore) mint(name string) (*tls.Certificate, time.Time, error) {
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		AuthorityKeyId:        s.ca.cert.SubjectKeyId,
+		AuthorityKeyId:        ca.cert.SubjectKeyId,
 	}
 	if len(name) <= 64 { // the X.520 upper bound; clients read the SAN anyway
 		tmpl.Subject.CommonName = name
@@ -251,7 +289,7 @@ func (s *CertStore) mint(name string) (*tls.Certificate, time.Time, error) {
 	} else {
 		tmpl.DNSNames = []string{name}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca.cert, &key.PublicKey, s.ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("mint leaf for %s: %w", name, err)
 	}
@@ -262,7 +300,7 @@ func (s *CertStore) mint(name string) (*tls.Certificate, time.Time, error) {
 	s.mints.Add(1)
 	refresh := notAfter.Add(-min(leafRefresh, notAfter.Sub(now)/2))
 	return &tls.Certificate{
-		Certificate: [][]byte{der, s.ca.cert.Raw},
+		Certificate: append([][]byte{der}, ca.served...),
 		PrivateKey:  key,
 		Leaf:        leaf,
 	}, refresh, nil

@@ -53,7 +53,7 @@ func verifyLeaf(t *testing.T, s *CertStore, ca *CA, name string) *x509.Certifica
 
 func TestCertStoreLeafVerifies(t *testing.T) {
 	s := newTestStore(t, CertStoreOptions{})
-	ca := s.ca
+	ca := s.CA()
 	for _, name := range []string{"example.com", "a-b_c.example.org", "192.0.2.7", "2001:db8::1"} {
 		leaf := verifyLeaf(t, s, ca, name)
 		if !bytes.Equal(leaf.AuthorityKeyId, ca.Certificate().SubjectKeyId) {

@@ -151,7 +151,7 @@ func Start(cfg Config) (_ *Agent, err error) {
 // start, or an upgrade that changed a map). It also returns every map by
 // name, for pinning.
 func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.Map, error) {
-	spec, err := loadSteer()
+	spec, err := loadPerCPU()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,7 +163,7 @@ func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.M
 	if err != nil && opts.MapReplacements != nil && errors.Is(err, ebpf.ErrMapIncompatible) {
 		// The old datapath keeps running on its maps until the new one,
 		// with fresh maps, replaces it.
-		if spec, err = loadSteer(); err != nil {
+		if spec, err = loadPerCPU(); err != nil {
 			return nil, nil, err
 		}
 		coll, err = ebpf.NewCollection(spec)
@@ -182,6 +182,23 @@ func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.M
 	}
 	coll.Close() // everything was assigned; nothing is left to close here
 	return objs, byName, nil
+}
+
+// loadPerCPU loads the program's spec with the maps that hold a region per
+// CPU (see enum per_cpu_layout in bpf/steer.c) sized for every possible CPU.
+func loadPerCPU() (*ebpf.CollectionSpec, error) {
+	spec, err := loadSteer()
+	if err != nil {
+		return nil, err
+	}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("possible CPUs: %w", err)
+	}
+	for _, name := range []string{steerMapCounters, steerMapFlowCacheV4, steerMapFlowCacheV6} {
+		spec.Maps[name].MaxEntries *= uint32(cpus)
+	}
+	return spec, nil
 }
 
 // onError runs undo if *err is set when the calling function returns: the

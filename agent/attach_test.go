@@ -23,7 +23,7 @@ func TestTakeoverAcrossAttachModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startIn(t, ns, cfg)
-	if err := a.objs.Counters.Update(uint32(steerCounterCOUNTER_STEERED), perCPU(t, 7), ebpf.UpdateAny); err != nil {
+	if err := a.objs.Counters.Update(counterKey(0, steerCounterCOUNTER_STEERED), uint64(7), ebpf.UpdateAny); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []AttachMode{AttachTC, AttachTCX, AttachTC, AttachAuto} {

@@ -50,17 +50,29 @@ var counterFields = []struct {
 	{steerCounterCOUNTER_ASSIGN_ERRORS, "", func(c *Counters) *uint64 { return &c.AssignErrors }},
 }
 
+// The counters map holds a region of counterStride words per possible CPU,
+// the counters at counterOffset in it (bpf/steer.c, enum per_cpu_layout).
+const (
+	counterStride = uint32(steerPerCpuLayoutCOUNTER_STRIDE)
+	counterOffset = uint32(steerPerCpuLayoutCOUNTER_OFFSET)
+)
+
+// counterKey is the counters map's key of counter c of a CPU.
+func counterKey(cpu uint32, c steerCounter) uint32 {
+	return cpu*counterStride + counterOffset + uint32(c)
+}
+
 // readCounters sums each counter of the per-CPU counters map over CPUs.
 func readCounters(m *ebpf.Map) (Counters, error) {
 	var (
-		c      Counters
-		perCPU []uint64
+		c Counters
+		n uint64
 	)
-	for _, f := range counterFields {
-		if err := m.Lookup(uint32(f.index), &perCPU); err != nil {
-			return Counters{}, fmt.Errorf("read counter %d: %w", f.index, err)
-		}
-		for _, n := range perCPU {
+	for cpu := range m.MaxEntries() / counterStride {
+		for _, f := range counterFields {
+			if err := m.Lookup(counterKey(cpu, f.index), &n); err != nil {
+				return Counters{}, fmt.Errorf("read counter %d of CPU %d: %w", f.index, cpu, err)
+			}
 			*f.field(&c) += n
 		}
 	}

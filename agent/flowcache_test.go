@@ -196,34 +196,44 @@ func addrWord(a netip.Addr, i int) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
+// eachSlot calls fn with every slot of a flow cache map, every CPU's region.
 func eachSlot[E any](t *testing.T, m *ebpf.Map, fn func(*E)) {
 	t.Helper()
 	var (
-		key    uint32
-		perCPU []E
+		key uint32
+		e   E
 	)
 	it := m.Iterate()
-	for it.Next(&key, &perCPU) {
-		for i := range perCPU {
-			fn(&perCPU[i])
-		}
+	for it.Next(&key, &e) {
+		fn(&e)
 	}
 	if err := it.Err(); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// updateSlots rewrites every slot of a flow cache map that holds a flow.
 func updateSlots[E any](t *testing.T, m *ebpf.Map, fn func(*E)) {
 	t.Helper()
-	var perCPU []E
-	for key := range m.MaxEntries() {
-		if err := m.Lookup(key, &perCPU); err != nil {
-			t.Fatal(err)
+	var (
+		key  uint32
+		e    E
+		zero E
+	)
+	var keys []uint32
+	var vals []E
+	it := m.Iterate()
+	for it.Next(&key, &e) {
+		if any(e) != any(zero) {
+			fn(&e)
+			keys, vals = append(keys, key), append(vals, e)
 		}
-		for i := range perCPU {
-			fn(&perCPU[i])
-		}
-		if err := m.Update(key, perCPU, ebpf.UpdateExist); err != nil {
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if err := m.Update(keys[i], vals[i], ebpf.UpdateExist); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -30,7 +30,7 @@ func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 	}
 
 	first := startIn(t, ns, cfg)
-	if err := first.objs.Counters.Update(uint32(steerCounterCOUNTER_STEERED), perCPU(t, 41), ebpf.UpdateAny); err != nil {
+	if err := first.objs.Counters.Update(counterKey(0, steerCounterCOUNTER_STEERED), uint64(41), ebpf.UpdateAny); err != nil {
 		t.Fatal(err)
 	}
 	if err := first.Close(); err != nil {
@@ -63,7 +63,7 @@ func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 	if err := os.Remove(old); err != nil {
 		t.Fatal(err)
 	}
-	other, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 3})
+	other, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,16 +240,4 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	if _, err := Start(Config{Interface: "nosuchif0", PinDir: testPinDir(t)}); err == nil {
 		t.Error("Start on a missing interface succeeded")
 	}
-}
-
-// perCPU returns a per-CPU value with n on the first CPU.
-func perCPU(t testing.TB, n uint64) []uint64 {
-	t.Helper()
-	cpus, err := ebpf.PossibleCPU()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := make([]uint64, cpus)
-	v[0] = n
-	return v
 }

@@ -63,6 +63,15 @@ type steerLpmV6Key struct {
 	Addr      [16]uint8
 }
 
+type steerPerCpuLayout uint32
+
+const (
+	steerPerCpuLayoutCOUNTER_STRIDE      steerPerCpuLayout = 32
+	steerPerCpuLayoutCOUNTER_OFFSET      steerPerCpuLayout = 8
+	steerPerCpuLayoutFLOW_CACHE_SLOTS_V4 steerPerCpuLayout = 8192
+	steerPerCpuLayoutFLOW_CACHE_SLOTS_V6 steerPerCpuLayout = 4096
+)
+
 type steerRuntimeSettings struct {
 	_     structs.HostLayout
 	Flags uint32

@@ -105,6 +105,32 @@ __attribute__((used)) enum counter counter_btf_anchor(enum counter c)
 	return c;
 }
 
+/*
+ * The counters and the flow cache are plain arrays with one region per
+ * possible CPU, indexed by the CPU the program runs on (the agent multiplies
+ * their max_entries by the number of possible CPUs at load). A per-CPU
+ * array would do the same with one more load: the address of every
+ * element's per-CPU copy comes from a pointer array, whose line for a flow
+ * cache slot is one more cold cache line per packet. Only its own CPU
+ * writes a region, so nothing is shared or seen half-written (a TC program
+ * is not interrupted by another on its CPU).
+ */
+enum per_cpu_layout {
+	/* u64 counters per CPU: 256 bytes, with the counters in the middle, so
+	 * that whatever the array's alignment no cache line holds counters of
+	 * two CPUs. */
+	COUNTER_STRIDE = 32,
+	COUNTER_OFFSET = 8,
+	/* Flow cache slots per CPU (powers of two). */
+	FLOW_CACHE_SLOTS_V4 = 8192,
+	FLOW_CACHE_SLOTS_V6 = 4096,
+};
+
+__attribute__((used)) enum per_cpu_layout per_cpu_layout_btf_anchor(enum per_cpu_layout l)
+{
+	return l;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -170,9 +196,11 @@ struct {
 	__type(value, struct runtime_settings);
 } settings SEC(".maps");
 
+_Static_assert(COUNTER_OFFSET + COUNTER_MAX + 8 <= COUNTER_STRIDE, "counters overlap the next CPU's line");
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, COUNTER_MAX);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, COUNTER_STRIDE); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -184,9 +212,9 @@ struct {
  * reference on a socket the proxy is using on another CPU: most of the
  * program's cost on that path).
  *
- * Direct-mapped and per CPU: a slot is read and written by one CPU only, so
- * it is never seen half-written, and costs an inlined array lookup, a hash
- * of the tuple and a compare. A colliding flow takes the slot over; a miss
+ * Direct-mapped and per CPU (see enum per_cpu_layout): a slot is read and
+ * written by one CPU only, so it is never seen half-written, and costs an
+ * inlined array lookup, a hash of the tuple and a compare. A colliding flow takes the slot over; a miss
  * only means the lookup is done, as it would be without the cache.
  *
  * An entry holds for FLOW_CACHE_TTL jiffies after the socket was found and
@@ -197,10 +225,10 @@ struct {
  * and clears its tuple's slot on its CPU: a new flow on an old tuple is
  * decided afresh.
  */
-#define FLOW_CACHE_SLOTS_V4 8192 /* powers of two */
-#define FLOW_CACHE_BITS_V4 13
-#define FLOW_CACHE_SLOTS_V6 4096
+#define FLOW_CACHE_BITS_V4 13 /* log2 FLOW_CACHE_SLOTS_V4 */
 #define FLOW_CACHE_BITS_V6 12
+_Static_assert(1 << FLOW_CACHE_BITS_V4 == FLOW_CACHE_SLOTS_V4, "flow cache bits");
+_Static_assert(1 << FLOW_CACHE_BITS_V6 == FLOW_CACHE_SLOTS_V6, "flow cache bits");
 /* 256 jiffies: 1.0 s at CONFIG_HZ=250 (Debian), 0.26 s at 1000, 2.6 s at 100. */
 #define FLOW_CACHE_TTL 256
 
@@ -223,22 +251,22 @@ struct flow_v6 {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FLOW_CACHE_SLOTS_V4);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOW_CACHE_SLOTS_V4); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v4);
 } flow_cache_v4 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FLOW_CACHE_SLOTS_V6);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOW_CACHE_SLOTS_V6); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v6);
 } flow_cache_v6 SEC(".maps");
 
 static __always_inline int count(enum counter c, int verdict)
 {
-	__u32 key = c;
+	__u32 key = bpf_get_smp_processor_id() * COUNTER_STRIDE + COUNTER_OFFSET + c;
 	__u64 *n = bpf_map_lookup_elem(&counters, &key);
 
 	if (n)
@@ -317,7 +345,7 @@ static __always_inline __u32 tcp_ports(const struct flow *f)
  * the folded tuple into the top bits, which index the slot. */
 static __always_inline __u32 slot_of(__u32 folded, int bits)
 {
-	return (folded * 0x9e3779b1u) >> (32 - bits);
+	return (bpf_get_smp_processor_id() << bits) + ((folded * 0x9e3779b1u) >> (32 - bits));
 }
 
 static __always_inline __u32 slot_v4(const struct flow *f)

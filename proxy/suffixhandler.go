@@ -32,7 +32,7 @@ func (s *Server) initSuffix() {
 	s.suffix = &suffixState{discovered: newDiscoveredSet(sc.MaxDiscovered)}
 	s.suffix.rproxy = &httputil.ReverseProxy{
 		Rewrite:        s.suffixRewriteRequest,
-		Transport:      upstreamGuard{s, suffixTransport{s}},
+		Transport:      suffixTransport{s},
 		ModifyResponse: s.suffixRewriteResponse,
 		ErrorHandler:   s.upstreamError,
 		BufferPool:     copyBuffers,

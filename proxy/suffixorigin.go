@@ -11,7 +11,10 @@ import (
 // suffixTransport sends a suffix request to its origin: the origin's name is
 // resolved here (configured hosts first, then DNS), every address is checked
 // before anything is dialled, and the connection is verified for the origin
-// name and shared like any other upstream.
+// name and shared like any other upstream. A request the lean HTTP/1.1 path
+// takes (upstreamlean.go: GET or HEAD, no body, no upgrade) goes over it,
+// guarded there; every other one through upstreamGuard and the origin's
+// Transport.
 type suffixTransport struct{ s *Server }
 
 func (t suffixTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -24,7 +27,11 @@ func (t suffixTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	h2 := r.ProtoMajor == 2 && !upgradeIs(r.Header, "websocket")
-	return t.s.transportFor(upstreamKey{dest: dest, name: st.origin, tls: true, h2: h2}).RoundTrip(r)
+	pt := t.s.pooledFor(upstreamKey{dest: dest, name: st.origin, tls: true, h2: h2})
+	if pt.lean != nil && leanEligible(r) {
+		return pt.lean.roundTrip(r, st)
+	}
+	return upstreamGuard{t.s, pt.t}.RoundTrip(r)
 }
 
 // resolveOrigin picks the address to dial for an origin host. Forbidden

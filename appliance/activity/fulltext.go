@@ -187,6 +187,11 @@ func candidateSQL(q Query, seqs []int64) (string, []any, int, error) {
 	}
 	cond, targs := textCondition(q.Text)
 	where, args = append(where, cond), append(args, targs...)
+	bw, bargs, err := boolConditions(q)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	where, args = append(where, bw...), append(args, bargs...)
 	if q.After != "" {
 		ts, seq, err := decodePageToken(q.After)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -32,6 +33,16 @@ type Query struct {
 	// events for the index to help, is checked on each row the other
 	// filters' index walk reads.
 	Text string
+
+	// Source is the client's address (zero: any).
+	Source netip.Addr
+	// Any widens a search to several values of a field (OR within the
+	// field); Not excludes events whose field has one of its values, and
+	// NotText those whose host, path, file name or user contains it.
+	// Fields combine with AND, with each other and with the filters above
+	// (searchbool.go).
+	Any, Not map[Field][]string
+	NotText  string
 
 	Limit int    // events per page: default 50, at most 1000
 	After string // Page.Next of the previous page; empty for the first page
@@ -165,6 +176,11 @@ func searchSQL(q Query) (string, []any, int, error) {
 		cond, targs := textCondition(q.Text)
 		where, args = append(where, cond), append(args, targs...)
 	}
+	bw, bargs, err := boolConditions(q)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	where, args = append(where, bw...), append(args, bargs...)
 	if q.After != "" {
 		ts, seq, err := decodePageToken(q.After)
 		if err != nil {

@@ -28,7 +28,7 @@ func TestTrayInChromium(t *testing.T) {
 	now := time.Now()
 	tc, enf := newEnforcedConsole(t, func(o *Options) {
 		o.ManagementHosts = []string{"console.lab"}
-		o.ConfirmTimeout = 6 * time.Second
+		o.ConfirmTimeout = 12 * time.Second // long enough for a loaded machine to see the banner
 		_ = os.WriteFile(filepath.Join(o.PolicyDir, "mgmt.yaml"), []byte(mgmt), 0o644)
 		o.Discovered = func() []DiscoveredDomain {
 			return []DiscoveredDomain{{Host: "cdn.labstatic.example", FirstSeen: now, LastSeen: now, Seen: 7, Via: "origin.lab"}}
@@ -117,7 +117,9 @@ func TestTrayInChromium(t *testing.T) {
 
 	run("login", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")),
 		chromedp.SendKeys(chromedp.CSS("#user"), "admin"), chromedp.SendKeys(chromedp.CSS("#password"), adminPW),
-		chromedp.Submit(chromedp.CSS("#password")), chromedp.WaitVisible(chromedp.CSS("h1")))
+		chromedp.Submit(chromedp.CSS("#password")),
+		// The dashboard must have finished loading, or the next navigation aborts it (and itself).
+		waitFor(`location.pathname === "/dashboard" && document.readyState === "complete"`))
 
 	// The list: order, hits, switches.
 	run("policies", watchCSP, chromedp.Navigate(base+"/policies"), chromedp.WaitVisible(sw("monitor", "no-lab-downloads")), watchCSP)
@@ -227,13 +229,17 @@ func TestTrayInChromium(t *testing.T) {
 	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != lockout {
 		t.Fatal("risky change not applied")
 	}
-	run("countdown runs", waitFor(`parseInt(document.getElementById("countdown").textContent, 10) < 6`))
+	run("countdown runs", waitFor(`parseInt(document.getElementById("countdown").textContent, 10) < 12`))
 	axe("changes (waiting for confirmation)")
 	shot("25-changes-countdown")
 	run("banner elsewhere", chromedp.Navigate(base+"/apps"), waitFor(`!document.getElementById("savepoint-banner").hidden`))
 	cspClean("apps")
 	shot("26-banner-on-other-page")
-	waitUntil(t, func() bool { return string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) == mgmt })
+	for deadline := time.Now().Add(30 * time.Second); string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != mgmt; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("risky change not reverted 30 s after its apply")
+		}
+	}
 	run("after revert", chromedp.Navigate(base+"/changes"), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#countdown").length`)); n != 0 {
 		t.Error("savepoint still shown after the revert")

@@ -123,11 +123,14 @@ func stripPort(hostport string) (string, error) {
 // and checks every label is LDH of 1–63 bytes (253 in all).
 func normalizeName(h string) (string, error) {
 	h = strings.TrimSuffix(h, ".")
-	ascii, err := idna.Lookup.ToASCII(h)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrBadHost, h, err)
+	ascii, ok := plainASCIIName(h)
+	if !ok {
+		var err error
+		if ascii, err = idna.Lookup.ToASCII(h); err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrBadHost, h, err)
+		}
+		ascii = strings.ToLower(ascii)
 	}
-	ascii = strings.ToLower(ascii)
 	if ascii == "" || len(ascii) > 253 {
 		return "", fmt.Errorf("%w: %q", ErrBadHost, h)
 	}
@@ -143,6 +146,33 @@ func normalizeName(h string) (string, error) {
 		}
 	}
 	return ascii, nil
+}
+
+// plainASCIIName is h lower-cased when IDNA's lookup mapping would only
+// lower-case it: letters, digits, '-' and '.', and no label with "--" in
+// its third and fourth places (punycode "xn--" and the labels IDNA
+// reserves), which go through idna. It runs for every request and every
+// host a rewritten page names; idna costs microseconds per call.
+func plainASCIIName(h string) (string, bool) {
+	upper := false
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.':
+		case c == '-':
+			if i >= 2 && h[i-1] == '-' && (i == 3 || i >= 4 && h[i-4] == '.') {
+				return "", false
+			}
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		default:
+			return "", false
+		}
+	}
+	if upper {
+		h = strings.ToLower(h)
+	}
+	return h, true
 }
 
 // looksNumeric reports names whose last label is a number (decimal, octal

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/idna"
 )
 
 func labMapper(t testing.TB) *SuffixMapper {
@@ -108,4 +110,55 @@ func FuzzSuffixMapping(f *testing.F) {
 			t.Fatalf("round trip %q -> %q -> %q -> %q, %v", host, origin, back, again, err)
 		}
 	})
+}
+
+// TestNormalizeNameFastPath: with the ASCII fast path, normalizeName
+// accepts and returns exactly what it did with IDNA for every name, for
+// names built from the characters and label shapes that matter (hyphens in
+// every place, "xn--", upper case, empty labels, non-ASCII).
+func TestNormalizeNameFastPath(t *testing.T) {
+	parts := []string{"a", "A", "0", "-", "--", "ab", "xn--", "Xn--", "xn--bcher-kva", "a-b", "ab--c", "abc--d", "é", ".", "..", "_"}
+	viaIDNA := func(h string) (string, bool) {
+		h = strings.TrimSuffix(h, ".")
+		a, err := idna.Lookup.ToASCII(h)
+		if err != nil {
+			return "", false
+		}
+		a = strings.ToLower(a)
+		if a == "" || len(a) > 253 {
+			return "", false
+		}
+		for _, label := range strings.Split(a, ".") {
+			if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+				return "", false
+			}
+			for i := 0; i < len(label); i++ {
+				if c := label[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+					return "", false
+				}
+			}
+		}
+		return a, true
+	}
+	n := 0
+	var build func(prefix string, depth int)
+	build = func(prefix string, depth int) {
+		if depth == 0 {
+			return
+		}
+		for _, p := range parts {
+			h := prefix + p
+			n++
+			want, wok := viaIDNA(h)
+			got, err := normalizeName(h)
+			if (err == nil) != wok || got != want {
+				t.Fatalf("%q: normalizeName %q (%v), with IDNA %q (ok %v)", h, got, err, want, wok)
+			}
+			build(h, depth-1)
+		}
+	}
+	build("", 4)
+	if n < 10000 {
+		t.Fatalf("only %d names tried", n)
+	}
 }

@@ -293,7 +293,7 @@ access_policies:
 `
 	tc, enf := newEnforcedConsole(t, func(o *Options) {
 		o.ManagementHosts = []string{"console.lab"}
-		o.ConfirmTimeout = 1500 * time.Millisecond
+		o.ConfirmTimeout = 3 * time.Second
 		_ = os.WriteFile(filepath.Join(o.PolicyDir, "mgmt.yaml"), []byte(mgmt), 0o644)
 	})
 	if err := enf.reload(); err != nil {
@@ -337,7 +337,7 @@ access_policies:
 	}
 	waitUntil(t, func() bool { return admin.tray()["savepoint"] == nil && enf.loads.Load() == loads+1 })
 	revs, _ := tc.revs.list("mgmt.yaml", 10)
-	if len(revs) != 2 || !strings.HasPrefix(revs[0].Summary, "reverted automatically: not confirmed within 1.5s") || revs[0].After != mgmt {
+	if len(revs) != 2 || !strings.HasPrefix(revs[0].Summary, "reverted automatically: not confirmed within 3s") || revs[0].After != mgmt {
 		t.Fatalf("revisions: %+v", revs)
 	}
 	if es, _ := tc.audit.search(AuditQuery{Action: auditTrayRevert}); len(es) != 1 {
@@ -352,7 +352,7 @@ access_policies:
 	if resp, m := admin.api("POST", "/api/v1/tray/confirm", map[string]any{}); resp.StatusCode != 200 {
 		t.Fatalf("confirm: %d %v", resp.StatusCode, m)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(4 * time.Second)
 	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != lockout {
 		t.Fatal("a confirmed change was reverted")
 	}

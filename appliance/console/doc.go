@@ -47,6 +47,13 @@
 // asks the appliance to reload. A save based on a file that changed on
 // disk meanwhile is refused, never silently overwritten.
 //
+// Changes made from the pages (policy switches, editor changes, rollbacks,
+// apps) are staged in one pending-changes tray shared by the admins
+// (tray.go): each with its diff and summary, discardable, applied together
+// with one validation, atomic writes, a revision per file and one reload.
+// A change that could lock admins out is reverted unless confirmed within
+// Options.ConfirmTimeout.
+//
 // The package imports only policy and appliance/activity of this module;
 // the appliance wires it (appliance/consolewire.go).
 package console

@@ -384,6 +384,10 @@ func (c *Console) apiPolicySave(w http.ResponseWriter, r *http.Request, s *sessi
 func (c *Console) savePolicy(author string, in policyInput) (*SaveResult, []Problem, error) {
 	c.policyMu.Lock()
 	defer c.policyMu.Unlock()
+	if c.savepointPending() {
+		// Its revert would undo this save.
+		return nil, nil, fmt.Errorf("%w: %w", ErrEditConflict, ErrSavepoint)
+	}
 	files, _, err := c.policyFiles()
 	if err != nil {
 		return nil, nil, err

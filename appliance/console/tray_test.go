@@ -327,6 +327,9 @@ access_policies:
 	if code, _ := admin.applyTray(""); code != http.StatusConflict {
 		t.Fatalf("apply during a savepoint: %d", code)
 	}
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/base.yaml", map[string]string{"content": basePolicy, "base_sha256": digest([]byte(basePolicy))}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("editor save during a savepoint: %d %v", resp.StatusCode, m)
+	}
 	loads := enf.loads.Load()
 	deadline := time.Now().Add(10 * time.Second)
 	for string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != mgmt {

@@ -274,3 +274,32 @@ func TestUnescapeAttr(t *testing.T) {
 		}
 	}
 }
+
+// TestLowerStringKnownNames: every known name is found in any case, and
+// names that are not known (those of any page, and near misses) are not.
+func TestLowerStringKnownNames(t *testing.T) {
+	known := []string{
+		"html", "head", "body", "meta", "link", "script", "style", "textarea",
+		"title", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext",
+		"svg", "math",
+		"href", "src", "action", "formaction", "poster", "data", "cite",
+		"background", "manifest", "icon", "longdesc", "usemap", "codebase",
+		"lowsrc", "dynsrc", "xlink:href", "profile", "classid", "srcset",
+		"imagesrcset", "ping", "srcdoc", "http-equiv", "rel", "integrity", "content",
+	}
+	for _, n := range known {
+		for _, v := range []string{n, strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
+			if got := lowerString([]byte(v)); got != n {
+				t.Errorf("lowerString(%q) = %q, want %q", v, got, n)
+			}
+		}
+		if got := lowerString([]byte(n + "x")); got != "" {
+			t.Errorf("lowerString(%q) = %q, want none", n+"x", got)
+		}
+	}
+	for _, v := range []string{"div", "class", "span", "id", "a", "alt", "type", "name", "value", "width", "srcse", "hrefs", "data-x", ""} {
+		if got := lowerString([]byte(v)); got != "" {
+			t.Errorf("lowerString(%q) = %q, want none", v, got)
+		}
+	}
+}

@@ -11,10 +11,13 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // leanUpstream is the HTTP/1.1 upstream of one key (address, verified name,
@@ -193,8 +196,10 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 			err = lc.failure(ctx, err, "no response")
 		}
 	}()
-	if err = r.Write(lc.bw); err != nil {
-		return nil, false, err
+	if !writeHead(lc.bw, r) {
+		if err = r.Write(lc.bw); err != nil {
+			return nil, false, err
+		}
 	}
 	if err = lc.bw.Flush(); err != nil {
 		return nil, false, err
@@ -229,6 +234,98 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 	body := &leanBody{lc: lc, body: resp.Body, stop: stop, st: st, ctx: ctx, keep: !resp.Close}
 	resp.Body = body
 	return resp, true, nil
+}
+
+// writeHead writes the head of r (leanEligible: no body) as Request.Write
+// writes it, without Request.Write's per-request allocations: the request
+// line, Host, User-Agent (Go's default when the field is absent, none when
+// it is empty), then every other field with a valid name and its value
+// trimmed (Content-Length, Transfer-Encoding and Trailer are Request.Write's
+// to decide, and a request without a body sends none). It writes nothing and
+// reports false for what only Request.Write handles (an opaque target, a
+// Host it would rewrite or refuse, a control byte in the target, CR or LF in
+// a value): the caller then uses Request.Write.
+func writeHead(w *bufio.Writer, r *http.Request) bool {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	if r.URL.Opaque != "" || host == "" || !httpguts.ValidHostHeader(host) || strings.IndexByte(host, '%') >= 0 || !isASCII(host) {
+		return false
+	}
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	query := r.URL.ForceQuery || r.URL.RawQuery != ""
+	if hasCTL(path) || hasCTL(r.URL.RawQuery) {
+		return false
+	}
+	ua := "Go-http-client/1.1"
+	if v, ok := r.Header["User-Agent"]; ok {
+		ua = ""
+		if len(v) > 0 {
+			ua = v[0]
+		}
+	}
+	for _, vv := range r.Header {
+		for _, v := range vv {
+			if strings.ContainsAny(v, "\r\n") {
+				return false
+			}
+		}
+	}
+	w.WriteString(r.Method)
+	w.WriteByte(' ')
+	w.WriteString(path)
+	if query {
+		w.WriteByte('?')
+		w.WriteString(r.URL.RawQuery)
+	}
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if ua = textproto.TrimString(ua); ua != "" {
+		w.WriteString("User-Agent: ")
+		w.WriteString(ua)
+		w.WriteString("\r\n")
+	}
+	for k, vv := range r.Header {
+		switch k {
+		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(textproto.TrimString(v))
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTL reports a control byte (as Request.Write refuses in a target).
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // arm sets the connection's deadline UpstreamIdleTimeout from now.

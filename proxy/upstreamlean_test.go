@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"net/url"
+	"reflect"
+	"testing"
+)
+
+// writeHead writes what Request.Write writes for a request without a body
+// (fields in another order), and leaves to Request.Write what it would
+// rewrite or refuse.
+func TestWriteHeadAsRequestWrite(t *testing.T) {
+	mk := func(method, target, host string, h http.Header) *http.Request {
+		u, err := url.Parse(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Request{Method: method, URL: u, Host: host, Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	}
+	same := []*http.Request{
+		mk("GET", "https://origin.test/", "origin.test", http.Header{"User-Agent": {""}}),
+		mk("GET", "https://origin.test/a%20b/c?x=1&y=%2F", "origin.test:8443", http.Header{"Accept": {"*/*"}, "Cookie": {"a=1", "b=2"}, "User-Agent": {"curl/8"}}),
+		mk("HEAD", "https://origin.test/p?", "origin.test", http.Header{"X-Pad": {"  spaced\t"}}),
+		mk("GET", "https://origin.test", "origin.test", http.Header{}), // Go's default User-Agent
+		mk("GET", "https://[::1]:443/", "[::1]:443", http.Header{"Content-Length": {"0"}, "Trailer": {"X"}, "Bad Name": {"v"}}),
+	}
+	same[2].URL.ForceQuery = true
+	for i, r := range same {
+		var a, b bytes.Buffer
+		wa := bufio.NewWriter(&a)
+		if !writeHead(wa, r) {
+			t.Fatalf("%d: writeHead declined %s %s", i, r.Method, r.URL)
+		}
+		_ = wa.Flush()
+		if err := r.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		ra, err := http.ReadRequest(bufio.NewReader(&a))
+		if err != nil {
+			t.Fatalf("%d: writeHead wrote an unreadable request: %v\n%s", i, err, a.String())
+		}
+		rb, err := http.ReadRequest(bufio.NewReader(&b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ra.Method != rb.Method || ra.RequestURI != rb.RequestURI || ra.Host != rb.Host || !reflect.DeepEqual(ra.Header, rb.Header) || a.Len() != b.Len() {
+			t.Errorf("%d: writeHead\n%q\nRequest.Write\n%q", i, a.String(), b.String())
+		}
+	}
+	for i, r := range []*http.Request{
+		mk("GET", "https://origin.test/", "ünicode.test", http.Header{}),
+		mk("GET", "https://origin.test/", "origin.test", http.Header{"X-Split": {"a\r\nX-Injected: 1"}}),
+		mk("GET", "https://origin.test/", "bad host", http.Header{}),
+		mk("GET", "https://origin.test/", "[fe80::1%25eth0]", http.Header{}),
+		{Method: "GET", URL: &url.URL{Opaque: "//origin.test/x"}, Host: "origin.test", Header: http.Header{}},
+		{Method: "GET", URL: &url.URL{Path: "/", RawQuery: "a\x00b"}, Host: "origin.test", Header: http.Header{}},
+	} {
+		var a bytes.Buffer
+		w := bufio.NewWriter(&a)
+		if writeHead(w, r) || w.Buffered() > 0 {
+			t.Errorf("%d: writeHead wrote %q, want it left to Request.Write", i, a.String())
+		}
+	}
+}

@@ -1,0 +1,162 @@
+package appliance
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
+)
+
+// BenchmarkLabKeepAlive is the keep-alive part of BenchmarkLab at 16 and 50
+// connections, on its own: wrk (small responses) from the client namespace
+// to origin.lab directly (the gateway a plain router) and through the real
+// appliance binary with the default configuration and its datapath
+// attached, alternating three times so each ratio has its baseline from the same
+// minutes. It reports the ratios, the appliance's CPU per request against
+// the origin's, and the appliance's RSS after the runs, and writes
+// bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x.
+func BenchmarkLabKeepAlive(b *testing.B) {
+	lab.RequireRoot(b)
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Fatal("wrk not installed (scripts/deps.sh installs it)")
+	}
+	l := newE2ELab(b, "")
+	r := newLabReport()
+	conns := []int{16, 50}
+	for range 3 {
+		for _, c := range conns {
+			r.add(fmt.Sprintf("rps_keepalive_direct_c%d", c), l.wrkConns(b, c).rps)
+		}
+		l.start()
+		for _, c := range conns {
+			logged0 := accessRequests(l)
+			cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+			ka := l.wrkConns(b, c)
+			cpuApp1, cpuOrigin1 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+			r.add(fmt.Sprintf("rps_keepalive_intercepted_c%d", c), ka.rps)
+			r.add(fmt.Sprintf("cpu_per_request_ratio_c%d", c), (cpuApp1-cpuApp0)/(cpuOrigin1-cpuOrigin0))
+			r.add(fmt.Sprintf("cpu_per_request_appliance_us_c%d", c), (cpuApp1-cpuApp0)/ka.requests*1e6)
+			r.add(fmt.Sprintf("cpu_per_request_origin_us_c%d", c), (cpuOrigin1-cpuOrigin0)/ka.requests*1e6)
+			// Every request wrk made went through the pipeline: the access
+			// log has a line for each (it is flushed within 200 ms).
+			time.Sleep(500 * time.Millisecond)
+			if n := accessRequests(l) - logged0; float64(n) < ka.requests {
+				b.Fatalf("%d connections: wrk made %.0f requests, the access log has %d: not intercepted", c, ka.requests, n)
+			}
+		}
+		r.add("rss_after_keepalive_bytes", float64(rss(b, l.proc.Process.Pid)))
+		// What the resident memory is: anonymous (Go heap, stacks, SQLite's
+		// page cache) or file pages (the binary's text touched).
+		anon, file := rssParts(b, l.proc.Process.Pid)
+		r.add("rss_anon_after_keepalive_bytes", float64(anon))
+		r.add("rss_file_after_keepalive_bytes", float64(file))
+		l.stop(syscall.SIGTERM)
+		// The datapath is kept on stop (fail closed): the direct runs need
+		// the gateway a plain router again.
+		if err := l.GW.DaemonCommand(context.Background(), portcullisBinary(b), "datapath", "detach", "-config", l.cfgPath).Run(); err != nil {
+			b.Fatalf("datapath detach: %v", err)
+		}
+	}
+	for _, c := range conns {
+		r.ratio(fmt.Sprintf("intercepted keep-alive requests/s vs direct, %d connections", c),
+			fmt.Sprintf("rps_keepalive_intercepted_c%d", c), fmt.Sprintf("rps_keepalive_direct_c%d", c), map[int]float64{16: 0.35, 50: 0.50}[c])
+	}
+	for _, c := range conns {
+		r.limit(fmt.Sprintf("appliance CPU per request / origin CPU per request, %d connections", c), r.value(fmt.Sprintf("cpu_per_request_ratio_c%d", c)), 2.0)
+	}
+	r.limit("appliance RSS after the keep-alive runs, MiB", r.value("rss_after_keepalive_bytes")/(1<<20), 32)
+	for _, t := range r.Targets {
+		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
+	}
+	writeLabKeepAlive(b, r)
+}
+
+// wrkConns is wrk against https://origin.lab/ with c keep-alive connections
+// for 6 s (one thread, as BenchmarkLab).
+func (l *e2eLab) wrkConns(b testing.TB, c int) wrkResult {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := l.Client.Exec(ctx, "wrk", "-t1", "-c"+strconv.Itoa(c), "-d6s", "https://origin.lab/")
+	m, n := wrkRPS.FindSubmatch(out), wrkReqs.FindSubmatch(out)
+	if err != nil || m == nil || n == nil {
+		b.Fatalf("wrk: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "Non-2xx") || strings.Contains(string(out), "Socket errors") {
+		b.Fatalf("wrk reported errors:\n%s", out)
+	}
+	rps, _ := strconv.ParseFloat(string(m[1]), 64)
+	reqs, _ := strconv.ParseFloat(string(n[1]), 64)
+	return wrkResult{rps: rps, requests: reqs}
+}
+
+// rssParts is a process's RssAnon and RssFile in bytes.
+func rssParts(b testing.TB, pid int) (anon, file int64) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "RssAnon:":
+			anon = kb << 10
+		case "RssFile:":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
+var accessRequestLine = regexp.MustCompile(`"msg":"request"`)
+
+// accessRequests counts the request lines in the lab appliance's access log.
+func accessRequests(l *e2eLab) int {
+	data, _ := os.ReadFile(filepath.Join(l.dir, "access.log"))
+	return len(accessRequestLine.FindAllIndex(data, -1))
+}
+
+// writeLabKeepAlive prints the report and writes it to bench/results.
+func writeLabKeepAlive(b testing.TB, r *labReport) {
+	var md strings.Builder
+	fmt.Fprintf(&md, "# Lab keep-alive benchmark %s\n\n", r.Machine["date"])
+	fmt.Fprintf(&md, "Machine: %s × %s, kernel %s, %s\n\n", r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"])
+	fmt.Fprintf(&md, "| measure | value | target | met |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&md, "| %s | %.3f | %s %.2f | %v |\n", t.Name, t.Value, t.Kind, t.Target, t.Met)
+	}
+	fmt.Fprintf(&md, "\nRaw (medians of the repetitions are used; rates per second):\n\n")
+	keys := make([]string, 0, len(r.Raw))
+	for k := range r.Raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&md, "- %s: %v\n", k, r.Raw[k])
+	}
+	fmt.Print("\n" + md.String())
+	dir := filepath.Join("..", "bench", "results")
+	_ = os.MkdirAll(dir, 0o755)
+	stamp := time.Now().UTC().Format("20060102-150405")
+	js, _ := json.MarshalIndent(r, "", "  ")
+	for name, data := range map[string][]byte{"lab-keepalive-" + stamp + ".json": js, "lab-keepalive-" + stamp + ".md": []byte(md.String())} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			b.Error(err)
+		}
+	}
+}

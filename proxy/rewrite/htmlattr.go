@@ -339,4 +339,23 @@ func rewriteRefresh(v string, f hostFunc) (string, bool) {
 	return v[:s] + n + v[e:], true
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+func isSpace(c byte) bool { return byteClass[c]&clSpace != 0 }
+
+// Byte classes of the tag scanner, one table read each: it tests them for
+// every byte of every tag.
+const (
+	clSpace    = 1 << iota // HTML's ASCII whitespace
+	clNameEnd              // ends a tag or attribute name: space, '/', '>'
+	clAttrEnd              // ends an attribute name: those and '='
+	clUnquoted             // ends an unquoted value: space, '>'
+)
+
+var byteClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\n\r\f") {
+		t[c] |= clSpace | clNameEnd | clAttrEnd | clUnquoted
+	}
+	t['/'] |= clNameEnd | clAttrEnd
+	t['>'] |= clNameEnd | clAttrEnd | clUnquoted
+	t['='] |= clAttrEnd
+	return t
+}()

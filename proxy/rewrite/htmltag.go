@@ -239,7 +239,7 @@ func attrKindOf(name []byte) (attrKind, string) {
 func (w *HTMLWriter) parseTag(b []byte) (n int, selfClosing, ok bool) {
 	w.attrs = w.attrs[:0]
 	i := 1
-	for i < len(b) && !isSpace(b[i]) && b[i] != '/' && b[i] != '>' {
+	for i < len(b) && byteClass[b[i]]&clNameEnd == 0 {
 		i++
 	}
 	for {
@@ -257,7 +257,7 @@ func (w *HTMLWriter) parseTag(b []byte) (n int, selfClosing, ok bool) {
 		}
 		a.nameStart = i
 		i++
-		for i < len(b) && !isSpace(b[i]) && b[i] != '/' && b[i] != '>' && b[i] != '=' {
+		for i < len(b) && byteClass[b[i]]&clAttrEnd == 0 {
 			i++
 		}
 		a.nameEnd = i
@@ -290,7 +290,7 @@ func (w *HTMLWriter) parseTag(b []byte) (n int, selfClosing, ok bool) {
 				a.valStart, a.valEnd = i, i
 			default:
 				a.valStart = i
-				for i < len(b) && !isSpace(b[i]) && b[i] != '>' {
+				for i < len(b) && byteClass[b[i]]&clUnquoted == 0 {
 					i++
 				}
 				if i >= len(b) {

@@ -10,9 +10,13 @@
  * socket by the stack's own lookup. Nothing is rewritten, nothing goes
  * through conntrack or NAT.
  *
- * Cost: most packets are decided by the port bitmap alone, and intercepted
- * ones skip the LPM lookups that settings flags say cannot change the answer
- * (see SETTING_ALL_CLIENTS_V4 and below).
+ * Cost: a fast path reads plain TCP and UDP headers in place (steer), and
+ * most packets are decided by the port bitmap alone. The segments of
+ * established flows -- steered, bypassed or not from a client -- are
+ * answered by a per-CPU flow cache (see flow_cached) instead of a socket
+ * lookup and the LPM lookups each; the first segments of a flow, and every
+ * SYN, take the full decision, which skips the LPM lookups that settings
+ * flags say cannot change the answer (see SETTING_ALL_CLIENTS_V4 and below).
  * Destinations in the bypass maps are forwarded by the kernel untouched.
  * QUIC can be dropped so browsers fall back to TCP, which is steered.
  *

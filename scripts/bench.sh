@@ -17,6 +17,9 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
   # Kernel-side cost of the steering program per path, with an empty program
   # on the same hook as the floor, and throughput attached vs not.
   go test -run '^$' -bench '^BenchmarkDatapath(Kernel|Throughput)$' -benchtime 5x ./agent
+  # The lab mix (bypassed, not intercepted, intercepted) against an empty
+  # program attached ahead of the steering program, same packets, 7 rounds.
+  go test -run '^$' -bench '^BenchmarkDatapathLabMix$' -benchtime 1x ./agent
 } | tee "$out/go-$stamp.txt"
 go test -run '^$' -bench '^BenchmarkLab$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-$stamp.txt"
 # Downloads through session policies (no policy vs monitor + DLP, held

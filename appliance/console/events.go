@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,19 +61,54 @@ func eventJSON(e *activity.Event) EventJSON {
 }
 
 // eventFilters are the URL parameters of a search, in the order the page
-// shows them; each maps to one field of activity.Query.
-var eventFilters = []struct{ Param, Label string }{
-	{"user", "User"}, {"app", "App"}, {"action", "Action"}, {"activity", "Activity"},
-	{"policy", "Policy"}, {"tag", "Device tag"}, {"client", "Client app"}, {"q", "Text"},
+// shows them, each with the store field it filters. A parameter given
+// more than once matches any of its values (OR); not_<param> excludes its
+// values (not_q: events whose text contains it). Different parameters
+// combine with AND.
+var eventFilters = []struct {
+	Param, Label string
+	Field        activity.Field
+}{
+	{"user", "User", activity.FieldUser}, {"app", "App", activity.FieldApp}, {"action", "Action", activity.FieldAction},
+	{"activity", "Activity", activity.FieldActivity}, {"policy", "Policy", activity.FieldPolicy},
+	{"tag", "Device tag", activity.FieldTag}, {"client", "Client app", activity.FieldClientApp},
+	{"source", "Source", activity.FieldSource}, {"host", "Host", activity.FieldHost}, {"q", "Text", ""},
 }
 
 // parseEventQuery reads a search from URL parameters: the filters above,
 // since (a relative range: 15m, 1h, 24h, 7d, 30d), or from/to (RFC 3339 or
 // the browser's datetime-local form), after (the page token) and limit.
 func parseEventQuery(v url.Values, now time.Time) (activity.Query, error) {
-	q := activity.Query{User: v.Get("user"), App: v.Get("app"), Action: v.Get("action"), Activity: v.Get("activity"),
-		Policy: v.Get("policy"), DeviceTag: v.Get("tag"), ClientApp: v.Get("client"), Text: strings.TrimSpace(v.Get("q")),
-		After: v.Get("after")}
+	q := activity.Query{Text: strings.TrimSpace(v.Get("q")), NotText: strings.TrimSpace(v.Get("not_q")), After: v.Get("after")}
+	single := map[string]*string{"user": &q.User, "app": &q.App, "action": &q.Action, "activity": &q.Activity,
+		"policy": &q.Policy, "tag": &q.DeviceTag, "client": &q.ClientApp}
+	for _, f := range eventFilters {
+		if f.Field == "" {
+			continue
+		}
+		vals := nonEmpty(v[f.Param])
+		switch {
+		case len(vals) == 1 && f.Param == "source":
+			a, err := netip.ParseAddr(vals[0])
+			if err != nil {
+				return q, fmt.Errorf("source %q: not an IP address", vals[0])
+			}
+			q.Source = a
+		case len(vals) == 1 && single[f.Param] != nil:
+			*single[f.Param] = vals[0]
+		case len(vals) > 0:
+			if q.Any == nil {
+				q.Any = map[activity.Field][]string{}
+			}
+			q.Any[f.Field] = vals
+		}
+		if not := nonEmpty(v["not_"+f.Param]); len(not) > 0 {
+			if q.Not == nil {
+				q.Not = map[activity.Field][]string{}
+			}
+			q.Not[f.Field] = not
+		}
+	}
 	if s := v.Get("since"); s != "" {
 		d, err := parseRelative(s)
 		if err != nil {
@@ -102,6 +138,16 @@ func parseEventQuery(v url.Values, now time.Time) (activity.Query, error) {
 		q.Limit = min(n, 1000)
 	}
 	return q, nil
+}
+
+func nonEmpty(vals []string) []string {
+	var out []string
+	for _, s := range vals {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // parseRelative reads 15m, 1h, 24h, 7d, 30d (d for days, which
@@ -263,7 +309,14 @@ func (c *Console) exportEvents(w http.ResponseWriter, r *http.Request, s *sessio
 
 func describeFilters(v url.Values) string {
 	var parts []string
-	for _, k := range []string{"user", "app", "action", "activity", "policy", "tag", "client", "q", "since", "from", "to"} {
+	for _, f := range eventFilters {
+		for _, k := range []string{f.Param, "not_" + f.Param} {
+			for _, s := range v[k] {
+				parts = append(parts, k+"="+s)
+			}
+		}
+	}
+	for _, k := range []string{"since", "from", "to"} {
 		if s := v.Get(k); s != "" {
 			parts = append(parts, k+"="+s)
 		}

@@ -71,6 +71,7 @@ type activityView struct {
 type activeFilter struct {
 	Param, Label, Value string
 	Remove              string
+	Not                 bool // an exclusion (not_<param>)
 }
 
 func (c *Console) activityPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -86,8 +87,12 @@ func (c *Console) activityPage(w http.ResponseWriter, r *http.Request, s *sessio
 		av.Since = ""
 	}
 	for _, f := range eventFilters {
-		if val := v.Get(f.Param); val != "" {
-			av.Filters = append(av.Filters, activeFilter{Param: f.Param, Label: f.Label, Value: val, Remove: av.Links.Without(f.Param)})
+		for _, val := range nonEmpty(v[f.Param]) {
+			av.Filters = append(av.Filters, activeFilter{Param: f.Param, Label: f.Label, Value: val, Remove: av.Links.WithoutValue(f.Param, val)})
+		}
+		for _, val := range nonEmpty(v["not_"+f.Param]) {
+			av.Filters = append(av.Filters, activeFilter{Param: "not_" + f.Param, Label: f.Label, Value: val, Not: true,
+				Remove: av.Links.WithoutValue("not_"+f.Param, val)})
 		}
 	}
 	if enc, err := c.cleanSearchQuery(v.Encode()); err == nil {
@@ -128,16 +133,7 @@ func (c *Console) eventDrawer(w http.ResponseWriter, r *http.Request, s *session
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
-	back := url.Values{}
-	for _, k := range []string{"since", "from", "to"} {
-		if val := v.Get(k); val != "" {
-			back.Set(k, val)
-		}
-	}
-	if !back.Has("since") && !back.Has("from") {
-		back.Set("since", "24h")
-	}
-	c.render(w, r, s, "activity#drawer", view{D: drawerView{E: ev, Links: searchLinks{back}}})
+	c.render(w, r, s, "activity#drawer", view{D: drawerView{E: ev, Links: searchLinks{drawerSearch(v)}}})
 }
 
 func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *session) {

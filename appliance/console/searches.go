@@ -132,8 +132,10 @@ func (c *Console) cleanSearchQuery(raw string) (string, error) {
 	}
 	out := url.Values{}
 	for _, f := range eventFilters {
-		if vs := in[f.Param]; len(vs) > 0 {
-			out[f.Param] = vs
+		for _, k := range []string{f.Param, "not_" + f.Param} {
+			if vs := in[k]; len(vs) > 0 {
+				out[k] = vs
+			}
 		}
 	}
 	for _, k := range searchExtraParams {

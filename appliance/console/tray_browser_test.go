@@ -45,7 +45,7 @@ func TestTrayInChromium(t *testing.T) {
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tc.srv.Certificate().Raw})
 	b := browser.Start(t, browser.Options{TrustPEM: [][]byte{certPEM}})
 	tab, _ := b.NewTab(t)
-	ctx, cancel := context.WithTimeout(tab, 4*time.Minute)
+	ctx, cancel := context.WithTimeout(tab, 8*time.Minute) // a bound for a machine shared by many builds; 30-60 s when quiet
 	defer cancel()
 	shots := os.Getenv("PORTCULLIS_SCREENSHOTS")
 	if shots == "" {

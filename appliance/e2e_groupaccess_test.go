@@ -12,16 +12,21 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// groupAccessPolicies let only the finance group into the lab origin, an
-// app that requires the user (newIdentityLab): the connection cannot know
-// the group, the login inside it does.
+// groupAccessPolicies let only the finance group (and the CI bot's group)
+// into the lab origin, an app that requires the user (newIdentityLab): the
+// connection cannot know a browser's group, the login inside it does; the
+// bot, a native client, is named by identity.source_users.
 const groupAccessPolicies = `apps:
   - id: origin-lab
     name: Lab origin
     domains: [origin.lab]
 access_policies:
+  # Native clients are intercepted only where a policy names them.
+  - id: native-monitored
+    filters: {apps: [origin-lab], client_apps: [mobile_desktop]}
+    action: monitor
   - id: finance-only
-    filters: {apps: [origin-lab], groups: {none_of: [finance]}, client_apps: [browser, mobile_desktop]}
+    filters: {apps: [origin-lab], groups: {none_of: [finance, ci]}, client_apps: [browser, mobile_desktop]}
     action: block
     message: Only finance may use the lab origin.
 `
@@ -30,8 +35,10 @@ access_policies:
 // the user's groups is decided once the appliance's OIDC login tells who
 // the user is — alice (finance) reaches the app, bob (staff) is shown the
 // block page with the policy's message, both after signing in; a native
-// client, anonymous, is refused at the handshake; port 80 sends a browser
-// to HTTPS to sign in and refuses curl.
+// client, anonymous, is refused at the handshake, while one whose address
+// identity.source_users names (build-bot, group ci) is decided as that
+// user at the connection and let in; port 80 sends a browser to HTTPS to
+// sign in and refuses curl.
 func TestE2ETransparentGroupAccess(t *testing.T) {
 	l := newIdentityLab(t, groupAccessPolicies)
 	l.start()
@@ -87,6 +94,15 @@ func TestE2ETransparentGroupAccess(t *testing.T) {
 		})
 		if line["reason"] != "policy finance-only" {
 			t.Errorf("native client's line: %v", line)
+		}
+		out, err = l.Client.Exec(ctx, "curl", "-sS", "--interface", botAddr.String(), "--cacert", caFile,
+			"--resolve", "origin.lab:443:"+originGood.String(), "-o", "/dev/null", "-w", "%{http_code}", "https://origin.lab/?from=bot")
+		if err != nil || strings.TrimSpace(string(out)) != "200" {
+			t.Fatalf("curl as build-bot (group ci): %v %s\n%s", err, out, l.log())
+		}
+		line = l.waitAccessLog(t, func(m map[string]any) bool { return m["path"] == "/" && m["user"] == "build-bot" })
+		if line["decision"] != "allow" || line["client_app"] != "mobile_desktop" {
+			t.Errorf("build-bot's request: %v", line)
 		}
 	})
 

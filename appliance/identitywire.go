@@ -261,6 +261,7 @@ func identityConfig(ctx context.Context, cfg *Config, p *policyEnforcer, roots *
 		return nil, nil
 	}
 	out := &proxy.IdentityConfig{SourceUser: ic.sourceUsers()}
+	p.sourceUser = out.SourceUser
 	if cfg.stepUpAvailable() {
 		out.StepUp = identity.StepUp{ACR: ic.StepUp.ACR, TTL: ic.StepUp.TTL}
 	}

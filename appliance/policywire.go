@@ -3,10 +3,12 @@ package appliance
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/portcullis-gw/portcullis/proxy"
+	"github.com/portcullis-gw/portcullis/proxy/identity"
 )
 
 // policyEnforcer connects the policy engine to the proxy's hooks. The engine
@@ -24,6 +26,8 @@ type policyEnforcer struct {
 	// loginFor: the hosts whose browsers the transparent login names
 	// (identity.require_user_for with the OIDC provider); nil: none.
 	loginFor func(host string) bool
+	// sourceUser: identity.source_users, for native clients; nil: none.
+	sourceUser func(netip.Addr) (identity.Identity, bool)
 }
 
 var (
@@ -73,6 +77,13 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept}
 	}
 	subj := subjectOf(ci)
+	if subj.ClientApp == policy.ClientMobileDesktop && subj.User == "" && p.sourceUser != nil {
+		// A native client identity.source_users names is decided as that
+		// user here, as its requests are (transparentIdentity).
+		if id, ok := p.sourceUser(ci.Client.Addr()); ok {
+			subj.User, subj.Groups = id.User, id.Groups
+		}
+	}
 	d := e.Access(&policy.AccessRequest{Subject: subj, Host: name})
 	if d.Action == policy.ActionBlock && p.deviceMayAllow(e, ci, subj, name) {
 		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept, Reason: "decided per request: client certificate"}

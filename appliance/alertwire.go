@@ -95,7 +95,7 @@ func (a *Appliance) raiseAlert(pa policyAlert) {
 		sev = activity.SeverityMedium
 	}
 	raised, err := a.activity.store.RaiseAlert(activity.Alert{Time: pa.Time, PolicyID: pa.PolicyID, Severity: sev,
-		User: pa.User, App: pa.App, Host: pa.Host, Activity: pa.Activity, Message: pa.Message}, a.cfg.Activity.AlertDailyLimit)
+		User: pa.User, App: pa.App, Host: pa.Host, Activity: pa.Activity, Message: pa.Message}, a.alertDailyLimit())
 	if err != nil {
 		a.log.Warn("alert not recorded", "policy", pa.PolicyID, "err", err)
 		return

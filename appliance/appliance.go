@@ -60,6 +60,8 @@ type Appliance struct {
 	snmp      *snmpService   // nil unless snmp.agentx_socket is set
 	// console is the web console; nil unless console.listen is set.
 	console *consoleService
+	// live are the settings taken again on reload (consolesettingswire.go).
+	live liveSettings
 
 	transparent []net.Listener
 	explicitLn  net.Listener
@@ -97,7 +99,8 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.certCheck, err = newCertChecker(&cfg.Upstream); err != nil {
 		return nil, err
 	}
-	devices, err := deviceCerts(&cfg.Devices, a.certCheck)
+	withUploads := withUploadedDevices(cfg.Devices, cfg.StateDir) // consoledevicewire.go
+	devices, err := deviceCerts(&withUploads, a.certCheck)
 	if err != nil {
 		return nil, err
 	}
@@ -475,6 +478,12 @@ func (a *Appliance) reload() {
 		a.log.Error("reload refused, running client data kept", "err", err)
 	} else if a.cfg.Clients.File != "" {
 		a.log.Info("client data reloaded", "file", a.cfg.Clients.File)
+	}
+	if err := a.reloadDevices(); err != nil { // consoledevicewire.go
+		a.log.Error("reload refused, running device CAs kept", "err", err)
+	}
+	if err := a.reloadSettings(); err != nil { // consolesettingswire.go
+		a.log.Error("reload refused, running settings kept", "err", err)
 	}
 	if a.cfg.Policy.Dir == "" {
 		return

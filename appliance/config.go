@@ -47,6 +47,10 @@ type Config struct {
 	SNMP        SNMPConfig          `mapstructure:"snmp"` // type in snmpwire.go
 	// Console's type is in consolewire.go.
 	Console ConsoleConfig `mapstructure:"console"`
+
+	// file is the path LoadConfig read ("" for the defaults alone): the
+	// console's settings page edits it (consolesettingswire.go).
+	file string
 }
 
 type ManagementConfig struct {
@@ -224,6 +228,7 @@ func LoadConfig(path string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	cfg.file = path
 	return &cfg, nil
 }
 

@@ -94,7 +94,9 @@ func (a *Appliance) startConsole() error {
 		ActivityPath:    path,
 		PolicyDir:       a.cfg.Policy.Dir,
 		Capabilities:    func() policy.Capabilities { return caps },
-		Reload:          a.reloadPolicies,
+		Reload:          a.reloadFromConsole, // policies and device CAs (consoledevicewire.go)
+		Devices:         a.consoleDevices(),
+		Settings:        a.consoleSettings(),
 		Health:          a.consoleHealth,
 		Log:             a.log.With("component", "console"),
 		IdleTimeout:     cc.IdleTimeout,
@@ -222,7 +224,7 @@ func (a *Appliance) consoleRedirect(mux *http.ServeMux) {
 		}
 		http.Redirect(w, r, "https://"+host+":"+port+r.URL.RequestURI(), http.StatusPermanentRedirect)
 	}
-	for _, p := range []string{"GET /{$}", "/login", "/setup", "/dashboard", "/activity", "/policies", "/apps", "/changes", "/audit", "/account", "/users", "/api/v1/", "/static/"} {
+	for _, p := range []string{"GET /{$}", "/login", "/setup", "/dashboard", "/activity", "/policies", "/apps", "/devices", "/settings", "/changes", "/audit", "/account", "/users", "/api/v1/", "/static/"} {
 		mux.HandleFunc(p, redirect)
 	}
 }

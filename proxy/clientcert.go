@@ -127,9 +127,11 @@ func (s *DeviceStats) count(d *DeviceCert) {
 // generation and the verdict cache.
 type clientCerts struct {
 	cfg   ClientCertConfig
-	gen   uint64
 	stats DeviceStats
 	cache *verdictCache
+	// set is the CA set in force with its generation; SetClientCAs
+	// (clientcertswap.go) replaces it while the server runs.
+	set atomic.Pointer[clientCASet]
 }
 
 // caGeneration numbers CA sets, so a verdict is never reused across them.
@@ -145,7 +147,9 @@ func newClientCerts(cfg ClientCertConfig) (*clientCerts, error) {
 		return nil, errors.New("client certificates: no checker")
 	}
 	cfg.setDefaults()
-	return &clientCerts{cfg: cfg, gen: caGeneration.Add(1), cache: newVerdictCache(cfg.CacheEntries)}, nil
+	cc := &clientCerts{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries)}
+	cc.set.Store(&clientCASet{cas: cfg.CAs, gen: caGeneration.Add(1)})
+	return cc, nil
 }
 
 // requestCerts makes a listener's TLS config ask for (never require) a
@@ -156,6 +160,8 @@ func (cc *clientCerts) requestCerts(c *tls.Config) {
 	}
 	c.ClientAuth = tls.RequestClientCert
 	c.ClientCAs = cc.cfg.CAs.AdvertisePool()
+	first := cc.set.Load()
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return cc.configFor(c, first), nil }
 }
 
 // deviceCheck is one connection's pending verdict.
@@ -188,14 +194,15 @@ func (cc *clientCerts) validate(peer []*x509.Certificate) DeviceCert {
 	if len(peer) == 0 {
 		return DeviceCert{Failure: certcheck.ClientNoCertificate, Reason: "no client certificate presented"}
 	}
-	key := verdictKey(cc.gen, peer)
+	set := cc.set.Load()
+	key := verdictKey(set.gen, peer)
 	now := time.Now()
 	if d, ok := cc.cache.get(key, now); ok {
 		d.Cached = true
 		return d
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deviceCheckTimeout)
-	r := cc.cfg.Checker.ValidClient(ctx, cc.cfg.CAs, peer, cc.cfg.Policy)
+	r := cc.cfg.Checker.ValidClient(ctx, set.cas, peer, cc.cfg.Policy)
 	timedOut := ctx.Err() != nil
 	cancel()
 	d := DeviceCert{Valid: r.Valid, Failure: r.Failure, Reason: r.Reason, SoftFailed: r.SoftFailed}

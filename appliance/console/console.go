@@ -60,6 +60,11 @@ type Options struct {
 	// OIDC, when set, adds "Sign in with single sign-on" (oidclogin.go).
 	OIDC *OIDCOptions
 
+	// Devices, when set, adds the devices and certificates page
+	// (devices.go); Settings the settings page (settings.go).
+	Devices  *DevicesOptions
+	Settings *SettingsOptions
+
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -222,6 +227,15 @@ func (c *Console) Handler() http.Handler {
 	page("POST /changes/confirm", c.admin(c.trayConfirmForm))
 	page("POST /changes/revert", c.admin(c.trayRevertForm))
 	page("GET /apps", c.appsPage)
+	page("GET /devices", c.devicesPage)
+	page("GET /devices/appliance-ca.crt", c.applianceCA)
+	page("POST /devices/ca", c.admin(c.devicesUploadForm(ChangeDeviceCA)))
+	page("POST /devices/crl", c.admin(c.devicesUploadForm(ChangeDeviceCRL)))
+	page("POST /devices/remove", c.admin(c.devicesRemoveForm))
+	page("POST /devices/passthrough/remove", c.admin(c.passThroughRemoveForm))
+	page("GET /settings", c.settingsPage)
+	page("POST /settings", c.admin(c.settingsStageForm))
+	page("POST /settings/test-exporter", c.admin(c.settingsTestForm))
 	page("GET /audit", c.auditPage)
 	page("GET /account", c.accountPage)
 	page("POST /account/totp", c.accountTOTPBegin)
@@ -258,6 +272,16 @@ func (c *Console) Handler() http.Handler {
 	api("POST /api/v1/policies/validate", c.apiPolicyValidate)
 	api("POST /api/v1/policies/dry-run", c.apiPolicyDryRun)
 	api("GET /api/v1/policies/revisions", c.apiRevisions)
+	api("GET /api/v1/devices", c.apiDevices)
+	api("GET /api/v1/devices/appliance-ca.crt", c.applianceCA)
+	api("POST /api/v1/devices/cas", c.admin(c.apiDeviceUpload(ChangeDeviceCA)))
+	api("POST /api/v1/devices/crls", c.admin(c.apiDeviceUpload(ChangeDeviceCRL)))
+	api("DELETE /api/v1/devices/files", c.admin(c.apiDeviceRemove))
+	api("GET /api/v1/passthrough", c.apiPassThrough)
+	api("DELETE /api/v1/passthrough", c.admin(c.apiPassThroughRemove))
+	api("GET /api/v1/settings", c.apiSettings)
+	api("POST /api/v1/settings", c.admin(c.apiSettingStage))
+	api("POST /api/v1/settings/exporters/{name}/test", c.admin(c.apiExporterTest))
 	api("GET /api/v1/audit", c.apiAudit)
 	api("GET /api/v1/users", c.apiUsers)
 	api("POST /api/v1/users", c.admin(c.apiUsersCreate))

@@ -84,6 +84,7 @@ type Change struct {
 	App      *AppForm `json:"app,omitempty"`
 	AppID    string   `json:"app_id,omitempty"`
 	Domain   string   `json:"domain,omitempty"`
+	Setting  string   `json:"setting,omitempty"` // trayext.go
 }
 
 // trayState is what tray.json holds.
@@ -324,6 +325,9 @@ func (c *Console) applyChange(ch Change, before []byte, monitor map[string]monit
 	case ChangeAppAdd, ChangeAppDomain:
 		return c.applyAppChange(ch, before, note)
 	}
+	if extKind(ch.Kind) { // files outside the policy directory (trayext.go)
+		return c.applyExtChange(ch, before, note)
+	}
 	return nil, "", fmt.Errorf("%w: unknown kind %q", ErrBadChange, ch.Kind)
 }
 
@@ -365,7 +369,7 @@ func (c *Console) risky(before, after map[string][]byte) bool {
 	if len(hosts) == 0 {
 		return false
 	}
-	return managementSig(before, hosts) != managementSig(after, hosts)
+	return managementSig(policyOnly(before), hosts) != managementSig(policyOnly(after), hosts)
 }
 
 // managementSig describes what decides connections to the console's
@@ -411,7 +415,7 @@ func appliesTo(f *policy.Filters, app string) bool {
 
 // view is the tray as it would apply now.
 func (c *Console) trayView() (*TrayView, error) {
-	disk, _, err := c.policyFiles()
+	disk, _, err := c.trayFiles()
 	if err != nil && !errors.Is(err, ErrNoPolicyDir) {
 		return nil, err
 	}
@@ -436,7 +440,7 @@ func (c *Console) trayView() (*TrayView, error) {
 			tv.Valid = false
 		}
 	}
-	_, tv.Problems = c.validate(nonNil(r.files))
+	_, tv.Problems = c.trayValidate(nonNil(r.files))
 	if blocking(tv.Problems) {
 		tv.Valid = false
 	}
@@ -462,12 +466,12 @@ func blocking(ps []Problem) bool {
 // valid. base is the digest the author's view of the file had ("-": take
 // the file as it is on disk now).
 func (c *Console) stage(author string, ch Change, base string) (*Change, []Problem, error) {
-	if !fileNamePattern.MatchString(ch.File) {
+	if !fileNamePattern.MatchString(ch.File) && !isExtFile(ch.File) {
 		return nil, nil, ErrBadFileName
 	}
 	c.policyMu.Lock()
 	defer c.policyMu.Unlock()
-	disk, _, err := c.policyFiles()
+	disk, _, err := c.trayFiles()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -487,7 +491,7 @@ func (c *Console) stage(author string, ch Change, base string) (*Change, []Probl
 	if r.err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadChange, r.views[len(r.views)-1].Error)
 	}
-	if _, problems := c.validate(nonNil(r.files)); blocking(problems) {
+	if _, problems := c.trayValidate(nonNil(r.files)); blocking(problems) {
 		return nil, problems, nil
 	}
 	c.tray.st.NextID++
@@ -547,7 +551,7 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 	if len(st.Changes) == 0 {
 		return nil, ErrTrayEmpty
 	}
-	disk, _, err := c.policyFiles()
+	disk, _, err := c.trayFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -564,7 +568,7 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 	if r.err != nil {
 		return nil, &applyError{err: fmt.Errorf("%w: %v", ErrBadChange, r.err)}
 	}
-	if _, problems := c.validate(nonNil(r.files)); blocking(problems) {
+	if _, problems := c.trayValidate(nonNil(r.files)); blocking(problems) {
 		return nil, &applyError{err: ErrInvalidPolicy, problems: problems}
 	}
 	risky := false
@@ -645,7 +649,7 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 func (c *Console) writeFiles(files map[string][]byte, touched []string, before map[string]*string) error {
 	var done []string
 	for _, f := range touched {
-		path := filepath.Join(c.opt.PolicyDir, f)
+		path := c.trayPath(f)
 		var err error
 		if b := files[f]; b == nil {
 			err = os.Remove(path)
@@ -675,7 +679,7 @@ func (c *Console) writeFiles(files map[string][]byte, touched []string, before m
 func (c *Console) restoreFiles(before map[string]*string) error {
 	var errs []error
 	for f, b := range before {
-		path := filepath.Join(c.opt.PolicyDir, f)
+		path := c.trayPath(f)
 		if b == nil {
 			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
@@ -735,7 +739,7 @@ func (c *Console) revertSavepoint(author string, expired bool) error {
 		c.armSavepoint(sp.Deadline.Sub(c.opt.Now()))
 		return nil
 	}
-	disk, _, _ := c.policyFiles()
+	disk, _, _ := c.trayFiles()
 	if err := c.restoreFiles(sp.Before); err != nil {
 		return fmt.Errorf("revert: %w", err)
 	}
@@ -844,6 +848,7 @@ type stageInput struct {
 	App        *AppForm `json:"app"`
 	AppID      string   `json:"app_id"`
 	Domain     string   `json:"domain"`
+	Setting    string   `json:"setting"` // trayext.go
 }
 
 // toChange checks the input's shape and fills what the kind implies: the
@@ -881,6 +886,8 @@ func (c *Console) toChange(in stageInput) (Change, string, error) {
 		ch.File = rev.File
 	case ChangeAppAdd, ChangeAppDomain:
 		ch.File = consoleAppsFile
+	case ChangeDeviceCA, ChangeDeviceCRL, ChangeDeviceRemove, ChangeSetting: // trayext.go
+		return c.extToChange(in, ch)
 	default:
 		return ch, "", fmt.Errorf("%w: kind must be one of policy_file, policy_enabled, monitor_only, restore, app_add, app_domain", ErrBadChange)
 	}
@@ -897,7 +904,7 @@ func (c *Console) policyFileOf(id string) (string, error) {
 	c.tray.mu.Lock()
 	r := c.replay(disk, slices.Clone(c.tray.st.Changes))
 	c.tray.mu.Unlock()
-	set, _ := parseSet(nonNil(r.files))
+	set, _ := parseSet(nonNil(policyOnly(r.files)))
 	if set != nil {
 		for _, p := range set.AccessPolicies {
 			if p.ID == id {

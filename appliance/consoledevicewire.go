@@ -1,0 +1,140 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/portcullis-gw/portcullis/appliance/console"
+	"github.com/portcullis-gw/portcullis/proxy/certcheck"
+)
+
+// Device CAs and CRLs uploaded through the console live in
+// <state_dir>/devices/ca/*.pem and <state_dir>/devices/crl/*.crl: the
+// appliance loads them after devices.client_cas and crl_files, at start and
+// on every reload (SIGHUP or the console's apply), so a CA uploaded while
+// the appliance runs makes certificates it issued valid on the next
+// connection. The first CA on an appliance started without any needs a
+// restart (its listeners do not ask for certificates); the console says so.
+
+func consoleDeviceDir(stateDir string) string { return filepath.Join(stateDir, "devices") }
+
+// withUploadedDevices is d with the uploaded files appended, in name order.
+func withUploadedDevices(d DevicesConfig, stateDir string) DevicesConfig {
+	dir := consoleDeviceDir(stateDir)
+	d.ClientCAs = append(slices.Clone(d.ClientCAs), uploadedFiles(filepath.Join(dir, "ca"), ".pem")...)
+	d.CRLFiles = append(slices.Clone(d.CRLFiles), uploadedFiles(filepath.Join(dir, "crl"), ".crl")...)
+	return d
+}
+
+func uploadedFiles(dir, ext string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ext) && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// reloadDevices loads the client-CA set again (configured and uploaded
+// files) and hands it to the running proxy. A set that does not load keeps
+// the running one and is the error.
+func (a *Appliance) reloadDevices() error {
+	if a.proxy == nil || !a.proxy.ClientCertificates() {
+		return nil // takes effect at the next start
+	}
+	d := withUploadedDevices(a.cfg.Devices, a.cfg.StateDir)
+	cc, err := deviceCerts(&d, a.certCheck)
+	if err != nil {
+		return err
+	}
+	if cc == nil {
+		return errors.New("devices: no client CAs left; removing the last one takes a restart")
+	}
+	if err := a.proxy.SetClientCAs(cc.CAs); err != nil {
+		return err
+	}
+	a.log.Info("device CAs reloaded", "client_cas", len(d.ClientCAs), "crl_files", len(d.CRLFiles))
+	return nil
+}
+
+// reloadFromConsole is the console's reload: policies (when the appliance
+// has a policy directory), device CAs and the settings that apply on
+// reload, each refused whole if it does not load.
+func (a *Appliance) reloadFromConsole() error {
+	var errs []error
+	if a.cfg.Policy.Dir != "" {
+		errs = append(errs, a.reloadPolicies())
+	}
+	if err := a.reloadDevices(); err != nil {
+		a.log.Error("device CA reload from the console refused, running CAs kept", "err", err)
+		errs = append(errs, err)
+	}
+	if err := a.reloadSettings(); err != nil { // consolesettingswire.go
+		a.log.Error("settings reload from the console refused, running settings kept", "err", err)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// consoleDevices are the console's device-certificate hooks.
+func (a *Appliance) consoleDevices() *console.DevicesOptions {
+	dir := consoleDeviceDir(a.cfg.StateDir)
+	for _, sub := range []string{"ca", "crl"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			a.log.Error("console device directory", "err", err)
+		}
+	}
+	return &console.DevicesOptions{
+		Dir:        dir,
+		Configured: func() ([]string, []string) { return a.cfg.Devices.ClientCAs, a.cfg.Devices.CRLFiles },
+		CheckSet: func(cas, crls [][]byte) error {
+			if len(cas) == 0 {
+				switch {
+				case len(crls) > 0:
+					return errors.New("CRLs need a device CA: upload the CA first")
+				case a.proxy != nil && a.proxy.ClientCertificates():
+					return errors.New("the running appliance asks devices for certificates and needs at least one device CA; to turn device certificates off, remove the CAs from the configuration and " + consoleDeviceDir(a.cfg.StateDir) + ", then restart")
+				}
+				return nil
+			}
+			if _, err := certcheck.LoadClientCAs(cas, crls); err != nil {
+				return fmt.Errorf("%w (bundles and CRLs numbered with devices.client_cas and crl_files first, then the uploaded ones by name)", err)
+			}
+			return nil
+		},
+		Live:        func() bool { return a.proxy != nil && a.proxy.ClientCertificates() },
+		ApplianceCA: func() []byte { return a.ca.CertPEM() },
+		PassThrough: func() []console.PassThroughEntry {
+			if a.proxy == nil {
+				return nil
+			}
+			list := a.proxy.PassThrough()
+			out := make([]console.PassThroughEntry, len(list))
+			for i, e := range list {
+				out[i] = console.PassThroughEntry{Host: e.Host, Family: e.Family, Expires: e.Expires}
+			}
+			return out
+		},
+		RemovePassThrough: func(host, family string) bool {
+			if a.proxy == nil {
+				return false
+			}
+			ok := a.proxy.RemovePassThrough(host, family)
+			if ok {
+				a.log.Info("pass-through entry removed", "host", host, "family", family, "by", "console")
+			}
+			return ok
+		},
+		StaticBypass: a.cfg.Access.BypassHosts,
+	}
+}

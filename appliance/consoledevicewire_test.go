@@ -1,0 +1,236 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/appliance/console"
+	"github.com/portcullis-gw/portcullis/internal/lab/revocationlab"
+)
+
+// consoleClient talks to the appliance's console inside the gateway
+// namespace, verifying its certificate with the appliance CA, as a
+// browser would (cookies, Sec-Fetch-Site).
+type consoleClient struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+type sameOriginRT struct{ rt http.RoundTripper }
+
+func (s sameOriginRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	return s.rt.RoundTrip(r)
+}
+
+func newConsoleClient(t *testing.T, l *e2eLab, addr string) *consoleClient {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(l.applianceCA())
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) { return l.GW.Dial(ctx, network, a) }}
+	return &consoleClient{t: t, base: "https://" + addr, http: &http.Client{Jar: jar, Transport: sameOriginRT{tr}, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *consoleClient) do(method, path, ctype string, body io.Reader) (int, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.csrf != "" {
+		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (c *consoleClient) api(method, path string, v any) (int, map[string]any) {
+	c.t.Helper()
+	var body io.Reader
+	if v != nil {
+		b, _ := json.Marshal(v)
+		body = strings.NewReader(string(b))
+	}
+	code, s := c.do(method, path, "application/json", body)
+	var out map[string]any
+	_ = json.Unmarshal([]byte(s), &out)
+	return code, out
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// setupAdmin creates the first admin with the one-time setup token the
+// appliance left in its state directory.
+func (c *consoleClient) setupAdmin(stateDir, user, password string) {
+	c.t.Helper()
+	var tok string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if tok, err = console.SetupToken(stateDir); err == nil && tok != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no setup token: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, page := c.do("GET", "/setup", "", nil)
+	m := csrfInput.FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("setup page without a form: %s", page)
+	}
+	form := url.Values{"csrf": {m[1]}, "token": {tok}, "user": {user}, "password": {password}, "password2": {password}}
+	if code, body := c.do("POST", "/setup", "application/x-www-form-urlencoded", strings.NewReader(form.Encode())); code != http.StatusSeeOther {
+		c.t.Fatalf("setup: %d %s", code, body)
+	}
+	code, s := c.api("GET", "/api/v1/session", nil)
+	if code != 200 {
+		c.t.Fatalf("session: %d", code)
+	}
+	c.csrf, _ = s["csrf_token"].(string)
+}
+
+func (c *consoleClient) apply() {
+	c.t.Helper()
+	_, tv := c.api("GET", "/api/v1/tray", nil)
+	if code, m := c.api("POST", "/api/v1/tray/apply", map[string]any{"version": tv["version"]}); code != http.StatusOK {
+		c.t.Fatalf("apply: %d %v", code, m)
+	}
+}
+
+// TestConsoleDeviceCAUpload runs the appliance binary with one device CA
+// (a root that issued none of the lab's device certificates) and an access
+// policy that blocks origin.lab without a valid client certificate. curl
+// in the client namespace presenting a certificate of another device PKI
+// is refused; then the PKI's root and issuing CA and their CRLs are
+// uploaded through the console's API, staged in the pending-changes tray
+// and applied — no restart, no signal — and the same certificate reaches
+// the origin as valid_client_certificate (the access log's device tag,
+// /metrics), while the certificate the uploaded CRL revokes stays refused.
+func TestConsoleDeviceCAUpload(t *testing.T) {
+	devs := newLabDevices(t)
+	initial, err := revocationlab.NewRoot(nil, "initial device root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initialPath := devs.write(t, "initial.pem", initial.PEM)
+	polDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(polDir, "devices.yaml"), []byte(deviceCertPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const consoleAddr = "198.18.1.1:9443"
+	l := newE2ELab(t, fmt.Sprintf("policy:\n  dir: %s\ndevices:\n  client_cas: [%s]\n  check_crl: true\n  user_from: san_email\nconsole:\n  listen: %s\n",
+		polDir, initialPath, consoleAddr))
+	l.start()
+	l.applianceCA() // writes appliance-ca.pem
+	curl := func(name string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := l.Client.Exec(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", filepath.Join(l.dir, "appliance-ca.pem"),
+			"--cert", filepath.Join(devs.dir, name+".pem"), "--key", filepath.Join(devs.dir, name+".key"), "https://origin.lab/?case=console-"+name)
+		if err != nil {
+			t.Errorf("curl %s: %v: %s", name, err, out)
+		}
+		return string(out)
+	}
+	if got := curl("valid"); got != "403" {
+		t.Fatalf("before the upload: HTTP %s, want 403 (the CA is not trusted yet)", got)
+	}
+
+	c := newConsoleClient(t, l, consoleAddr)
+	c.setupAdmin(filepath.Join(l.dir, "state"), "admin", "console-admin-password-1")
+	for i := range devs.cas {
+		b, err := os.ReadFile(devs.cas[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
+			t.Fatalf("upload CA %d: %d %v", i, code, m)
+		}
+	}
+	for i := range devs.crls {
+		b, err := os.ReadFile(devs.crls[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The lab writes DER: the API takes it base64-encoded.
+		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
+			t.Fatalf("upload CRL %d: %d %v", i, code, m)
+		}
+	}
+	// A device certificate is not a CA: refused with the reason.
+	if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(devs.issued["valid"].CertPEM)}); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(m["error"]), "is not a CA certificate") {
+		t.Errorf("leaf as CA: %d %v", code, m)
+	}
+	// Staged, not applied: still refused.
+	if got := curl("valid"); got != "403" {
+		t.Errorf("staged only: HTTP %s, want 403", got)
+	}
+	c.apply()
+	if got := curl("valid"); got != "200" {
+		t.Errorf("after the upload: HTTP %s, want 200\n%s", got, l.log())
+	}
+	if got := curl("revoked"); got != "403" {
+		t.Errorf("revoked by the uploaded CRL: HTTP %s, want 403", got)
+	}
+	// The activity log, searched through the console: the request carries
+	// the device tag and the user the certificate names.
+	var events []any
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, page := c.api("GET", "/api/v1/events?tag=valid_client_certificate&host=origin.lab", nil)
+		if events, _ = page["events"].([]any); len(events) > 0 {
+			break
+		}
+	}
+	if len(events) != 1 {
+		t.Fatalf("events with the device tag: %v", events)
+	}
+	if ev := events[0].(map[string]any); ev["user"] != "valid@corp.example" || ev["action"] != "allow" {
+		t.Errorf("event of the valid certificate: %v", ev)
+	}
+	metrics := l.get("http://127.0.0.1:9780/metrics")
+	for _, want := range []string{`portcullis_device_certificate_total{outcome="valid"} 1`, `portcullis_device_certificate_total{outcome="revoked"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The console shows what runs.
+	_, dv := c.api("GET", "/api/v1/devices", nil)
+	if dv["live"] != true || len(dv["cas"].([]any)) != 3 || len(dv["crls"].([]any)) != 2 {
+		t.Errorf("devices view: %v", dv)
+	}
+	if !strings.Contains(l.log(), "device CAs reloaded") {
+		t.Errorf("no reload logged:\n%s", l.log())
+	}
+}

@@ -214,7 +214,7 @@ func (c *Console) settingsView() (*SettingsView, error) {
 // ---- test events ----
 
 // testExporterTimeout bounds "send test event".
-const testExporterTimeout = 15 * time.Second
+var testExporterTimeout = 15 * time.Second
 
 // TestEventResult is what "send test event" reports.
 type TestEventResult struct {

@@ -205,6 +205,9 @@ func TestBodyReaderNoGoroutineAndPooled(t *testing.T) {
 		t.Fatalf("%d goroutines while a gzip body is half read, %d before", n, before)
 	}
 	_ = r.Close()
+	if raceBuild {
+		return // sync.Pool drops items at random under -race
+	}
 	// The rewriter's own allocations (a replacement string per rewritten
 	// srcset, the page's host cache) are the same with or without the
 	// reader; what the reader adds must be a few, whatever the encoding.

@@ -136,15 +136,6 @@ func (c *Console) eventDrawer(w http.ResponseWriter, r *http.Request, s *session
 	c.render(w, r, s, "activity#drawer", view{D: drawerView{E: ev, Links: searchLinks{drawerSearch(v)}}})
 }
 
-func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *session) {
-	pl, err := c.policyList()
-	var msg string
-	if err != nil {
-		msg = err.Error()
-	}
-	c.render(w, r, s, "policies", view{Title: "Policies", Nav: "policies", Error: msg, D: pl})
-}
-
 type editView struct {
 	File    string
 	New     bool

@@ -27,7 +27,7 @@ func (v view) Admin() bool { return v.S != nil && v.S.Role == RoleAdmin }
 
 // pageNames are the templates under assets/templates, each rendered inside
 // layout.html.
-var pageNames = []string{"login", "setup", "dashboard", "activity", "policies", "edit", "revisions", "audit", "account", "users",
+var pageNames = []string{"login", "setup", "dashboard", "activity", "edit", "revisions", "audit", "account", "users",
 	"policylist", "tray", "apps", "devices", "settings"}
 
 var funcs = template.FuncMap{

@@ -112,6 +112,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		return nil, err
 	}
 	a.policies.devices = devices != nil
+	a.policies.certUsers = devices != nil && devices.UserFrom != nil
 	if a.activity, err = openActivity(cfg); err != nil {
 		return nil, err
 	}

@@ -126,6 +126,16 @@ func (p *policyEnforcer) deviceMayAllow(e *policy.Engine, ci *proxy.ConnInfo, su
 	return e.Access(&policy.AccessRequest{Subject: subj, Host: host}).Action != policy.ActionBlock
 }
 
+// certUserMayAllow reports that a block resting on who the user is may not
+// hold for this client: before the handshake its certificate, which names
+// the user (devices.user_from), is not known. Such a connection is
+// intercepted and each request decided with the certificate's user
+// (deviceRecheck); one the policy still blocks gets 403. A user already
+// known (identity.source_users) was decided as that user.
+func (p *policyEnforcer) certUserMayAllow(ci *proxy.ConnInfo, subj policy.Subject, restsOnIdentity bool) bool {
+	return p.certUsers && restsOnIdentity && ci.TLS && subj.User == ""
+}
+
 // deviceRecheck is the access decision of a request on an intercepted TLS
 // connection (transparent or explicit) once the client certificate is
 // known: the connection-level decision could not see it.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,15 @@ const deviceCertPolicy = `access_policies:
       client_apps: [browser, mobile_desktop]
     action: block
     message: A valid device certificate is required for the lab origin.
+  # A block that rests on the user: the certificate names the user
+  # (user_from: san_email), which is only known after the handshake.
+  - id: chat-for-the-valid-user
+    filters:
+      apps: [chat-lab]
+      users: {none_of: [valid@corp.example]}
+      client_apps: [browser, mobile_desktop]
+    action: block
+    message: The lab chat is for valid@corp.example only.
 `
 
 // labDevices is a device PKI on disk: a root and an issuing CA (configured
@@ -161,6 +171,22 @@ func TestE2EDeviceCertificates(t *testing.T) {
 		}
 	}
 
+	// chat.lab: the certificate's user decides, after the handshake; a
+	// client without one is refused per request (403), not at the handshake.
+	l.Client.SetHosts(map[string]netip.Addr{"origin.lab": originGood, "chat.lab": originGood})
+	for _, c := range []struct{ cert, want string }{{"valid", "200"}, {"none", "403"}} {
+		args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", filepath.Join(l.dir, "appliance-ca.pem")}
+		if c.cert != "none" {
+			args = append(args, "--cert", filepath.Join(devs.dir, c.cert+".pem"), "--key", filepath.Join(devs.dir, c.cert+".key"))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := l.Client.Exec(ctx, "curl", append(args, "https://chat.lab/?case=user-"+c.cert)...)
+		cancel()
+		if err != nil || string(out) != c.want {
+			t.Errorf("curl chat.lab with %s certificate: %v: %q, want HTTP %s", c.cert, err, out, c.want)
+		}
+	}
+
 	// Chromium: the certificate in its NSS store, picked without a prompt.
 	for _, c := range []struct{ name, want string }{
 		{"valid", "hello from lab origin"},
@@ -190,7 +216,7 @@ func TestE2EDeviceCertificates(t *testing.T) {
 	}
 	ja4s := map[string]bool{}
 	for _, ev := range page.Events {
-		if ev.Action != "allow" || ev.User != "valid@corp.example" || ev.Host != "origin.lab" {
+		if ev.Action != "allow" || ev.User != "valid@corp.example" || (ev.Host != "origin.lab" && ev.Host != "chat.lab") {
 			t.Errorf("event with the device tag: %+v, want allowed, user from the certificate's e-mail SAN", ev)
 		}
 		ja4s[ev.JA4] = true

@@ -23,6 +23,8 @@ type policyEnforcer struct {
 	alerts *alerter
 	// devices: the TLS listeners ask for client certificates (devicewire.go).
 	devices bool
+	// certUsers: a valid client certificate names its user (devices.user_from).
+	certUsers bool
 	// loginFor: the hosts whose browsers the transparent login names
 	// (identity.require_user_for with the OIDC provider); nil: none.
 	loginFor func(host string) bool
@@ -85,10 +87,10 @@ func (p *policyEnforcer) DecideConn(ci *proxy.ConnInfo) proxy.ConnDecision {
 		}
 	}
 	d := e.Access(&policy.AccessRequest{Subject: subj, Host: name})
-	if d.Action == policy.ActionBlock && p.deviceMayAllow(e, ci, subj, name) {
+	userMayAllow := d.BlockRestsOnIdentity()
+	if d.Action == policy.ActionBlock && (p.deviceMayAllow(e, ci, subj, name) || p.certUserMayAllow(ci, subj, userMayAllow)) {
 		return proxy.ConnDecision{Verdict: proxy.VerdictIntercept, Reason: "decided per request: client certificate"}
 	}
-	userMayAllow := d.BlockRestsOnIdentity()
 	if d.Alert && !(userMayAllow && subj.ClientApp == policy.ClientBrowser && p.loginFor != nil && p.loginFor(name)) {
 		// A browser that will sign in is decided (and alerted on) per
 		// request, with its user (userRecheck).

@@ -263,6 +263,11 @@ func TestActivityToolsInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#events-body tr[data-seq] button")), chromedp.WaitVisible(chromedp.CSS("#drawer-panel")),
 		chromedp.Click(chromedp.CSS(`#drawer-panel a[href^="/policies/from-event"]`)), chromedp.WaitVisible(chromedp.CSS("#ed-content")),
 		waitFor(`document.getElementById("ed-status").textContent.startsWith("Valid")`))
+	// Explain the editor's default sample with the draft in place.
+	run("explain", chromedp.Click(chromedp.CSS("#ex-run")), waitFor(`!document.getElementById("ex-out").hidden`))
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#ex-status"))); !strings.Contains(st, "session decision: block") {
+		t.Errorf("explain status %q, want the base policy's block of the sample download", st)
+	}
 	content, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#ed-content")))
 	if !strings.Contains(content, "access_policies:") || !strings.Contains(content, "users: [bob@lab.example]") {
 		t.Errorf("draft policy:\n%s", content)

@@ -271,6 +271,7 @@ func (c *Console) Handler() http.Handler {
 	api("PUT /api/v1/policies/files/{name}", c.admin(c.apiPolicySave))
 	api("POST /api/v1/policies/validate", c.apiPolicyValidate)
 	api("POST /api/v1/policies/dry-run", c.apiPolicyDryRun)
+	api("POST /api/v1/policies/explain", c.apiPolicyExplain)
 	api("GET /api/v1/policies/revisions", c.apiRevisions)
 	api("GET /api/v1/devices", c.apiDevices)
 	api("GET /api/v1/devices/appliance-ca.crt", c.applianceCA)

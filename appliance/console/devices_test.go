@@ -309,6 +309,11 @@ func TestDevicesReloadRefusedRestores(t *testing.T) {
 	if resp, m := admin.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(ca.pem)}); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("stage: %d %v", resp.StatusCode, m)
 	}
+	// Started without device CAs (Live unset): the page says the set
+	// takes effect at the next restart instead of pretending.
+	if _, page := admin.get("/devices"); !strings.Contains(page, `id="restart-note"`) || !strings.Contains(page, "take effect at the next restart") {
+		t.Error("the devices page does not say that a restart is needed")
+	}
 	fail = true
 	code, m := admin.applyTray("")
 	if code == http.StatusOK || !strings.Contains(fmt.Sprint(m["error"]), "the proxy refused the set") {

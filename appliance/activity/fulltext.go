@@ -197,17 +197,9 @@ func candidateSQL(q Query, seqs []int64) (string, []any, int, error) {
 	}
 	cond, targs := textCondition(q.Text)
 	where, args = append(where, cond), append(args, targs...)
-	bw, bargs, err := boolConditions(q)
+	where, args, err = appendRest(q, "e", where, args)
 	if err != nil {
 		return "", nil, 0, err
-	}
-	where, args = append(where, bw...), append(args, bargs...)
-	if q.After != "" {
-		ts, seq, err := decodePageToken(q.After)
-		if err != nil {
-			return "", nil, 0, err
-		}
-		where, args = append(where, "(e.ts, e.seq) < (?, ?)"), append(args, ts, seq)
 	}
 	query := fmt.Sprintf("SELECT %s FROM events e WHERE %s ORDER BY e.ts DESC, e.seq DESC LIMIT %d",
 		selectColumns, strings.Join(where, " AND "), limit+1)

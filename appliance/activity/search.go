@@ -176,17 +176,9 @@ func searchSQL(q Query) (string, []any, int, error) {
 		cond, targs := textCondition(q.Text)
 		where, args = append(where, cond), append(args, targs...)
 	}
-	bw, bargs, err := boolConditions(q)
+	where, args, err := appendRest(q, key, where, args)
 	if err != nil {
 		return "", nil, 0, err
-	}
-	where, args = append(where, bw...), append(args, bargs...)
-	if q.After != "" {
-		ts, seq, err := decodePageToken(q.After)
-		if err != nil {
-			return "", nil, 0, err
-		}
-		where, args = append(where, "("+key+".ts, "+key+".seq) < (?, ?)"), append(args, ts, seq)
 	}
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))

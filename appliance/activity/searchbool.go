@@ -97,6 +97,24 @@ func boolConditions(q Query) (where []string, args []any, err error) {
 	return where, args, nil
 }
 
+// appendRest adds what both Search paths add last: the OR/NOT/source
+// conditions and the page token (key is the table ordering the scan).
+func appendRest(q Query, key string, where []string, args []any) ([]string, []any, error) {
+	bw, bargs, err := boolConditions(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	where, args = append(where, bw...), append(args, bargs...)
+	if q.After != "" {
+		ts, seq, err := decodePageToken(q.After)
+		if err != nil {
+			return nil, nil, err
+		}
+		where, args = append(where, "("+key+".ts, "+key+".seq) < (?, ?)"), append(args, ts, seq)
+	}
+	return where, args, nil
+}
+
 func sortedFields(m map[Field][]string) []Field {
 	out := make([]Field, 0, len(m))
 	for f := range m {

@@ -480,11 +480,8 @@ func (a *Appliance) reload() {
 	} else if a.cfg.Clients.File != "" {
 		a.log.Info("client data reloaded", "file", a.cfg.Clients.File)
 	}
-	if err := a.reloadDevices(); err != nil { // consoledevicewire.go
-		a.log.Error("reload refused, running device CAs kept", "err", err)
-	}
-	if err := a.reloadSettings(); err != nil { // consolesettingswire.go
-		a.log.Error("reload refused, running settings kept", "err", err)
+	if err := a.reloadConfig(); err != nil { // consolesettingswire.go
+		a.log.Error("reload refused, running device CAs and settings kept", "err", err)
 	}
 	if a.cfg.Policy.Dir == "" {
 		return

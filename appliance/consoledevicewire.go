@@ -15,7 +15,7 @@ import (
 // Device CAs and CRLs uploaded through the console live in
 // <state_dir>/devices/ca/*.pem and <state_dir>/devices/crl/*.crl: the
 // appliance loads them after devices.client_cas and crl_files, at start and
-// on every reload (SIGHUP or the console's apply), so a CA uploaded while
+// on every reload (SIGHUP or the console's apply: reloadConfig), so a CA uploaded while
 // the appliance runs makes certificates it issued valid on the next
 // connection. The first CA on an appliance started without any needs a
 // restart (its listeners do not ask for certificates); the console says so.
@@ -45,42 +45,39 @@ func uploadedFiles(dir, ext string) []string {
 	return out
 }
 
-// reloadDevices loads the client-CA set again (configured and uploaded
-// files) and hands it to the running proxy. A set that does not load keeps
-// the running one and is the error.
-func (a *Appliance) reloadDevices() error {
+// reloadDevicesWith loads the client-CA set of d (configured and uploaded
+// files) and hands it, with d's revocation policy, to the running proxy. A
+// set that does not load keeps the running one and is the error.
+func (a *Appliance) reloadDevicesWith(d DevicesConfig) error {
 	if a.proxy == nil || !a.proxy.ClientCertificates() {
 		return nil // takes effect at the next start
 	}
-	d := withUploadedDevices(a.cfg.Devices, a.cfg.StateDir)
+	d = withUploadedDevices(d, a.cfg.StateDir)
 	cc, err := deviceCerts(&d, a.certCheck)
 	if err != nil {
 		return err
 	}
 	if cc == nil {
-		return errors.New("devices: no client CAs left; removing the last one takes a restart")
+		return errors.New("devices: no client CAs left; turning device certificates off takes a restart")
 	}
-	if err := a.proxy.SetClientCAs(cc.CAs); err != nil {
+	if err := a.proxy.SetClientCerts(cc.CAs, cc.Policy); err != nil {
 		return err
 	}
-	a.log.Info("device CAs reloaded", "client_cas", len(d.ClientCAs), "crl_files", len(d.CRLFiles))
+	a.log.Info("device CAs reloaded", "client_cas", len(d.ClientCAs), "crl_files", len(d.CRLFiles), "check_crl", d.CheckCRL, "require_crl", d.RequireCRL)
 	return nil
 }
 
 // reloadFromConsole is the console's reload: policies (when the appliance
-// has a policy directory), device CAs and the settings that apply on
-// reload, each refused whole if it does not load.
+// has a policy directory), then the configuration file's reloadable part
+// (device CAs, their revocation policy, the live settings), each refused
+// whole if it does not load.
 func (a *Appliance) reloadFromConsole() error {
 	var errs []error
 	if a.cfg.Policy.Dir != "" {
 		errs = append(errs, a.reloadPolicies())
 	}
-	if err := a.reloadDevices(); err != nil {
-		a.log.Error("device CA reload from the console refused, running CAs kept", "err", err)
-		errs = append(errs, err)
-	}
-	if err := a.reloadSettings(); err != nil { // consolesettingswire.go
-		a.log.Error("settings reload from the console refused, running settings kept", "err", err)
+	if err := a.reloadConfig(); err != nil { // consolesettingswire.go
+		a.log.Error("reload from the console refused, running devices and settings kept", "err", err)
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -96,7 +93,7 @@ func (a *Appliance) consoleDevices() *console.DevicesOptions {
 	}
 	return &console.DevicesOptions{
 		Dir:        dir,
-		Configured: func() ([]string, []string) { return a.cfg.Devices.ClientCAs, a.cfg.Devices.CRLFiles },
+		Configured: func() ([]string, []string) { d := a.devicesConfig(); return d.ClientCAs, d.CRLFiles },
 		CheckSet: func(cas, crls [][]byte) error {
 			if len(cas) == 0 {
 				switch {

@@ -230,6 +230,45 @@ func TestConsoleDeviceCAUpload(t *testing.T) {
 	if dv["live"] != true || len(dv["cas"].([]any)) != 3 || len(dv["crls"].([]any)) != 2 {
 		t.Errorf("devices view: %v", dv)
 	}
+	// devices.check_crl applies on reload: turned off through the settings
+	// page's API, the revoked certificate is no longer checked and passes.
+	_, sv := c.api("GET", "/api/v1/settings", nil)
+	var checkCRL map[string]any
+	for _, g := range sv["groups"].([]any) {
+		for _, st := range g.(map[string]any)["settings"].([]any) {
+			if st.(map[string]any)["key"] == "devices.check_crl" {
+				checkCRL = st.(map[string]any)
+			}
+		}
+	}
+	if checkCRL["value"] != "true" || checkCRL["applies"] != "reload" || checkCRL["editable"] != true {
+		t.Errorf("devices.check_crl in the settings view: %v", checkCRL)
+	}
+	if code, m := c.api("POST", "/api/v1/settings", map[string]any{"key": "devices.require_crl", "value": "true"}); code != http.StatusCreated {
+		t.Fatalf("stage require_crl: %d %v", code, m)
+	}
+	// require_crl without check_crl does not load: refused at staging.
+	if code, m := c.api("POST", "/api/v1/settings", map[string]any{"key": "devices.check_crl", "value": "false"}); code != http.StatusUnprocessableEntity ||
+		!strings.Contains(fmt.Sprint(m["error"]), "devices.require_crl: needs check_crl: true") {
+		t.Errorf("check_crl off with require_crl on: %d %v", code, m)
+	}
+	_, tv := c.api("GET", "/api/v1/tray", nil)
+	for _, ch := range tv["changes"].([]any) {
+		id := ch.(map[string]any)["id"]
+		if code, _ := c.api("DELETE", fmt.Sprintf("/api/v1/tray/changes/%v", id), nil); code != http.StatusOK {
+			t.Fatalf("discard %v: %d", id, code)
+		}
+	}
+	if code, m := c.api("POST", "/api/v1/settings", map[string]any{"key": "devices.check_crl", "value": "false"}); code != http.StatusCreated {
+		t.Fatalf("stage check_crl off: %d %v", code, m)
+	}
+	c.apply()
+	if b, _ := os.ReadFile(l.cfgPath); !strings.Contains(string(b), "check_crl: false") {
+		t.Errorf("configuration after apply:\n%s", b)
+	}
+	if got := curl("revoked"); got != "200" {
+		t.Errorf("revoked with check_crl off: HTTP %s, want 200", got)
+	}
 	if !strings.Contains(l.log(), "device CAs reloaded") {
 		t.Errorf("no reload logged:\n%s", l.log())
 	}

@@ -18,7 +18,8 @@ import (
 
 // The console's settings page: every setting as it runs, and the ones the
 // appliance takes again on reload (SIGHUP or the console's apply)
-// editable. Today that is activity.alert_daily_limit; everything else is
+// editable: activity.alert_daily_limit, and devices.check_crl and
+// require_crl when the appliance runs with device CAs; everything else is
 // read at start and the page says so. A reload reads the configuration
 // file again; a file that does not load is refused whole and the running
 // values stay.
@@ -26,6 +27,9 @@ import (
 // liveSettings are the values a reload may change.
 type liveSettings struct {
 	alertDailyLimit atomic.Int64 // 0: the configuration's
+	// devices is the devices section in force (nil: the configuration's
+	// at start).
+	devices atomic.Pointer[DevicesConfig]
 }
 
 func (a *Appliance) alertDailyLimit() int {
@@ -35,17 +39,36 @@ func (a *Appliance) alertDailyLimit() int {
 	return a.cfg.Activity.AlertDailyLimit
 }
 
-// reloadSettings reads the configuration file again and takes the
-// settings that apply on reload.
-func (a *Appliance) reloadSettings() error {
-	if a.cfg.file == "" {
-		return nil
+func (a *Appliance) devicesConfig() DevicesConfig {
+	if d := a.live.devices.Load(); d != nil {
+		return *d
 	}
-	cfg, err := LoadConfig(a.cfg.file)
-	if err != nil {
+	return a.cfg.Devices
+}
+
+// reloadConfig reads the configuration file again (when the appliance was
+// started from one) and takes what applies on reload: the device CAs
+// (devices.client_cas, crl_files and the uploaded ones) with check_crl and
+// require_crl, and activity.alert_daily_limit. A file that does not load,
+// or a device set that does not, changes nothing.
+func (a *Appliance) reloadConfig() error {
+	devs := a.devicesConfig()
+	var next *Config
+	if a.cfg.file != "" {
+		cfg, err := LoadConfig(a.cfg.file)
+		if err != nil {
+			return err
+		}
+		next, devs = cfg, cfg.Devices
+	}
+	if err := a.reloadDevicesWith(devs); err != nil {
 		return err
 	}
-	if n := cfg.Activity.AlertDailyLimit; n != a.alertDailyLimit() {
+	if next == nil {
+		return nil
+	}
+	a.live.devices.Store(&next.Devices)
+	if n := next.Activity.AlertDailyLimit; n != a.alertDailyLimit() {
 		a.live.alertDailyLimit.Store(int64(n))
 		a.log.Info("settings reloaded", "activity.alert_daily_limit", n)
 	}
@@ -128,6 +151,17 @@ func (a *Appliance) settingGroups() []console.SettingGroup {
 		return s
 	}
 	live := func(s console.Setting) console.Setting { s.Applies = "reload"; return s }
+	// Device settings apply on reload once the listeners ask for
+	// certificates (the appliance started with device CAs).
+	dev := a.devicesConfig()
+	devLive := func(s console.Setting) console.Setting {
+		if a.proxy != nil && a.proxy.ClientCertificates() {
+			s.Applies = "reload"
+		} else {
+			s.Hint = "Applies at restart: this appliance started without device CAs."
+		}
+		return s
+	}
 	oidcSecret := "not set"
 	if c.Suffix.OIDC.ClientSecretFile != "" {
 		oidcSecret = "from " + c.Suffix.OIDC.ClientSecretFile
@@ -168,8 +202,9 @@ func (a *Appliance) settingGroups() []console.SettingGroup {
 			set("upstream.revocation", "Origin certificate revocation", c.Upstream.Revocation),
 			set("session.malware.clamd.address", "Malware scanner (clamd)", c.Session.Malware.Clamd.Address),
 			set("session.malware.icap.url", "Malware scanner (ICAP)", c.Session.Malware.ICAP.URL),
-			set("devices.check_crl", "Check device certificate revocation", c.Devices.CheckCRL),
-			set("devices.require_crl", "Require a CRL answer for devices", c.Devices.RequireCRL),
+			devLive(set("devices.check_crl", "Check device certificate revocation", dev.CheckCRL)),
+			devLive(set("devices.require_crl", "Require a CRL answer for devices", dev.RequireCRL, "Needs check_crl.")),
+			set("devices.user_from", "User named by a device certificate", dev.UserFrom),
 		}},
 		{Name: "Exporters", Settings: []console.Setting{
 			set("activity.jsonl.path", "JSON lines file", c.Activity.JSONL.Path),

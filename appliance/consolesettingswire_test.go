@@ -46,13 +46,13 @@ func TestConsoleSettingsReload(t *testing.T) {
 	if err := os.WriteFile(file, []byte(strings.Replace(base, "100", "250", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.reloadSettings(); err != nil || a.alertDailyLimit() != 250 {
+	if err := a.reloadConfig(); err != nil || a.alertDailyLimit() != 250 {
 		t.Fatalf("reload: %v, limit %d", err, a.alertDailyLimit())
 	}
 	if err := os.WriteFile(file, []byte(base+"  max_age: forever\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.reloadSettings(); err == nil || a.alertDailyLimit() != 250 {
+	if err := a.reloadConfig(); err == nil || a.alertDailyLimit() != 250 {
 		t.Errorf("reload of a bad file: %v, limit %d (want an error and 250 kept)", err, a.alertDailyLimit())
 	}
 	var reload []string

@@ -148,7 +148,7 @@ func newClientCerts(cfg ClientCertConfig) (*clientCerts, error) {
 	}
 	cfg.setDefaults()
 	cc := &clientCerts{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries)}
-	cc.set.Store(&clientCASet{cas: cfg.CAs, gen: caGeneration.Add(1)})
+	cc.set.Store(&clientCASet{cas: cfg.CAs, pol: cfg.Policy, gen: caGeneration.Add(1)})
 	return cc, nil
 }
 
@@ -202,7 +202,7 @@ func (cc *clientCerts) validate(peer []*x509.Certificate) DeviceCert {
 		return d
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deviceCheckTimeout)
-	r := cc.cfg.Checker.ValidClient(ctx, set.cas, peer, cc.cfg.Policy)
+	r := cc.cfg.Checker.ValidClient(ctx, set.cas, peer, set.pol)
 	timedOut := ctx.Err() != nil
 	cancel()
 	d := DeviceCert{Valid: r.Valid, Failure: r.Failure, Reason: r.Reason, SoftFailed: r.SoftFailed}

@@ -13,6 +13,7 @@ import (
 // the first handshake after a swap).
 type clientCASet struct {
 	cas *certcheck.ClientCAs
+	pol certcheck.ClientPolicy
 	gen uint64
 
 	mu   sync.Mutex
@@ -55,10 +56,19 @@ func (s *Server) SetClientCAs(cas *certcheck.ClientCAs) error {
 	if s.clientCerts == nil {
 		return ErrNoClientCertificates
 	}
+	return s.SetClientCerts(cas, s.clientCerts.set.Load().pol)
+}
+
+// SetClientCerts is SetClientCAs with the revocation policy replaced too
+// (devices.check_crl, require_crl).
+func (s *Server) SetClientCerts(cas *certcheck.ClientCAs, pol certcheck.ClientPolicy) error {
+	if s.clientCerts == nil {
+		return ErrNoClientCertificates
+	}
 	if cas == nil {
 		return errNoClientCAs
 	}
-	s.clientCerts.set.Store(&clientCASet{cas: cas, gen: caGeneration.Add(1)})
+	s.clientCerts.set.Store(&clientCASet{cas: cas, pol: pol, gen: caGeneration.Add(1)})
 	return nil
 }
 

@@ -110,7 +110,7 @@ func (a *Appliance) consoleDevices() *console.DevicesOptions {
 			return nil
 		},
 		Live:        func() bool { return a.proxy != nil && a.proxy.ClientCertificates() },
-		ApplianceCA: func() []byte { return a.ca.CertPEM() },
+		ApplianceCA: func() []byte { return a.certs.CA().CertPEM() }, // the CA in force (reloadCA)
 		PassThrough: func() []console.PassThroughEntry {
 			if a.proxy == nil {
 				return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/portcullis-gw/portcullis/internal/lab/browser"
 	"github.com/portcullis-gw/portcullis/policy"
@@ -244,3 +245,23 @@ func TestPolicyFormInChromium(t *testing.T) {
 }
 
 func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func TestPolicyFormDocumented(t *testing.T) {
+	var doc struct {
+		Paths      map[string]map[string]any `yaml:"paths"`
+		Components struct {
+			Schemas map[string]any `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/policies/form/render", "/policies/form/add", "/policies/form/parse"} {
+		if _, ok := doc.Paths[p]["post"]; !ok {
+			t.Errorf("openapi.yaml lacks post %s", p)
+		}
+	}
+	if doc.Components.Schemas["PolicyForm"] == nil {
+		t.Errorf("openapi.yaml lacks the PolicyForm schema")
+	}
+}

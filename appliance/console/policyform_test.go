@@ -237,6 +237,14 @@ func TestPolicyFormInChromium(t *testing.T) {
 	run("add", chromedp.Click(chromedp.CSS("#pf-add")),
 		waitFor(`document.getElementById("ed-content").value.includes("id: form-made")`),
 		waitFor(`document.getElementById("ed-status").textContent.startsWith("Valid: 1 access and 1 session")`))
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](axeSource+`;axe.run(document.getElementById("pf"), {resultTypes: ["violations"]}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, help: v.help})))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range res {
+		t.Errorf("axe on the form: %v", v)
+	}
 	content, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#ed-content")))
 	ps, err := policy.Parse("base.yaml", []byte(content))
 	if err != nil || len(ps.AccessPolicies) != 1 || ps.AccessPolicies[0].Action != policy.ActionMonitor || len(ps.SessionPolicies) != 1 {

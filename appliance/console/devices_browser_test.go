@@ -93,33 +93,8 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 		}
 		return s
 	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(shots, name+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", p)
-	}
-	axe := func(page string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
-			t.Fatalf("inject axe on %s: %v", page, err)
-		}
-		res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-			r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html).slice(0, 3)})))`,
-			chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("axe on %s: %v", page, err)
-		}
-		for _, v := range res {
-			t.Errorf("axe %s: %v %v: %v %v", page, v["impact"], v["id"], v["help"], v["nodes"])
-		}
-	}
+	shot := func(name string) { t.Helper(); screenshot(t, ctx, shots, name) }
+	axe := func(page string) { t.Helper(); axeCheck(t, ctx, page) }
 	login := func(user, pw string) {
 		t.Helper()
 		run("login "+user, chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")),

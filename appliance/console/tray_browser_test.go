@@ -69,33 +69,8 @@ func TestTrayInChromium(t *testing.T) {
 		}
 		return strings.TrimSpace(s)
 	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(shots, name+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", p)
-	}
-	axe := func(page string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true")); err != nil {
-			t.Fatalf("inject axe on %s: %v", page, err)
-		}
-		res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-			r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html).slice(0, 3)})))`,
-			chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("axe on %s: %v", page, err)
-		}
-		for _, v := range res {
-			t.Errorf("axe %s: %v %v: %v %v", page, v["impact"], v["id"], v["help"], v["nodes"])
-		}
-	}
+	shot := func(name string) { t.Helper(); screenshot(t, ctx, shots, name) }
+	axe := func(page string) { t.Helper(); axeCheck(t, ctx, page) }
 	watchCSP := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := chromedp.Evaluate[bool](`window.__cspViolations = 0; document.addEventListener("securitypolicyviolation", () => window.__cspViolations++); true`)(ctx, t)
 		return err
@@ -166,8 +141,12 @@ func TestTrayInChromium(t *testing.T) {
 	if got := enf.download(t); got != "allow" {
 		t.Fatalf("disabled: %s", got)
 	}
-	run("enable and monitor-only off", chromedp.Navigate(base+"/policies"), chromedp.WaitVisible(sw("enabled", "no-lab-downloads")),
-		chromedp.Click(sw("enabled", "no-lab-downloads")), chromedp.WaitVisible(chromedp.CSS("p.flash.ok")),
+	// One switch per page load: after the first click the page already
+	// shows a flash, so waiting for one after the second click would not
+	// wait for its navigation (and the next step aborted it).
+	run("enable", chromedp.Navigate(base+"/policies"), chromedp.WaitVisible(sw("enabled", "no-lab-downloads")),
+		chromedp.Click(sw("enabled", "no-lab-downloads")), chromedp.WaitVisible(chromedp.CSS("p.flash.ok")))
+	run("monitor-only off", chromedp.Navigate(base+"/policies"), chromedp.WaitVisible(sw("monitor", "no-lab-downloads")),
 		chromedp.Click(sw("monitor", "no-lab-downloads")), chromedp.WaitVisible(chromedp.CSS("p.flash.ok")))
 	applyAll("apply enable")
 	if got := enf.download(t); got != "block by no-lab-downloads" {

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// What the limits do not bound, on purpose or not yet:
+// What the limits do not bound:
 //
 //   - A tunnel other than WebSocket (a 101 to another protocol): only its
 //     idle time is bounded (TunnelIdleTimeout); its bytes are copied as

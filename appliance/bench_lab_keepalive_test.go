@@ -2,13 +2,11 @@ package appliance
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,7 +77,8 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 	for _, t := range r.Targets {
 		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
 	}
-	writeLabKeepAlive(b, r)
+	r.writeAs(b, "lab-keepalive-"+time.Now().UTC().Format("20060102-150405")+".md", "Lab keep-alive benchmark", "",
+		"medians of the repetitions are used; rates per second")
 }
 
 // wrkConns is wrk against https://origin.lab/ with c keep-alive connections
@@ -129,34 +128,4 @@ var accessRequestLine = regexp.MustCompile(`"msg":"request"`)
 func accessRequests(l *e2eLab) int {
 	data, _ := os.ReadFile(filepath.Join(l.dir, "access.log"))
 	return len(accessRequestLine.FindAllIndex(data, -1))
-}
-
-// writeLabKeepAlive prints the report and writes it to bench/results.
-func writeLabKeepAlive(b testing.TB, r *labReport) {
-	var md strings.Builder
-	fmt.Fprintf(&md, "# Lab keep-alive benchmark %s\n\n", r.Machine["date"])
-	fmt.Fprintf(&md, "Machine: %s × %s, kernel %s, %s\n\n", r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"])
-	fmt.Fprintf(&md, "| measure | value | target | met |\n|---|---|---|---|\n")
-	for _, t := range r.Targets {
-		fmt.Fprintf(&md, "| %s | %.3f | %s %.2f | %v |\n", t.Name, t.Value, t.Kind, t.Target, t.Met)
-	}
-	fmt.Fprintf(&md, "\nRaw (medians of the repetitions are used; rates per second):\n\n")
-	keys := make([]string, 0, len(r.Raw))
-	for k := range r.Raw {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&md, "- %s: %v\n", k, r.Raw[k])
-	}
-	fmt.Print("\n" + md.String())
-	dir := filepath.Join("..", "bench", "results")
-	_ = os.MkdirAll(dir, 0o755)
-	stamp := time.Now().UTC().Format("20060102-150405")
-	js, _ := json.MarshalIndent(r, "", "  ")
-	for name, data := range map[string][]byte{"lab-keepalive-" + stamp + ".json": js, "lab-keepalive-" + stamp + ".md": []byte(md.String())} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			b.Error(err)
-		}
-	}
 }

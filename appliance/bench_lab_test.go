@@ -547,21 +547,26 @@ func BenchmarkLabSession(b *testing.B) {
 	for _, t := range r.Targets {
 		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
 	}
-	r.writeAs(b, "lab-session-"+time.Now().UTC().Format("20060102")+".md")
+	r.writeAs(b, "lab-session-"+time.Now().UTC().Format("20060102")+".md", "Lab session benchmark",
+		"Baseline: the same download from the same origin through the same appliance with no session policy, alternating with the policy runs in this run (medians of the repetitions).",
+		"downloads in bytes/s")
 }
 
-// writeAs writes the report's markdown to bench/results/name (and its JSON
-// beside it), leaving lab-latest.md to BenchmarkLab.
-func (r *labReport) writeAs(b testing.TB, name string) {
+// writeAs prints the report as Markdown and writes it, with its JSON, to
+// bench/results/name (.md and .json): title, then what the baseline is
+// (preamble, may be empty), the targets, and the raw figures.
+func (r *labReport) writeAs(b testing.TB, name, title, preamble, rawNote string) {
 	var md strings.Builder
-	fmt.Fprintf(&md, "# Lab session benchmark %s\n\n", r.Machine["date"])
+	fmt.Fprintf(&md, "# %s %s\n\n", title, r.Machine["date"])
 	fmt.Fprintf(&md, "Machine: %s × %s, kernel %s, %s\n\n", r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"])
-	fmt.Fprintf(&md, "Baseline: the same download from the same origin through the same appliance with no session policy, alternating with the policy runs in this run (medians of the repetitions).\n\n")
+	if preamble != "" {
+		fmt.Fprintf(&md, "%s\n\n", preamble)
+	}
 	fmt.Fprintf(&md, "| measure | value | target | met |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&md, "| %s | %.3f | %s %.2f | %v |\n", t.Name, t.Value, t.Kind, t.Target, t.Met)
 	}
-	fmt.Fprintf(&md, "\nRaw (downloads in bytes/s):\n\n")
+	fmt.Fprintf(&md, "\nRaw (%s):\n\n", rawNote)
 	keys := make([]string, 0, len(r.Raw))
 	for k := range r.Raw {
 		keys = append(keys, k)

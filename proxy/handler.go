@@ -45,6 +45,9 @@ type requestState struct {
 	client     classify.Result
 	clientDone bool
 	download   bool
+	// forward is the client's response while forwardLean waits for the
+	// origin's head: informational responses are passed to it.
+	forward http.ResponseWriter
 }
 
 func (st *requestState) set(decision, reason string) {
@@ -140,7 +143,9 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if !s.sessionRequest(rec, r, ci, st, r.Host) || s.controlNotice(rec, r, st) {
 		return
 	}
-	s.rproxy.ServeHTTP(rec, r)
+	if !s.forwardLean(rec, r, ci, st) {
+		s.rproxy.ServeHTTP(rec, r)
+	}
 }
 
 // requestAlloc is what the pipeline allocates for one request, as one

@@ -196,7 +196,7 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 			err = lc.failure(ctx, err, "no response")
 		}
 	}()
-	if !writeHead(lc.bw, r) {
+	if !writeHead(lc.bw, r, st != nil && st.forward != nil) {
 		if err = r.Write(lc.bw); err != nil {
 			return nil, false, err
 		}
@@ -223,7 +223,9 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 		if n1xx == max1xx {
 			return nil, true, errors.New("origin sent too many informational responses")
 		}
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		if st != nil && st.forward != nil {
+			forward1xx(st.forward, resp.StatusCode, resp.Header)
+		} else if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err = trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, true, err
 			}
@@ -245,7 +247,12 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 // reports false for what only Request.Write handles (an opaque target, a
 // Host it would rewrite or refuse, a control byte in the target, CR or LF in
 // a value): the caller then uses Request.Write.
-func writeHead(w *bufio.Writer, r *http.Request) bool {
+//
+// forwarded is set for the client's own request (forwardLean), which writes
+// it as the ReverseProxy would have sent it: without Connection (only
+// "keep-alive" reaches here), Forwarded and X-Forwarded-*, and without a
+// User-Agent when the client sent none.
+func writeHead(w *bufio.Writer, r *http.Request, forwarded bool) bool {
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
@@ -262,6 +269,9 @@ func writeHead(w *bufio.Writer, r *http.Request) bool {
 		return false
 	}
 	ua := "Go-http-client/1.1"
+	if forwarded {
+		ua = ""
+	}
 	if v, ok := r.Header["User-Agent"]; ok {
 		ua = ""
 		if len(v) > 0 {
@@ -294,6 +304,10 @@ func writeHead(w *bufio.Writer, r *http.Request) bool {
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
+		case "Connection", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			if forwarded {
+				continue
+			}
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
 			continue

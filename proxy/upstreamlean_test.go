@@ -31,7 +31,7 @@ func TestWriteHeadAsRequestWrite(t *testing.T) {
 	for i, r := range same {
 		var a, b bytes.Buffer
 		wa := bufio.NewWriter(&a)
-		if !writeHead(wa, r) {
+		if !writeHead(wa, r, false) {
 			t.Fatalf("%d: writeHead declined %s %s", i, r.Method, r.URL)
 		}
 		_ = wa.Flush()
@@ -60,7 +60,7 @@ func TestWriteHeadAsRequestWrite(t *testing.T) {
 	} {
 		var a bytes.Buffer
 		w := bufio.NewWriter(&a)
-		if writeHead(w, r) || w.Buffered() > 0 {
+		if writeHead(w, r, false) || w.Buffered() > 0 {
 			t.Errorf("%d: writeHead wrote %q, want it left to Request.Write", i, a.String())
 		}
 	}

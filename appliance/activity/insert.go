@@ -38,9 +38,12 @@ type inserter struct {
 	tags    []any
 	nv      []driver.NamedValue
 	nextSeq int64 // seq of the next event; reset from the table on failure
-	// derived are the statements that count a group after its rows are in
-	// (rollups), each run once per group with the group's first seq.
-	derived []string
+	// rollups: the group's counts are added up here as its rows are bound
+	// and written as one upsert per bucket (rollupgroup.go).
+	rollups bool
+	counts  map[countKey]int64
+	names   map[nameKey]nameCount
+	upserts []any
 	// fullText: the index is written every ftsBatch events, past ftsMark
 	// (the highest seq indexed, as fts_mark holds it).
 	fullText bool
@@ -59,9 +62,9 @@ func newInserter(db *sql.DB, f features, ftsBatch int) (*inserter, error) {
 		}
 	}
 	if f.rollups {
-		for _, q := range rollupFill {
-			in.derived = append(in.derived, fmt.Sprintf(q, "seq >= ?"))
-		}
+		in.rollups = true
+		in.counts = map[countKey]int64{}
+		in.names = map[nameKey]nameCount{}
 	}
 	if err := in.reloadSeq(); err != nil {
 		return nil, err
@@ -123,6 +126,10 @@ func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
 		cols = "policy, ts, seq"
 	case "event_tag":
 		cols = "tag, ts, seq"
+	case "rollup_counts":
+		cols = "span, bucket, mode, action, n"
+	case "rollup_names":
+		cols = "span, dim, bucket, name, n, blocked"
 	default:
 		return nil, fmt.Errorf("insert into unknown table %q", table)
 	}
@@ -132,11 +139,17 @@ func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
 	// one row. OR ROLLBACK on events: any failure dooms the group anyway, and
 	// without an ABORT conflict clause SQLite needs no statement journal for
 	// a multi-row statement.
-	verb := "INSERT OR ROLLBACK INTO "
-	if table != "events" {
+	verb, tail := "INSERT OR ROLLBACK INTO ", ""
+	switch table {
+	case "events":
+	case "rollup_counts":
+		verb, tail = "INSERT INTO ", " ON CONFLICT DO UPDATE SET n = n + excluded.n"
+	case "rollup_names":
+		verb, tail = "INSERT INTO ", " ON CONFLICT DO UPDATE SET n = n + excluded.n, blocked = blocked + excluded.blocked"
+	default:
 		verb = "INSERT OR IGNORE INTO "
 	}
-	q := verb + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
+	q := verb + table + " (" + cols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+",", rows), ",") + tail
 	prep, ok := dc.(driver.ConnPrepareContext)
 	if !ok {
 		return nil, fmt.Errorf("sqlite driver connection %T cannot prepare", dc)
@@ -275,6 +288,11 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 		}
 	}()
 	args, pol, tags := in.args[:0], in.policy[:0], in.tags[:0]
+	if in.rollups {
+		// A retried group counts its events afresh.
+		clear(in.counts)
+		clear(in.names)
+	}
 	for i := range events {
 		ev := &events[i]
 		seq := in.nextSeq
@@ -287,6 +305,9 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 		}
 		for _, t := range ev.DeviceTags {
 			tags = append(tags, t, ts, seq)
+		}
+		if in.rollups {
+			in.count(ev, ts)
 		}
 	}
 	// Keep the buffers for the next group, but not the strings they point to.
@@ -305,17 +326,17 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 	if err := in.exec(dc, "event_tag", tags, 3, sideRowsPerInsert); err != nil {
 		return err
 	}
-	// The rollups and the full-text index read the group's rows back (their
-	// pages are in the cache): one statement each, whatever the group's
-	// size, with nothing to bind but a seq.
 	if len(events) == 0 {
 		return tx.Commit()
 	}
-	for _, q := range in.derived {
-		if err := in.execQuery(dc, q, events[0].Seq); err != nil {
+	if in.rollups {
+		if err := in.writeCounts(dc); err != nil {
 			return err
 		}
 	}
+	// The full-text index reads the batch's rows back (their pages are in
+	// the cache): one statement, whatever the batch's size, with nothing to
+	// bind but a seq.
 	mark := in.ftsMark
 	if last := in.nextSeq - 1; in.fullText && last-mark >= int64(in.ftsBatch) {
 		if err := in.execQuery(dc, fullTextBatch, mark); err != nil {

@@ -168,3 +168,37 @@ func TestRollupsRejectBadRanges(t *testing.T) {
 		}
 	}
 }
+
+// A group whose commit fails (here: its first row's seq collides with a
+// stored one) and is committed again adds its counts once.
+func TestRollupsRetriedGroupCountedOnce(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	r := rand.New(rand.NewPCG(5, 6))
+	base := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
+	group := func(n, from int) []Event {
+		g := make([]Event, n)
+		for i := range g {
+			g[i] = rollupEvent(r, base.Add(time.Duration(from+i)*time.Second))
+			g[i].ID = newEventID(g[i].Time)
+		}
+		return g
+	}
+	first, second := group(50, 0), group(80, 50)
+	if err := s.withWriter(func() error { return s.commit(first) }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.withWriter(func() error {
+		next := s.ins.nextSeq
+		s.ins.nextSeq = first[0].Seq
+		err := s.commit(second)
+		s.ins.nextSeq = next
+		return err
+	})
+	if err == nil {
+		t.Fatal("a group reusing a stored seq was committed")
+	}
+	if err := s.withWriter(func() error { return s.commit(second) }); err != nil {
+		t.Fatal(err)
+	}
+	checkRollups(t, s, second[len(second)-1].Time, "retried")
+}

@@ -1092,7 +1092,7 @@ func (r *remote) apply(ctx context.Context, note string, confirm bool) error {
 	}
 	answer := make(chan string, 1)
 	go func() {
-		s, _ := p.ask("Keep them? The console still answers if you can read this. [y/N] ")
+		s, _ := p.ask("Keep them? (confirmed over a new connection, which shows the console still answers) [y/N] ")
 		answer <- strings.ToLower(strings.TrimSpace(s))
 	}()
 	select {

@@ -174,6 +174,40 @@ func (l *remoteLab) emit(evs ...activity.Event) {
 	}
 }
 
+// enrolTOTP turns on two-factor login for the browser's account and
+// returns the secret.
+func (l *remoteLab) enrolTOTP(b *consoleClient) string {
+	l.t.Helper()
+	if code, _ := b.do("POST", "/account/totp", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"csrf": {b.csrf}}.Encode())); code != http.StatusSeeOther {
+		l.t.Fatalf("begin totp: %d", code)
+	}
+	_, page := b.do("GET", "/account", "", nil)
+	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(page)
+	if m == nil {
+		l.t.Fatalf("no TOTP secret on the account page:\n%s", page)
+	}
+	now, err := totp.GenerateCode(m[1], time.Now())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if code, body := b.do("POST", "/account/totp/confirm", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"csrf": {b.csrf}, "code": {now}}.Encode())); code != 200 || !strings.Contains(body, "Two-factor login is on.") {
+		l.t.Fatalf("confirm totp: %d", code)
+	}
+	return m[1]
+}
+
+// nextTOTP is the next time step's code: this step's confirmed the
+// enrolment, and a code is valid once (one step of skew is allowed).
+func nextTOTP(t *testing.T, secret string) string {
+	t.Helper()
+	code, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
 func jsonLinesOf(t *testing.T, out string) []map[string]any {
 	t.Helper()
 	var rows []map[string]any
@@ -214,23 +248,7 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 	// The first admin (setup token), with two-factor login; an auditor.
 	b := l.browser()
 	b.setupAdmin(l.state, "admin", remoteAdminPW)
-	if code, _ := b.do("POST", "/account/totp", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"csrf": {b.csrf}}.Encode())); code != http.StatusSeeOther {
-		t.Fatalf("begin totp: %d", code)
-	}
-	_, page := b.do("GET", "/account", "", nil)
-	m := regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`).FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no TOTP secret on the account page:\n%s", page)
-	}
-	secret := m[1]
-	now, err := totp.GenerateCode(secret, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, body := b.do("POST", "/account/totp/confirm", "application/x-www-form-urlencoded",
-		strings.NewReader(url.Values{"csrf": {b.csrf}, "code": {now}}.Encode())); code != 200 || !strings.Contains(body, "Two-factor login is on.") {
-		t.Fatalf("confirm totp: %d", code)
-	}
+	secret := l.enrolTOTP(b)
 	if code, m := b.api("POST", "/api/v1/users", map[string]any{"name": "audrey", "password": remoteAuditorPW, "role": "auditor"}); code != http.StatusCreated {
 		t.Fatalf("create auditor: %d %v", code, m)
 	}
@@ -245,11 +263,7 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 		!strings.Contains(err.Error(), "no TOTP or recovery code on standard input") {
 		t.Fatalf("no code: %v", err)
 	}
-	next, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second)) // this step's code confirmed the enrolment
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := l.ok(remoteAdminPW+"\n"+next+"\n", "remote", "login", "--config", l.cfgPath, "--user", "admin")
+	out := l.ok(remoteAdminPW+"\n"+nextTOTP(t, secret)+"\n", "remote", "login", "--config", l.cfgPath, "--user", "admin")
 	sessFile := filepath.Join(l.home, ".config", "portcullis", "console-session.json")
 	if !strings.Contains(out, "logged in to "+l.url+" as admin (admin)") || !strings.Contains(out, sessFile) {
 		t.Fatalf("login said: %q", out)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/portcullis-gw/portcullis/appliance/console"
 )
 
 // The client side of the console's JSON API (appliance/console/openapi.yaml)
@@ -457,4 +459,13 @@ func (p *prompter) secret(prompt, what string) (string, error) {
 		return "", fmt.Errorf("no %s typed: %w", what, err)
 	}
 	return s, nil
+}
+
+// tray is GET /tray: the pending changes as they would apply now.
+func (c *remoteClient) tray(ctx context.Context) (*console.TrayView, error) {
+	var tv console.TrayView
+	if err := c.call(ctx, epTray, nil, nil, nil, &tv); err != nil {
+		return nil, err
+	}
+	return &tv, nil
 }

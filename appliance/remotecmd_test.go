@@ -80,19 +80,7 @@ console: {listen: %q, names: [console.lab]}
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, testLog{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("appliance: %v", err)
-		}
-	})
+	a := runAppliance(t, cfg)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", consoleAddr, time.Second)
@@ -114,6 +102,26 @@ console: {listen: %q, names: [console.lab]}
 	}
 	t.Cleanup(func() { remoteObserve = nil })
 	return l
+}
+
+// runAppliance runs the appliance of cfg in this process until the test
+// ends.
+func runAppliance(t *testing.T, cfg *Config) *Appliance {
+	t.Helper()
+	a, err := New(cfg, testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("appliance: %v", err)
+		}
+	})
+	return a
 }
 
 // browser is a browser-like client of the console (for what the CLI does

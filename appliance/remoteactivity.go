@@ -42,7 +42,11 @@ func addEventFilters(cmd *cobra.Command) *eventSearch {
 	es := &eventSearch{vals: map[string]*[]string{}}
 	fs := cmd.Flags()
 	for _, f := range eventFilterFlags {
-		es.vals[f.param] = fs.StringArray(f.flag, nil, f.help+" (repeat: any of them)")
+		help := f.help + " (repeat: any of them)"
+		if f.param == "q" {
+			help = f.help + " (once)"
+		}
+		es.vals[f.param] = fs.StringArray(f.flag, nil, help)
 	}
 	fs.StringArrayVar(&es.not, "not", nil, "exclude FILTER=VALUE, e.g. --not action=allow (repeatable)")
 	fs.StringVar(&es.since, "since", "", "relative range: 15m, 1h, 7d (default 24h unless --from or --to, as in the console)")
@@ -75,6 +79,13 @@ func (es *eventSearch) query(cmd *cobra.Command) (url.Values, error) {
 			return nil, ErrUsage
 		}
 		q.Add("not_"+eventFilterFlags[i].param, v)
+	}
+	// The console searches one text, and excludes one.
+	for _, p := range []string{"q", "not_q"} {
+		if len(q[p]) > 1 {
+			fmt.Fprintln(cmd.ErrOrStderr(), "--text and --not text=...: give each at most once")
+			return nil, ErrUsage
+		}
 	}
 	switch {
 	case es.since != "":

@@ -211,6 +211,10 @@ func (r *remote) login(cmd *cobra.Command, cfgPath, rawURL, caPath, user string)
 		return fmt.Errorf("login answer without a CSRF token: %v", err)
 	}
 	s := &remoteSession{URL: base, CAPEM: caPEM, Cookie: cookie, CSRF: info.CSRF, User: info.User, Role: info.Role, Created: time.Now().UTC()}
+	// The session this one replaces ends too, rather than idling on.
+	if old, err := r.client(); err == nil {
+		_ = old.call(cmd.Context(), epLogout, nil, nil, nil, nil)
+	}
 	if err := saveSession(path, s); err != nil {
 		return err
 	}

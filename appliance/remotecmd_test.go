@@ -241,8 +241,8 @@ const (
 // console URL and CA from the local configuration), policies with hits,
 // activity search and export, a disable staged, shown, applied and kept
 // as a revision, then undone; an auditor refused; a risky change confirmed
-// and another left to revert while a further apply is refused (409); the
-// audit log; status; logout and a dead session said plainly. Every API
+// and another left to revert while a further apply is refused (409); a
+// conflict with a hand edit; the audit log; status; logout and a dead session said plainly. Every API
 // operation the CLI knows is used, and each is in the served openapi.yaml.
 func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 	l := newRemoteLab(t)
@@ -332,8 +332,14 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 	if _, _, err := l.cli("", "remote", "activity", "search", "--source", "not-an-ip"); err == nil || !strings.Contains(err.Error(), "not an IP address") {
 		t.Fatalf("bad source: %v", err)
 	}
-	if _, _, err := l.cli("", "remote", "activity", "search", "--not", "colour=red"); ExitCode(err) != 2 {
-		t.Fatalf("bad --not: exit %d", ExitCode(err))
+	for _, args := range [][]string{{"--not", "colour=red"}, {"--text", "wiki", "--text", "red"}, {"--output", "yaml"}} {
+		if _, _, err := l.cli("", append([]string{"remote", "activity", "search"}, args...)...); ExitCode(err) != 2 {
+			t.Errorf("search %q: exit %d, want 2", args, ExitCode(err))
+		}
+	}
+	if evs := jsonLinesOf(t, l.ok("", "remote", "activity", "search", "--text", "red", "--not", "user=bob@corp.example", "--output", "jsonl")); len(evs) != 1 ||
+		evs[0]["user"] != "carol@corp.example" {
+		t.Fatalf("search --text red, not bob: %v", evs)
 	}
 
 	// Export: CSV to a file (0600), JSON lines to stdout.
@@ -388,6 +394,18 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 			t.Errorf("auditor %v: %v", args, err)
 		}
 	}
+
+	// Logging in again ends the session it replaces.
+	oldAud, _ := os.ReadFile(audSess)
+	l.ok(remoteAuditorPW+"\n", "remote", "--session", audSess, "login", "--url", l.url, "--ca", l.caFile, "--user", "audrey")
+	oldFile := filepath.Join(t.TempDir(), "old.json")
+	if err := os.WriteFile(oldFile, oldAud, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.cli("", "remote", "--session", oldFile, "changes", "list"); err == nil || !strings.Contains(err.Error(), "(no session, or it ended)") {
+		t.Fatalf("the replaced session: %v", err)
+	}
+	l.ok("", "remote", "--session", audSess, "changes", "list")
 
 	out = l.ok("", "remote", "changes", "apply", "--note", "wiki is back")
 	if !strings.Contains(out, "applying change 1: ") || !regexp.MustCompile(`revision (\d+) \(base.yaml\)`).MatchString(out) {
@@ -458,6 +476,20 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 	}
 	if _, _, err := l.cli("", "remote", "changes", "confirm"); err == nil || !strings.Contains(err.Error(), "no change is waiting for confirmation") {
 		t.Fatalf("confirm of nothing: %v", err)
+	}
+	// A hand edit of the file under a staged change: the tray shows the
+	// conflict, the apply is refused with the console's words (409).
+	hand, _ := os.ReadFile(l.polFile)
+	if err := os.WriteFile(l.polFile, append(hand, "# edited by hand\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := l.ok("", "remote", "changes", "list"); !strings.Contains(out, "CONFLICT (file changed since): policy block-wiki: disabled") ||
+		!strings.Contains(out, "does not apply as it is") {
+		t.Fatalf("conflict not shown:\n%s", out)
+	}
+	if _, _, err := l.cli("", "remote", "changes", "apply"); err == nil || !strings.HasPrefix(err.Error(), "conflict: the file changed on disk since the change was staged") ||
+		!strings.Contains(err.Error(), "(changes 5; discard them and stage again)") {
+		t.Fatalf("apply of a conflicting change: %v", err)
 	}
 	if out := l.ok("", "remote", "changes", "discard", "--all"); !strings.Contains(out, "discarded change") {
 		t.Fatalf("discard --all: %q", out)

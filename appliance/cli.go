@@ -336,6 +336,9 @@ func normalizeFlags(root *cobra.Command, args []string) []string {
 		if f := cmd.Flags().Lookup(name); f != nil {
 			return f
 		}
+		if f := cmd.PersistentFlags().Lookup(name); f != nil {
+			return f
+		}
 		return cmd.InheritedFlags().Lookup(name)
 	}
 	takesValue := func(f *pflag.Flag) bool { return f != nil && f.NoOptDefVal == "" }

@@ -229,10 +229,10 @@ func loginTarget(cfgPath, rawURL, caPath string) (string, string, error) {
 	if rawURL == "" || caPath == "" {
 		var err error
 		if cfg, err = LoadConfig(cfgPath); err != nil {
-			if rawURL == "" {
+			if rawURL == "" || cfgPath != "" {
 				return "", "", err
 			}
-			cfg = nil // another appliance's URL: a local configuration is not needed
+			cfg = nil // another appliance's URL: no local configuration needed
 		}
 	}
 	base := ""

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -193,6 +194,29 @@ func consoleURLOf(cc ConsoleConfig) (string, error) {
 		host = "localhost"
 	}
 	return "https://" + net.JoinHostPort(host, port), nil
+}
+
+// certificatesOnly keeps the CERTIFICATE blocks of a PEM file (what the
+// session file keeps of it: never a key that came in the same file).
+func certificatesOnly(b []byte) (string, error) {
+	var out []byte
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+				return "", err
+			}
+			out = append(out, pem.EncodeToMemory(blk)...)
+		}
+	}
+	if len(out) == 0 {
+		return "", errors.New("no PEM certificate in it")
+	}
+	return string(out), nil
 }
 
 // remoteClient calls the API with a session (nil for the login itself).

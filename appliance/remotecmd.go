@@ -250,7 +250,11 @@ func loginTarget(cfgPath, rawURL, caPath string) (string, string, error) {
 		if err != nil {
 			return "", "", fmt.Errorf("--ca: %w", err)
 		}
-		return base, string(b), nil
+		certs, err := certificatesOnly(b)
+		if err != nil {
+			return "", "", fmt.Errorf("--ca %s: %w", caPath, err)
+		}
+		return base, certs, nil
 	}
 	if cfg == nil || cfg.Console.Certificate != "" {
 		return base, "", nil
@@ -263,7 +267,11 @@ func loginTarget(cfgPath, rawURL, caPath string) (string, string, error) {
 	case err != nil:
 		return "", "", fmt.Errorf("the appliance CA %s: %w: log in as a user who may read it, or give --ca FILE (`portcullis ca cert` prints it)", local, err)
 	}
-	return base, string(b), nil
+	certs, err := certificatesOnly(b)
+	if err != nil {
+		return "", "", fmt.Errorf("the appliance CA %s: %w", local, err)
+	}
+	return base, certs, nil
 }
 
 func (r *remote) logoutCommand() *cobra.Command {

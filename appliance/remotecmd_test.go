@@ -565,8 +565,10 @@ func TestRemoteCLIAgainstTheConsole(t *testing.T) {
 }
 
 // A console whose certificate the trusted CA did not issue is refused with
-// what to do; plain HTTP and URLs with a path are refused before any
-// connection.
+// what to do; a --ca file without a certificate is refused, and of one
+// that also holds a key only the certificates are kept; plain HTTP, URLs
+// with a path and a login without --user off a terminal are refused before
+// any connection.
 func TestRemoteLoginChecksTheConsole(t *testing.T) {
 	l := newRemoteLab(t)
 	// Another appliance's CA: `ca cert` of a second install.
@@ -582,6 +584,26 @@ func TestRemoteLoginChecksTheConsole(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the console's certificate is not trusted") || !strings.Contains(err.Error(), "--ca FILE") {
 		t.Fatalf("untrusted console: %v", err)
 	}
+	// A CA file without a certificate; a certificate with its key: the key
+	// is not kept.
+	if _, _, err := l.cli("pw\n", "remote", "login", "--url", l.url, "--ca", l.cfgPath, "--user", "admin"); err == nil || !strings.Contains(err.Error(), "no PEM certificate in it") {
+		t.Errorf("--ca of a file without a certificate: %v", err)
+	}
+	key, err := os.ReadFile(filepath.Join(l.state, "ca", "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withKey := filepath.Join(t.TempDir(), "with-key.pem")
+	if err := os.WriteFile(withKey, append(must(os.ReadFile(l.caFile)), key...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := l.browser()
+	b.setupAdmin(l.state, "admin", remoteAdminPW)
+	sess := filepath.Join(t.TempDir(), "s.json")
+	l.ok(remoteAdminPW+"\n", "remote", "--session", sess, "login", "--url", l.url, "--ca", withKey, "--user", "admin")
+	if raw, _ := os.ReadFile(sess); !bytes.Contains(raw, []byte("BEGIN CERTIFICATE")) || bytes.Contains(raw, []byte("PRIVATE KEY")) {
+		t.Errorf("session file keeps a key, or no certificate:\n%s", raw)
+	}
 	for _, u := range []string{"http://" + strings.TrimPrefix(l.url, "https://"), l.url + "/api/v1"} {
 		if _, _, err := l.cli("pw\n", "remote", "login", "--url", u, "--user", "admin"); err == nil || !strings.Contains(err.Error(), "console URL") {
 			t.Errorf("login --url %s: %v", u, err)
@@ -590,6 +612,13 @@ func TestRemoteLoginChecksTheConsole(t *testing.T) {
 	if _, errOut, err := l.cli("pw\n", "remote", "login", "--url", l.url); ExitCode(err) != 2 || !strings.Contains(errOut, "--user") {
 		t.Errorf("login without --user and no terminal: exit %d %q", ExitCode(err), errOut)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // Every operation the CLI calls is in the openapi.yaml shipped in the

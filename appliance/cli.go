@@ -39,6 +39,8 @@ func ExitCode(err error) int {
 // Env is what a command may touch of the process around it, so that tests
 // can give it their own.
 type Env struct {
+	// Stdin is what prompts read (os.Stdin when nil).
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	// Getenv reads the environment (os.Getenv when nil).
 	Getenv func(string) string
@@ -109,6 +111,7 @@ Long flags are written --name; the single-dash form -name is accepted too.`,
 		activityCommand(env),
 		policyCommand(env),
 		consoleCommand(env),
+		remoteCommand(env),
 		completionCommand(env),
 		manCommand(env),
 	)
@@ -331,6 +334,9 @@ func normalizeFlags(root *cobra.Command, args []string) []string {
 			return &pflag.Flag{Name: "help", Value: boolValue{}, NoOptDefVal: "true"}
 		}
 		if f := cmd.Flags().Lookup(name); f != nil {
+			return f
+		}
+		if f := cmd.PersistentFlags().Lookup(name); f != nil {
 			return f
 		}
 		return cmd.InheritedFlags().Lookup(name)

@@ -106,6 +106,9 @@ func TestCLISingleDashLongFlagsAreNormalised(t *testing.T) {
 		{[]string{"activity", "search", "-config", "c", "--text", "-user", "-user", "bob", "-limit", "5"},
 			[]string{"activity", "search", "--config", "c", "--text", "-user", "--user", "bob", "--limit", "5"}},
 		{[]string{"policy", "check", "-config", "c", "--", "-config"}, []string{"policy", "check", "--config", "c", "--", "-config"}},
+		// A persistent flag, on its command and below it.
+		{[]string{"remote", "-session", "s.json", "status"}, []string{"remote", "--session", "s.json", "status"}},
+		{[]string{"remote", "changes", "list", "-session", "s.json"}, []string{"remote", "changes", "list", "--session", "s.json"}},
 		// Names the command does not define are left for cobra to refuse.
 		{[]string{"run", "-frob"}, []string{"run", "-frob"}},
 		{[]string{"run", "-help"}, []string{"run", "--help"}},

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,14 +37,7 @@ activity: {jsonl: {path: %s/events.jsonl}}
 	if ExitCode(err) != 3 || !strings.Contains(out, "daemon:     not running") || !strings.Contains(out, "NOT RUNNING") {
 		t.Fatalf("status without a daemon: exit %d\n%s", ExitCode(err), out)
 	}
-	a, err := New(cfg, testLog{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runAppliance(t, cfg)
 	waitHealthz(t, cfg.Management.Listen)
 
 	out, errOut, err := runCLI(t, "status", "-config", cfgPath)

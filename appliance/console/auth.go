@@ -189,6 +189,14 @@ func (c *Console) apiLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := c.passwordStep(r, in.User, in.Password)
+	if err == nil && res.NeedTOTP && strings.TrimSpace(in.Code) == "" {
+		// The form's second step, for API clients: the password was right
+		// (as the login page shows by asking for the code), nothing counts
+		// as a failure, and the client asks its user for the code.
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": "this account logs in with a TOTP or recovery code: send it as code",
+			"code_required": true})
+		return
+	}
 	if err == nil && res.NeedTOTP {
 		res, err = c.accounts.checkSecondFactor(in.User, in.Code)
 		c.noteFailure(r, in.User, res, err)

@@ -245,14 +245,21 @@ func neutralizeCell(s string) string {
 // page (no row cap, bounded memory), as CSV or JSON lines.
 func (c *Console) exportEvents(w http.ResponseWriter, r *http.Request, s *session) {
 	v := r.URL.Query()
+	refuse := func(msg string) {
+		if isAPI(r) {
+			apiError(w, http.StatusBadRequest, msg)
+		} else {
+			http.Error(w, msg, http.StatusBadRequest)
+		}
+	}
 	q, err := parseEventQuery(v, c.opt.Now())
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		refuse(err.Error())
 		return
 	}
 	format := v.Get("format")
 	if format != "csv" && format != "jsonl" {
-		http.Error(w, "format: csv or jsonl", http.StatusBadRequest)
+		refuse("format: csv or jsonl")
 		return
 	}
 	q.After, q.Limit = "", 1000

@@ -97,7 +97,7 @@ func (a *Appliance) startConsole() error {
 		Reload:          a.reloadFromConsole, // policies and device CAs (consoledevicewire.go)
 		Devices:         a.consoleDevices(),
 		Settings:        a.consoleSettings(),
-		Health:          a.consoleHealth,
+		Components:      a.consoleComponents,
 		Log:             a.log.With("component", "console"),
 		IdleTimeout:     cc.IdleTimeout,
 		SessionLifetime: cc.SessionLifetime,
@@ -174,20 +174,6 @@ func (a *Appliance) reloadPolicies() error {
 	}
 	a.log.Info("policies reloaded", "dir", a.cfg.Policy.Dir, "by", "console")
 	return nil
-}
-
-func (a *Appliance) consoleHealth() map[string]string {
-	h := map[string]string{"datapath": "off"}
-	if a.datapath != nil {
-		h["datapath"] = "attached"
-	}
-	if a.snmp != nil {
-		h["snmp"] = "on"
-	}
-	for name := range a.exporters {
-		h["exporter "+name] = "running"
-	}
-	return h
 }
 
 // serveConsole is Run's part: serve until the listener closes.

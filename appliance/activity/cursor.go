@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sink cursors form the outbox: each exporter has a named position (a Seq)
@@ -52,6 +53,7 @@ func (s *Store) Advance(name string, seq int64) error {
 	if err != nil {
 		return fmt.Errorf("advance %q: %w", name, err)
 	}
+	s.sinks.delivered(name, time.Now())
 	return nil
 }
 

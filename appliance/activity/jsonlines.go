@@ -50,6 +50,7 @@ func (j *JSONLines) Run(ctx context.Context) error {
 	j.defaults()
 	for {
 		n, err := j.ExportOnce()
+		j.Store.NoteSinkError(j.Sink, err)
 		if ctx.Err() != nil {
 			if err == nil && n > 0 {
 				continue // drain what was stored before the stop

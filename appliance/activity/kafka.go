@@ -487,6 +487,7 @@ func (k *KafkaExporter) noteFailure(err error) {
 	k.status.ConsecutiveFailures++
 	k.mu.Unlock()
 	k.noteError(err)
+	k.store.NoteSinkError(k.cfg.Sink, err)
 }
 
 func (k *KafkaExporter) noteError(err error) {

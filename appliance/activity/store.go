@@ -22,6 +22,8 @@ type Store struct {
 	// the pool rather than by SQLITE_BUSY retries. rdb serves reads, which
 	// WAL lets run beside it.
 	wdb, rdb *sql.DB
+	// sinks: the exporters' errors and deliveries (sinkhealth.go).
+	sinks sinkHealth
 	ins      *inserter // used only by the writer goroutine, under wmu
 	wmu      sync.Mutex
 	feat     features // the optional structures this store keeps
@@ -192,3 +194,7 @@ func (s *Store) lastError() error {
 	}
 	return nil
 }
+
+// LastError is the most recent failure to commit (nil when none since
+// start), for the console's health panel.
+func (s *Store) LastError() error { return s.lastError() }

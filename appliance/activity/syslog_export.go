@@ -108,6 +108,7 @@ func (s *Syslog) Run(ctx context.Context) error {
 	defer s.Close()
 	for {
 		n, err := s.ExportOnce()
+		s.Store.NoteSinkError(s.Sink, err)
 		if ctx.Err() != nil {
 			if err == nil && n > 0 {
 				continue // drain what was stored before the stop

@@ -40,6 +40,9 @@ type Options struct {
 	Reload func() error
 	// Health, when set, adds appliance facts to the dashboard (name → value).
 	Health func() map[string]string
+	// Components, when set, reports the state of each part of the
+	// appliance for the dashboard's health panel (health.go).
+	Components func() []Component
 	Log    *slog.Logger
 
 	// ManagementHosts are the console's own host names and addresses: a
@@ -211,6 +214,7 @@ func (c *Console) Handler() http.Handler {
 	page := func(pattern string, h sessionHandler) { mux.Handle(pattern, c.authPage(h)) }
 	page("GET /dashboard", c.dashboardPage)
 	page("GET /dashboard/live", c.dashboardLive)
+	page("GET /dashboard/health", c.dashboardHealth)
 	page("GET /activity", c.activityPage)
 	page("GET /activity/event", c.eventDrawer)
 	page("GET /activity/export", c.exportEvents)
@@ -253,6 +257,7 @@ func (c *Console) Handler() http.Handler {
 	api("GET /api/v1/session", c.apiSession)
 	api("POST /api/v1/logout", c.logout)
 	api("GET /api/v1/dashboard", c.apiDashboard)
+	api("GET /api/v1/health", c.apiHealth)
 	api("GET /api/v1/events", c.apiEvents)
 	api("GET /api/v1/events/export", c.exportEvents)
 	api("GET /api/v1/events/tail", c.apiTail)

@@ -31,8 +31,18 @@ type Subagent struct {
 	// Root (tests and readiness probes use it).
 	OnRegistered func()
 
-	mu  sync.Mutex
-	cur *conn // the registered session, nil between sessions
+	mu      sync.Mutex
+	cur     *conn // the registered session, nil between sessions
+	lastErr string
+	errAt   time.Time
+}
+
+// State reports whether a session to the master is registered, and why the
+// last one ended (empty when none ended) and when.
+func (s *Subagent) State() (connected bool, lastErr string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur != nil, s.lastErr, s.errAt
 }
 
 // Run keeps a session to the master at socketPath ("" means DefaultSocket)
@@ -59,6 +69,9 @@ func (s *Subagent) Run(ctx context.Context, socketPath string) error {
 			return nil
 		}
 		log.Warn("agentx session ended, reconnecting", "socket", socketPath, "err", err, "retry", retry)
+		s.mu.Lock()
+		s.lastErr, s.errAt = fmt.Sprint(err), time.Now()
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil

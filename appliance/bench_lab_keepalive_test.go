@@ -40,8 +40,15 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 		for _, c := range conns {
 			logged0 := accessRequests(l)
 			cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+			rd0, wr0 := procSyscalls(b, l.proc.Process.Pid)
 			ka := l.wrkConns(b, c)
 			cpuApp1, cpuOrigin1 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+			rd1, wr1 := procSyscalls(b, l.proc.Process.Pid)
+			// Kernel networking is most of the appliance's CPU (perf: the
+			// write path, with the receiver's softirq work it carries), so
+			// the read and write system calls per request are reported.
+			r.add(fmt.Sprintf("read_syscalls_per_request_c%d", c), (rd1-rd0)/ka.requests)
+			r.add(fmt.Sprintf("write_syscalls_per_request_c%d", c), (wr1-wr0)/ka.requests)
 			r.add(fmt.Sprintf("rps_keepalive_intercepted_c%d", c), ka.rps)
 			r.add(fmt.Sprintf("cpu_per_request_ratio_c%d", c), (cpuApp1-cpuApp0)/(cpuOrigin1-cpuOrigin0))
 			r.add(fmt.Sprintf("cpu_per_request_appliance_us_c%d", c), (cpuApp1-cpuApp0)/ka.requests*1e6)

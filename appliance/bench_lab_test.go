@@ -384,6 +384,27 @@ func procCPU(b testing.TB, pid int) float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
+// procSyscalls is the read and write system calls process pid made so far
+// (syscr, syscw of /proc/<pid>/io: read(2), recvmsg(2), write(2),
+// sendmsg(2) and their kin).
+func procSyscalls(b testing.TB, pid int) (reads, writes float64) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
+}
+
 type progStats struct{ ns, count uint64 }
 
 // steerStats sums kernel run-time statistics of the steering programs.

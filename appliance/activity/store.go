@@ -24,9 +24,9 @@ type Store struct {
 	wdb, rdb *sql.DB
 	// sinks: the exporters' errors and deliveries (sinkhealth.go).
 	sinks sinkHealth
-	ins      *inserter // used only by the writer goroutine, under wmu
-	wmu      sync.Mutex
-	feat     features // the optional structures this store keeps
+	ins   *inserter // used only by the writer goroutine, under wmu
+	wmu   sync.Mutex
+	feat  features // the optional structures this store keeps
 
 	// The top lists' cache and what invalidates it (rollup.go): highWater
 	// is the newest event time written (Unix ns); rollupGen changes when a

@@ -43,7 +43,7 @@ type Options struct {
 	// Components, when set, reports the state of each part of the
 	// appliance for the dashboard's health panel (health.go).
 	Components func() []Component
-	Log    *slog.Logger
+	Log        *slog.Logger
 
 	// ManagementHosts are the console's own host names and addresses: a
 	// change to what decides connections to them is risky, reverted

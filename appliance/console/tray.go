@@ -555,7 +555,49 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 	if err != nil {
 		return nil, err
 	}
-	r := c.replay(disk, st.Changes)
+	return c.commit(author, disk, st.Changes, nil, note)
+}
+
+// applyNow stages ch and applies it alone, in one step: the editor's "Save
+// and apply now". base is the digest of the file the author edited, as for
+// stage. The change goes through the tray's apply (validation, revision,
+// reload, savepoint when risky); the other pending changes stay staged, and
+// those to the same file then show as conflicts, as after another admin's
+// apply.
+func (c *Console) applyNow(author string, ch Change, base, note string) (*ApplyResult, error) {
+	if !fileNamePattern.MatchString(ch.File) && !isExtFile(ch.File) {
+		return nil, ErrBadFileName
+	}
+	c.policyMu.Lock()
+	defer c.policyMu.Unlock()
+	c.tray.mu.Lock()
+	defer c.tray.mu.Unlock()
+	st := &c.tray.st
+	if st.Savepoint != nil {
+		return nil, ErrSavepoint
+	}
+	disk, _, err := c.trayFiles()
+	if err != nil {
+		return nil, err
+	}
+	ch.BaseSHA256 = digest(disk[ch.File])
+	if base != "-" && base != ch.BaseSHA256 {
+		return nil, fmt.Errorf("%w: %s changed since you opened it; reload, merge your change and save again", ErrEditConflict, ch.File)
+	}
+	ch.Author, ch.Time = author, c.opt.Now().UTC()
+	ch.Note = clip(strings.TrimSpace(ch.Note), 200)
+	ch.ID = st.NextID
+	st.NextID++
+	return c.commit(author, disk, []Change{ch}, st.Changes, note)
+}
+
+// commit replays changes over the files on disk, refuses conflicts and
+// invalid results, writes the files, reloads, keeps one revision per file
+// and starts a savepoint when a change is risky; rest is what the tray
+// holds afterwards. The caller holds policyMu and tray.mu.
+func (c *Console) commit(author string, disk map[string][]byte, changes, rest []Change, note string) (*ApplyResult, error) {
+	st := &c.tray.st
+	r := c.replay(disk, changes)
 	var conflicts []int
 	for _, v := range r.views {
 		if v.Conflict {
@@ -631,7 +673,7 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 		}
 		res.Revisions = append(res.Revisions, rev)
 	}
-	st.Changes = nil
+	st.Changes = rest
 	st.Version++
 	if risky {
 		st.Savepoint = &savepoint{Deadline: now.Add(c.opt.ConfirmTimeout), Author: author, Summary: summary, Before: before, MonitorBefore: monitorBefore}

@@ -361,6 +361,68 @@ access_policies:
 	}
 }
 
+// The editor's "Save and apply now" goes through the tray's apply: a
+// risky save starts a savepoint and is reverted unless confirmed, like a
+// tray apply; a pending change to another file stays staged; the save is
+// refused while the savepoint waits and when the file changed since the
+// editor read it.
+func TestSaveNowThroughTray(t *testing.T) {
+	mgmt := "apps:\n  - id: console-app\n    domains: [console.lab]\naccess_policies:\n  - id: console-admins\n    filters: {apps: [console-app], groups: [admins]}\n    action: allow\n"
+	tc, enf := newEnforcedConsole(t, func(o *Options) {
+		o.ManagementHosts = []string{"console.lab"}
+		o.ConfirmTimeout = 3 * time.Second
+		_ = os.WriteFile(filepath.Join(o.PolicyDir, "mgmt.yaml"), []byte(mgmt), 0o644)
+	})
+	if err := enf.reload(); err != nil {
+		t.Fatal(err)
+	}
+	admin := tc.setup("admin", adminPW)
+	if code, m := admin.stage(map[string]any{"kind": "monitor_only", "policy": "no-lab-downloads", "on": true}); code != http.StatusCreated {
+		t.Fatalf("stage: %d %v", code, m)
+	}
+	lockout := strings.Replace(mgmt, "action: allow", "action: block", 1)
+	loads := enf.loads.Load()
+	resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": lockout, "base_sha256": digest([]byte(mgmt)), "summary": "lock it"})
+	if resp.StatusCode != 200 || m["savepoint"] == nil || m["reloaded"] != true {
+		t.Fatalf("save now: %d %v", resp.StatusCode, m)
+	}
+	if sum := m["revision"].(map[string]any)["summary"].(string); sum != "lock it — policy console-admins: action allow → block" {
+		t.Errorf("revision summary %q", sum)
+	}
+	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != lockout || enf.loads.Load() != loads+1 {
+		t.Fatal("not applied")
+	}
+	tr := admin.tray()
+	if ch := changesOf(tr); len(ch) != 1 || ch[0]["kind"] != "monitor_only" || ch[0]["conflict"] == true || tr["savepoint"] == nil {
+		t.Fatalf("tray after save now: %v", tr)
+	}
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": mgmt, "base_sha256": digest([]byte(lockout))}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("save during a savepoint: %d %v", resp.StatusCode, m)
+	}
+	waitUntil(t, func() bool { return string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) == mgmt && admin.tray()["savepoint"] == nil })
+	if revs, _ := tc.revs.list("mgmt.yaml", 10); len(revs) != 2 || revs[1].Author != "admin" || !strings.HasPrefix(revs[0].Summary, "reverted automatically") {
+		t.Fatalf("revisions: %+v", revs)
+	}
+	if es, _ := tc.audit.search(AuditQuery{Action: auditPolicySave}); len(es) != 1 || !strings.HasPrefix(es[0].Detail, "risky, to confirm by") {
+		t.Errorf("audit: %+v", es)
+	}
+	// Stale: refused, nothing written, the pending change still there.
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": lockout, "base_sha256": digest([]byte(lockout))}); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(fmt.Sprint(m["error"]), "mgmt.yaml changed since you opened it") {
+		t.Fatalf("stale save: %d %v", resp.StatusCode, m)
+	}
+	// Invalid: 422 with the problems.
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": "access_policies: [", "base_sha256": digest([]byte(mgmt))}); resp.StatusCode != http.StatusUnprocessableEntity || m["problems"] == nil {
+		t.Fatalf("invalid save: %d %v", resp.StatusCode, m)
+	}
+	if ch := changesOf(admin.tray()); len(ch) != 1 {
+		t.Fatalf("pending changes: %v", ch)
+	}
+	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != mgmt {
+		t.Fatal("a refused save wrote the file")
+	}
+}
+
 func waitUntil(t *testing.T, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

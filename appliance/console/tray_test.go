@@ -399,7 +399,9 @@ func TestSaveNowThroughTray(t *testing.T) {
 	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": mgmt, "base_sha256": digest([]byte(lockout))}); resp.StatusCode != http.StatusConflict {
 		t.Fatalf("save during a savepoint: %d %v", resp.StatusCode, m)
 	}
-	waitUntil(t, func() bool { return string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) == mgmt && admin.tray()["savepoint"] == nil })
+	waitUntil(t, func() bool {
+		return string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) == mgmt && admin.tray()["savepoint"] == nil
+	})
 	if revs, _ := tc.revs.list("mgmt.yaml", 10); len(revs) != 2 || revs[1].Author != "admin" || !strings.HasPrefix(revs[0].Summary, "reverted automatically") {
 		t.Fatalf("revisions: %+v", revs)
 	}

@@ -1115,6 +1115,12 @@ func flashOf(r *http.Request) string {
 		return "Change confirmed and kept."
 	case "reverted":
 		return "Change reverted."
+	case "account-added":
+		return "Account added."
+	case "account-unlocked":
+		return "Account unlocked."
+	case "account-removed":
+		return "Account removed; its sessions ended."
 	}
 	return ""
 }

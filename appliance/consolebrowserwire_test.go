@@ -79,10 +79,6 @@ func TestConsoleE2EInChromium(t *testing.T) {
 	if got := upload(); got != "200" {
 		t.Errorf("upload: HTTP %s, want 200", got)
 	}
-	axeSrc, err := os.ReadFile("console/testdata/axe.min.js")
-	if err != nil {
-		t.Fatal(err)
-	}
 	token, err := console.SetupToken(filepath.Join(l.dir, "state"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,12 +88,7 @@ func TestConsoleE2EInChromium(t *testing.T) {
 	tab, _ := b.NewTab(t)
 	ctx, cancel := context.WithTimeout(tab, 6*time.Minute) // a bound for a loaded machine; about a minute when quiet
 	defer cancel()
-	shots := os.Getenv("PORTCULLIS_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := screenshotDir(t)
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		step, cancel := context.WithTimeout(ctx, time.Minute) // a wait for what never comes fails the step, not the rest
@@ -126,32 +117,7 @@ func TestConsoleE2EInChromium(t *testing.T) {
 		}
 		return strings.TrimSpace(s)
 	}
-	// page checks the page in the tab with axe-core and writes its
-	// screenshot.
-	page := func(name string) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeSrc)+";true")); err != nil {
-			t.Fatalf("inject axe on %s: %v", name, err)
-		}
-		res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-			r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html).slice(0, 3)})))`,
-			chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatalf("axe on %s: %v", name, err)
-		}
-		for _, v := range res {
-			t.Errorf("axe %s: %v %v: %v %v", name, v["impact"], v["id"], v["help"], v["nodes"])
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(shots, "e2e-"+name+".png")
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", p)
-	}
+	page := func(name string) { t.Helper(); checkConsolePage(t, ctx, shots, name) }
 	// loaded waits for a navigation to path to finish, so the next one
 	// does not abort it.
 	loaded := func(path string) chromedp.Action[chromedp.Void] {
@@ -437,6 +403,50 @@ func TestConsoleE2EInChromium(t *testing.T) {
 		t.Errorf("audit log of the auditor's attempts: %q", a)
 	}
 	page("28-auditor-audit")
+}
+
+// screenshotDir is PORTCULLIS_SCREENSHOTS, or the test's temp dir.
+func screenshotDir(t *testing.T) string {
+	dir := os.Getenv("PORTCULLIS_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// checkConsolePage runs axe-core on the page in the tab, failing the test
+// for each serious or critical violation, and writes its screenshot to
+// dir/e2e-name.png.
+func checkConsolePage(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	axeSrc, err := os.ReadFile("console/testdata/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeSrc)+";true")); err != nil {
+		t.Fatalf("inject axe on %s: %v", name, err)
+	}
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html).slice(0, 3)})))`,
+		chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("axe on %s: %v", name, err)
+	}
+	for _, v := range res {
+		t.Errorf("axe %s: %v %v: %v %v", name, v["impact"], v["id"], v["help"], v["nodes"])
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "e2e-"+name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s", p)
 }
 
 // waitJS polls expr in the tab until it is true (15 s at most).

@@ -426,27 +426,8 @@ func checkConsolePage(t *testing.T, ctx context.Context, dir, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeSrc)+";true")); err != nil {
-		t.Fatalf("inject axe on %s: %v", name, err)
-	}
-	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]map[string]any](`axe.run(document, {resultTypes: ["violations"]}).then(r =>
-		r.violations.filter(v => v.impact === "serious" || v.impact === "critical").map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html).slice(0, 3)})))`,
-		chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("axe on %s: %v", name, err)
-	}
-	for _, v := range res {
-		t.Errorf("axe %s: %v %v: %v %v", name, v["impact"], v["id"], v["help"], v["nodes"])
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "e2e-"+name+".png")
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", p)
+	browser.Axe(t, ctx, string(axeSrc), name)
+	browser.Screenshot(t, ctx, dir, "e2e-"+name)
 }
 
 // waitJS polls expr in the tab until it is true (15 s at most).

@@ -537,25 +537,15 @@ func (e *applyError) Unwrap() error { return e.err }
 // apply writes every staged change (the tray version the admin reviewed),
 // reloads, keeps revisions, and starts a savepoint when a change is risky.
 func (c *Console) apply(author string, version int, note string) (*ApplyResult, error) {
-	c.policyMu.Lock()
-	defer c.policyMu.Unlock()
-	c.tray.mu.Lock()
-	defer c.tray.mu.Unlock()
-	st := &c.tray.st
-	if st.Savepoint != nil {
-		return nil, ErrSavepoint
-	}
-	if version != st.Version {
-		return nil, fmt.Errorf("%w (you saw version %d, it is %d now): review them again", ErrTrayChanged, version, st.Version)
-	}
-	if len(st.Changes) == 0 {
-		return nil, ErrTrayEmpty
-	}
-	disk, _, err := c.trayFiles()
-	if err != nil {
-		return nil, err
-	}
-	return c.commit(author, disk, st.Changes, nil, note)
+	return c.commit(author, note, func(st *trayState, _ map[string][]byte) ([]Change, []Change, error) {
+		if version != st.Version {
+			return nil, nil, fmt.Errorf("%w (you saw version %d, it is %d now): review them again", ErrTrayChanged, version, st.Version)
+		}
+		if len(st.Changes) == 0 {
+			return nil, nil, ErrTrayEmpty
+		}
+		return st.Changes, nil, nil
+	})
 }
 
 // applyNow stages ch and applies it alone, in one step: the editor's "Save
@@ -568,6 +558,25 @@ func (c *Console) applyNow(author string, ch Change, base, note string) (*ApplyR
 	if !fileNamePattern.MatchString(ch.File) && !isExtFile(ch.File) {
 		return nil, ErrBadFileName
 	}
+	return c.commit(author, note, func(st *trayState, disk map[string][]byte) ([]Change, []Change, error) {
+		ch.BaseSHA256 = digest(disk[ch.File])
+		if base != "-" && base != ch.BaseSHA256 {
+			return nil, nil, fmt.Errorf("%w: %s changed since you opened it; reload, merge your change and save again", ErrEditConflict, ch.File)
+		}
+		ch.Author, ch.Time = author, c.opt.Now().UTC()
+		ch.Note = clip(strings.TrimSpace(ch.Note), 200)
+		ch.ID = st.NextID
+		st.NextID++
+		return []Change{ch}, st.Changes, nil
+	})
+}
+
+// commit applies changes: take picks them from the tray (and what the
+// tray holds afterwards) given the files on disk. The changes are
+// replayed over the files, refused on a conflict or an invalid result,
+// written, reloaded, kept as one revision per file, and a risky one starts
+// a savepoint. Nothing is applied while a savepoint waits.
+func (c *Console) commit(author, note string, take func(st *trayState, disk map[string][]byte) (changes, rest []Change, err error)) (*ApplyResult, error) {
 	c.policyMu.Lock()
 	defer c.policyMu.Unlock()
 	c.tray.mu.Lock()
@@ -580,23 +589,10 @@ func (c *Console) applyNow(author string, ch Change, base, note string) (*ApplyR
 	if err != nil {
 		return nil, err
 	}
-	ch.BaseSHA256 = digest(disk[ch.File])
-	if base != "-" && base != ch.BaseSHA256 {
-		return nil, fmt.Errorf("%w: %s changed since you opened it; reload, merge your change and save again", ErrEditConflict, ch.File)
+	changes, rest, err := take(st, disk)
+	if err != nil {
+		return nil, err
 	}
-	ch.Author, ch.Time = author, c.opt.Now().UTC()
-	ch.Note = clip(strings.TrimSpace(ch.Note), 200)
-	ch.ID = st.NextID
-	st.NextID++
-	return c.commit(author, disk, []Change{ch}, st.Changes, note)
-}
-
-// commit replays changes over the files on disk, refuses conflicts and
-// invalid results, writes the files, reloads, keeps one revision per file
-// and starts a savepoint when a change is risky; rest is what the tray
-// holds afterwards. The caller holds policyMu and tray.mu.
-func (c *Console) commit(author string, disk map[string][]byte, changes, rest []Change, note string) (*ApplyResult, error) {
-	st := &c.tray.st
 	r := c.replay(disk, changes)
 	var conflicts []int
 	for _, v := range r.views {

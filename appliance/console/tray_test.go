@@ -279,11 +279,9 @@ func TestTrayConflictsAndValidation(t *testing.T) {
 	}
 }
 
-// A risky change (the access policies of the app that serves the
-// console's own address) is reverted unless confirmed in time; a confirmed
-// one stays. Both leave revisions that say what happened.
-func TestTrayAutoRevert(t *testing.T) {
-	mgmt := `apps:
+// mgmt is a policy file for the app that serves the console (console.lab):
+// a change to its access policies is risky.
+const mgmt = `apps:
   - id: console-app
     domains: [console.lab]
 access_policies:
@@ -291,6 +289,11 @@ access_policies:
     filters: {apps: [console-app], groups: [admins]}
     action: allow
 `
+
+// newMgmtConsole is an enforced console served as console.lab with mgmt.yaml
+// in its policy directory and 3 s to confirm a risky change.
+func newMgmtConsole(t *testing.T) (*testConsole, *enforcer) {
+	t.Helper()
 	tc, enf := newEnforcedConsole(t, func(o *Options) {
 		o.ManagementHosts = []string{"console.lab"}
 		o.ConfirmTimeout = 3 * time.Second
@@ -299,6 +302,14 @@ access_policies:
 	if err := enf.reload(); err != nil {
 		t.Fatal(err)
 	}
+	return tc, enf
+}
+
+// A risky change (the access policies of the app that serves the
+// console's own address) is reverted unless confirmed in time; a confirmed
+// one stays. Both leave revisions that say what happened.
+func TestTrayAutoRevert(t *testing.T) {
+	tc, enf := newMgmtConsole(t)
 	admin := tc.setup("admin", adminPW)
 	// Not risky: the lab's download policy.
 	admin.stage(map[string]any{"kind": "monitor_only", "policy": "no-lab-downloads", "on": true})
@@ -367,15 +378,7 @@ access_policies:
 // refused while the savepoint waits and when the file changed since the
 // editor read it.
 func TestSaveNowThroughTray(t *testing.T) {
-	mgmt := "apps:\n  - id: console-app\n    domains: [console.lab]\naccess_policies:\n  - id: console-admins\n    filters: {apps: [console-app], groups: [admins]}\n    action: allow\n"
-	tc, enf := newEnforcedConsole(t, func(o *Options) {
-		o.ManagementHosts = []string{"console.lab"}
-		o.ConfirmTimeout = 3 * time.Second
-		_ = os.WriteFile(filepath.Join(o.PolicyDir, "mgmt.yaml"), []byte(mgmt), 0o644)
-	})
-	if err := enf.reload(); err != nil {
-		t.Fatal(err)
-	}
+	tc, enf := newMgmtConsole(t)
 	admin := tc.setup("admin", adminPW)
 	if code, m := admin.stage(map[string]any{"kind": "monitor_only", "policy": "no-lab-downloads", "on": true}); code != http.StatusCreated {
 		t.Fatalf("stage: %d %v", code, m)

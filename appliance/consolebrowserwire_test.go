@@ -27,8 +27,9 @@ import (
 // through the console as its admins and auditors would:
 //   - first login: the setup token, a password, two-factor set-up with the
 //     secret the page shows; logged out, in again with password and code;
-//   - the dashboard counts the traffic just sent, the activity search finds
-//     the blocked download by its file name, the event drawer opens;
+//   - the dashboard counts and plots the traffic just sent, the activity
+//     search finds the blocked download by its file name, the event drawer
+//     opens;
 //   - a policy made in the editor's form (block uploads to the lab
 //     origin, curl's client kind included) is dry-run against the
 //     recorded events (the upload goes from allow to block, nothing else
@@ -191,6 +192,17 @@ func TestConsoleE2EInChromium(t *testing.T) {
 		t.Errorf("dashboard: %d requests, %d blocked; want at least the 7 sent, 1 blocked", total, blocked)
 	}
 	run("charts", chromedp.WaitVisible(chromedp.CSS("#chart-action canvas")), loaded("/dashboard"))
+	// What the decision chart plots: one line per action, summed over the
+	// range.
+	var plotted map[string]float64
+	if err := json.Unmarshal([]byte(eval("chart data", `(function(){var c = document.getElementById("chart-action").chart, out = {};
+		c.series.slice(1).forEach(function (s, i) { out[s.label] = c.data[i+1].reduce(function (a, v) { return a + (v || 0); }, 0); });
+		return JSON.stringify(out); })()`)), &plotted); err != nil {
+		t.Fatal(err)
+	}
+	if plotted["allow"] < 6 || plotted["block"] != 1 {
+		t.Errorf("decision chart plots %v, want the 6 allowed requests at least and the 1 blocked", plotted)
+	}
 	page("05-dashboard")
 
 	run("search", chromedp.Navigate(base+"/activity?q=report.pdf&since=1h"), chromedp.WaitVisible(chromedp.CSS(".events-table tbody tr")), loaded("/activity"))

@@ -144,11 +144,12 @@ func TestConsoleE2EInChromium(t *testing.T) {
 	run("totp begin", chromedp.Click(chromedp.CSS(`form[action="/account/totp"] button`)), chromedp.WaitVisible(chromedp.CSS("#totp-secret")))
 	secret := text("#totp-secret")
 	page("01-account-totp-setup")
-	code, err := totp.GenerateCode(secret, time.Now())
+	codeTime := time.Now()
+	code, err := totp.GenerateCode(secret, codeTime)
 	if err != nil {
 		t.Fatalf("TOTP secret %q from the page: %v", secret, err)
 	}
-	confirmStep := time.Now().Unix() / 30
+	confirmStep := codeTime.Unix() / 30
 	run("totp confirm", chromedp.SendKeys(chromedp.CSS("#totp-code"), code), chromedp.Submit(chromedp.CSS("#totp-code")),
 		chromedp.WaitVisible(chromedp.CSS("ul.codes")))
 	if n := eval("recovery codes", `String(document.querySelectorAll("ul.codes li").length)`); n != "10" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/portcullis-gw/portcullis/appliance/console"
+	"github.com/portcullis-gw/portcullis/internal/lab/browser"
 	"github.com/portcullis-gw/portcullis/internal/lab/revocationlab"
 )
 
@@ -131,9 +133,10 @@ func (c *consoleClient) apply() {
 // (a root that issued none of the lab's device certificates) and an access
 // policy that blocks origin.lab without a valid client certificate. curl
 // in the client namespace presenting a certificate of another device PKI
-// is refused; then the PKI's root and issuing CA and their CRLs are
-// uploaded through the console's API, staged in the pending-changes tray
-// and applied — no restart, no signal — and the same certificate reaches
+// is refused; then a second admin, in headless Chromium in the client
+// namespace, uploads the PKI's root and issuing CA and their CRLs (DER) on
+// the console's devices page, finds them in the pending-changes tray and
+// applies them — no restart, no signal — and the same certificate reaches
 // the origin as valid_client_certificate (the access log's device tag,
 // /metrics), while the certificate the uploaded CRL revokes stays refused.
 func TestConsoleDeviceCAUpload(t *testing.T) {
@@ -169,40 +172,70 @@ func TestConsoleDeviceCAUpload(t *testing.T) {
 
 	c := newConsoleClient(t, l, consoleAddr)
 	c.setupAdmin(filepath.Join(l.dir, "state"), "admin", "console-admin-password-1")
-	for i := range devs.cas {
-		b, err := os.ReadFile(devs.cas[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CA %d: %d %v", i, code, m)
+	// A second admin uploads the PKI through the devices page, in Chromium
+	// in the client namespace, and applies it from the tray.
+	const webPW = "console-web-admin-password-1"
+	if code, m := c.api("POST", "/api/v1/users", map[string]any{"name": "webadmin", "password": webPW, "role": "admin"}); code != http.StatusCreated {
+		t.Fatalf("second admin: %d %v", code, m)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(l.dir, "appliance-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := browser.Start(t, browser.Options{NS: l.Client, TrustPEM: [][]byte{caPEM}})
+	tab, _ := b.NewTab(t)
+	ctx, cancel := context.WithTimeout(tab, 3*time.Minute)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\n%.3000s", what, err, html)
 		}
 	}
-	for i := range devs.crls {
-		b, err := os.ReadFile(devs.crls[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The lab writes DER: the API takes it base64-encoded.
-		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CRL %d: %d %v", i, code, m)
-		}
+	base := "https://" + consoleAddr
+	run("login", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/login"), chromedp.WaitVisible(chromedp.CSS("#password")),
+		chromedp.SendKeys(chromedp.CSS("#user"), "webadmin"), chromedp.SendKeys(chromedp.CSS("#password"), webPW),
+		chromedp.Submit(chromedp.CSS("#password")), waitJS(`location.pathname === "/dashboard" && document.readyState === "complete"`))
+	upload := func(form, file string) {
+		t.Helper()
+		run("upload "+file, chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.CSS("#"+form)),
+			waitJS(`location.pathname === "/devices" && document.readyState === "complete"`),
+			chromedp.SetUploadFiles(chromedp.CSS("#"+form+` input[type="file"]`), []string{file}),
+			chromedp.Submit(chromedp.CSS("#"+form+` input[type="file"]`)),
+			waitJS(`location.search === "?done=staged" && document.readyState === "complete"`))
 	}
-	// A device certificate is not a CA: refused with the reason.
-	if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(devs.issued["valid"].CertPEM)}); code != http.StatusBadRequest ||
-		!strings.Contains(fmt.Sprint(m["error"]), "is not a CA certificate") {
-		t.Errorf("leaf as CA: %d %v", code, m)
+	for _, f := range devs.cas {
+		upload("upload-ca", f)
+	}
+	for _, f := range devs.crls {
+		upload("upload-crl", f) // DER, as the lab writes them
+	}
+	shots := screenshotDir(t)
+	run("tray", chromedp.Navigate(base+"/changes"), chromedp.WaitVisible(chromedp.CSS("#tray-apply")),
+		waitJS(`location.pathname === "/changes" && document.readyState === "complete"`))
+	checkConsolePage(t, ctx, shots, "30-changes-device-uploads")
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("article.change").length`)); n != len(devs.cas)+len(devs.crls) {
+		t.Fatalf("%d changes pending, want %d uploads", n, len(devs.cas)+len(devs.crls))
 	}
 	// Staged, not applied: still refused.
 	if got := curl("valid"); got != "403" {
 		t.Errorf("staged only: HTTP %s, want 403", got)
 	}
-	c.apply()
+	run("apply", chromedp.Click(chromedp.CSS("#tray-apply")), chromedp.WaitVisible(chromedp.CSS("p.flash.ok")),
+		chromedp.Navigate(base+"/devices"), chromedp.WaitVisible(chromedp.CSS("#upload-ca")),
+		waitJS(`location.pathname === "/devices" && document.readyState === "complete"`))
+	checkConsolePage(t, ctx, shots, "31-devices-uploaded")
 	if got := curl("valid"); got != "200" {
 		t.Errorf("after the upload: HTTP %s, want 200\n%s", got, l.log())
 	}
 	if got := curl("revoked"); got != "403" {
 		t.Errorf("revoked by the uploaded CRL: HTTP %s, want 403", got)
+	}
+	// A device certificate is not a CA: refused with the reason.
+	if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(devs.issued["valid"].CertPEM)}); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(m["error"]), "is not a CA certificate") {
+		t.Errorf("leaf as CA: %d %v", code, m)
 	}
 	// The activity log, searched through the console: the request carries
 	// the device tag and the user the certificate names.

@@ -106,7 +106,7 @@ func (c *Console) usersView() usersView {
 }
 
 func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, s *session) {
-	c.render(w, r, s, "users", view{Title: "Accounts", Nav: "users", D: c.usersView()})
+	c.render(w, r, s, "users", view{Title: "Accounts", Nav: "users", Flash: flashOf(r), D: c.usersView()})
 }
 
 func (c *Console) createAccount(r *http.Request, s *session, name, password string, role Role) error {
@@ -123,7 +123,7 @@ func (c *Console) usersCreate(w http.ResponseWriter, r *http.Request, s *session
 		c.render(w, r, s, "users", view{Title: "Accounts", Nav: "users", Error: err.Error(), D: c.usersView()})
 		return
 	}
-	http.Redirect(w, r, "/users", http.StatusSeeOther)
+	http.Redirect(w, r, "/users?done=account-added", http.StatusSeeOther)
 }
 
 func (c *Console) usersUnlock(w http.ResponseWriter, r *http.Request, s *session) {
@@ -133,7 +133,7 @@ func (c *Console) usersUnlock(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	c.record(r, s, auditUnlock, name, "")
-	http.Redirect(w, r, "/users", http.StatusSeeOther)
+	http.Redirect(w, r, "/users?done=account-unlocked", http.StatusSeeOther)
 }
 
 func (c *Console) usersRemove(w http.ResponseWriter, r *http.Request, s *session) {
@@ -145,7 +145,7 @@ func (c *Console) usersRemove(w http.ResponseWriter, r *http.Request, s *session
 	}
 	c.sessions.endUser(name)
 	c.record(r, s, auditAccountDel, name, "")
-	http.Redirect(w, r, "/users", http.StatusSeeOther)
+	http.Redirect(w, r, "/users?done=account-removed", http.StatusSeeOther)
 }
 
 func (c *Console) apiUsers(w http.ResponseWriter, _ *http.Request, _ *session) {

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -356,87 +355,44 @@ type SaveResult struct {
 	Revision *Revision `json:"revision"`
 	SHA256   string    `json:"sha256"`
 	Reloaded bool      `json:"reloaded"`
+	// Savepoint: the change is risky and is reverted unless an admin
+	// confirms it in time, as any apply of the tray.
+	Savepoint *SavepointView `json:"savepoint,omitempty"`
 }
 
+// apiPolicySave is the editor's "Save and apply now": the file's new
+// content is staged as a policy_file change and applied alone, through the
+// tray (the same validation, conflict check, revision, reload and
+// savepoint as the tray's apply).
 func (c *Console) apiPolicySave(w http.ResponseWriter, r *http.Request, s *session) {
 	in, _, ok := c.readInput(w, r)
 	if !ok {
 		return
 	}
-	res, problems, err := c.savePolicy(s.User, in)
-	switch {
-	case len(problems) > 0:
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": ErrInvalidPolicy.Error(), "problems": problems})
-		return
-	case err != nil:
-		apiError(w, statusOf(err), err.Error())
-		return
-	}
-	c.record(r, s, auditPolicySave, in.File, fmt.Sprintf("revision %d: %s", res.Revision.ID, res.Revision.Summary))
-	writeJSON(w, http.StatusOK, res)
-}
-
-// savePolicy validates the directory with the new content, refuses when
-// the file changed since the editor read it, writes it atomically, keeps a
-// revision and has the appliance reload. If the reload fails anyway (a
-// hand edit of another file in between), the old content is put back so
-// the directory on disk stays what is running.
-func (c *Console) savePolicy(author string, in policyInput) (*SaveResult, []Problem, error) {
-	c.policyMu.Lock()
-	defer c.policyMu.Unlock()
-	if c.savepointPending() {
-		// Its revert would undo this save.
-		return nil, nil, fmt.Errorf("%w: %w", ErrEditConflict, ErrSavepoint)
-	}
-	files, _, err := c.policyFiles()
+	content := in.Content
+	ch := Change{Kind: ChangePolicyFile, File: in.File, Note: in.Summary, Content: &content}
+	res, err := c.applyNow(s.User, ch, in.BaseSHA256, "")
 	if err != nil {
-		return nil, nil, err
-	}
-	old, existed := files[in.File]
-	if !existed {
-		old = nil
-	}
-	if digest(old) != in.BaseSHA256 {
-		return nil, nil, fmt.Errorf("%w: reload it, merge your change and save again", ErrEditConflict)
-	}
-	content := []byte(in.Content)
-	if !bytes.HasSuffix(content, []byte("\n")) {
-		content = append(content, '\n')
-	}
-	if _, problems := c.validate(withFile(files, in.File, content)); blocking(problems) {
-		return nil, problems, nil
-	}
-	path := filepath.Join(c.opt.PolicyDir, in.File)
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err := writeFileAtomic(path, content, mode); err != nil {
-		return nil, nil, err
-	}
-	reloaded := false
-	if c.opt.Reload != nil {
-		if err := c.opt.Reload(); err != nil {
-			if existed {
-				_ = writeFileAtomic(path, old, mode)
-			} else {
-				_ = os.Remove(path)
-			}
-			return nil, nil, fmt.Errorf("the appliance refused the policies, the file was restored: %w", err)
+		c.record(r, s, auditTrayRefused, in.File, clip(err.Error(), 300))
+		out := map[string]any{"error": err.Error()}
+		var ae *applyError
+		if errors.As(err, &ae) && ae.problems != nil {
+			out["error"], out["problems"] = ErrInvalidPolicy.Error(), ae.problems
 		}
-		reloaded = true
+		writeJSON(w, trayStatus(err), out)
+		return
 	}
-	summary := summarizeChange(in.File, old, content)
-	if note := strings.TrimSpace(in.Summary); note != "" {
-		summary = clip(note, 200) + " — " + summary
+	if len(res.Revisions) != 1 {
+		apiError(w, http.StatusInternalServerError, "saved, but its revision was not kept")
+		return
 	}
-	rev, err := c.revs.add(Revision{Time: c.opt.Now().UTC(), Author: author, File: in.File, Summary: summary,
-		Diff: unifiedDiff(in.File, string(old), string(content)), Before: string(old), After: string(content),
-		SHA256: digest(content)})
-	if err != nil {
-		return nil, nil, err
+	rev := res.Revisions[0]
+	detail := fmt.Sprintf("revision %d: %s", rev.ID, rev.Summary)
+	if res.Savepoint != nil {
+		detail = "risky, to confirm by " + res.Savepoint.Deadline.Format(time.RFC3339) + ": " + detail
 	}
-	return &SaveResult{Revision: rev, SHA256: digest(content), Reloaded: reloaded}, nil, nil
+	c.record(r, s, auditPolicySave, in.File, clip(detail, 1000))
+	writeJSON(w, http.StatusOK, SaveResult{Revision: rev, SHA256: rev.SHA256, Reloaded: res.Reloaded, Savepoint: res.Savepoint})
 }
 
 // summarizeChange says in words what a save changed, policy by policy:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -176,10 +177,11 @@ func TestPolicyFormRoundTrip(t *testing.T) {
 
 // In Chromium: the form renders a live YAML preview, a policy of the file
 // opens in it, and "Add to the file" puts the policy in the editor, whose
-// validation then says Valid.
+// validation then says Valid; "Save and apply now" applies the file through
+// the tray.
 func TestPolicyFormInChromium(t *testing.T) {
 	tc := newTestConsole(t, nil)
-	tc.setup("admin", adminPW)
+	admin := tc.setup("admin", adminPW)
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tc.srv.Certificate().Raw})
 	b := browser.Start(t, browser.Options{TrustPEM: [][]byte{certPEM}})
 	tab, _ := b.NewTab(t)
@@ -249,6 +251,21 @@ func TestPolicyFormInChromium(t *testing.T) {
 	ps, err := policy.Parse("base.yaml", []byte(content))
 	if err != nil || len(ps.AccessPolicies) != 1 || ps.AccessPolicies[0].Action != policy.ActionMonitor || len(ps.SessionPolicies) != 1 {
 		t.Errorf("editor content after add (%v):\n%s", err, content)
+	}
+	// Save and apply now: through the tray, one revision, one reload.
+	run("save now", chromedp.SendKeys(chromedp.CSS("#ed-summary"), "made in the form"), chromedp.Click(chromedp.CSS("#ed-save")),
+		waitFor(`document.getElementById("ed-status").textContent.startsWith("Saved as revision")`))
+	if st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#ed-status"))); st != "Saved as revision 1 and applied: made in the form — added access policy form-made (monitor)" {
+		t.Errorf("status after save: %q", st)
+	}
+	if b := mustRead(t, filepath.Join(tc.polDir, "base.yaml")); string(b) != content && string(b) != content+"\n" {
+		t.Errorf("base.yaml after save:\n%s", b)
+	}
+	if revs, _ := tc.revs.list("base.yaml", 10); len(revs) != 1 || revs[0].Author != "admin" || tc.reloads.Load() != 1 {
+		t.Errorf("revisions %+v, %d reloads", revs, tc.reloads.Load())
+	}
+	if tr := changesOf(admin.tray()); len(tr) != 0 {
+		t.Errorf("pending after save now: %v", tr)
 	}
 }
 

@@ -126,11 +126,3 @@ func (c *Console) policyListPage(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	c.render(w, r, s, "policylist", view{Title: "Policies", Nav: "policies", Error: msg, Flash: flashOf(r), D: ov})
 }
-
-// savepointPending: a risky change waits for confirmation (its revert
-// would undo any other write, so the editor's direct save waits too).
-func (c *Console) savepointPending() bool {
-	c.tray.mu.Lock()
-	defer c.tray.mu.Unlock()
-	return c.tray.st.Savepoint != nil
-}

@@ -537,6 +537,46 @@ func (e *applyError) Unwrap() error { return e.err }
 // apply writes every staged change (the tray version the admin reviewed),
 // reloads, keeps revisions, and starts a savepoint when a change is risky.
 func (c *Console) apply(author string, version int, note string) (*ApplyResult, error) {
+	return c.commit(author, note, func(st *trayState, _ map[string][]byte) ([]Change, []Change, error) {
+		if version != st.Version {
+			return nil, nil, fmt.Errorf("%w (you saw version %d, it is %d now): review them again", ErrTrayChanged, version, st.Version)
+		}
+		if len(st.Changes) == 0 {
+			return nil, nil, ErrTrayEmpty
+		}
+		return st.Changes, nil, nil
+	})
+}
+
+// applyNow stages ch and applies it alone, in one step: the editor's "Save
+// and apply now". base is the digest of the file the author edited, as for
+// stage. The change goes through the tray's apply (validation, revision,
+// reload, savepoint when risky); the other pending changes stay staged, and
+// those to the same file then show as conflicts, as after another admin's
+// apply.
+func (c *Console) applyNow(author string, ch Change, base, note string) (*ApplyResult, error) {
+	if !fileNamePattern.MatchString(ch.File) && !isExtFile(ch.File) {
+		return nil, ErrBadFileName
+	}
+	return c.commit(author, note, func(st *trayState, disk map[string][]byte) ([]Change, []Change, error) {
+		ch.BaseSHA256 = digest(disk[ch.File])
+		if base != "-" && base != ch.BaseSHA256 {
+			return nil, nil, fmt.Errorf("%w: %s changed since you opened it; reload, merge your change and save again", ErrEditConflict, ch.File)
+		}
+		ch.Author, ch.Time = author, c.opt.Now().UTC()
+		ch.Note = clip(strings.TrimSpace(ch.Note), 200)
+		ch.ID = st.NextID
+		st.NextID++
+		return []Change{ch}, st.Changes, nil
+	})
+}
+
+// commit applies changes: take picks them from the tray (and what the
+// tray holds afterwards) given the files on disk. The changes are
+// replayed over the files, refused on a conflict or an invalid result,
+// written, reloaded, kept as one revision per file, and a risky one starts
+// a savepoint. Nothing is applied while a savepoint waits.
+func (c *Console) commit(author, note string, take func(st *trayState, disk map[string][]byte) (changes, rest []Change, err error)) (*ApplyResult, error) {
 	c.policyMu.Lock()
 	defer c.policyMu.Unlock()
 	c.tray.mu.Lock()
@@ -545,17 +585,15 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 	if st.Savepoint != nil {
 		return nil, ErrSavepoint
 	}
-	if version != st.Version {
-		return nil, fmt.Errorf("%w (you saw version %d, it is %d now): review them again", ErrTrayChanged, version, st.Version)
-	}
-	if len(st.Changes) == 0 {
-		return nil, ErrTrayEmpty
-	}
 	disk, _, err := c.trayFiles()
 	if err != nil {
 		return nil, err
 	}
-	r := c.replay(disk, st.Changes)
+	changes, rest, err := take(st, disk)
+	if err != nil {
+		return nil, err
+	}
+	r := c.replay(disk, changes)
 	var conflicts []int
 	for _, v := range r.views {
 		if v.Conflict {
@@ -631,7 +669,7 @@ func (c *Console) apply(author string, version int, note string) (*ApplyResult, 
 		}
 		res.Revisions = append(res.Revisions, rev)
 	}
-	st.Changes = nil
+	st.Changes = rest
 	st.Version++
 	if risky {
 		st.Savepoint = &savepoint{Deadline: now.Add(c.opt.ConfirmTimeout), Author: author, Summary: summary, Before: before, MonitorBefore: monitorBefore}
@@ -1073,6 +1111,12 @@ func flashOf(r *http.Request) string {
 		return "Change confirmed and kept."
 	case "reverted":
 		return "Change reverted."
+	case "account-added":
+		return "Account added."
+	case "account-unlocked":
+		return "Account unlocked."
+	case "account-removed":
+		return "Account removed; its sessions ended."
 	}
 	return ""
 }

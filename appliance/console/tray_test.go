@@ -279,11 +279,9 @@ func TestTrayConflictsAndValidation(t *testing.T) {
 	}
 }
 
-// A risky change (the access policies of the app that serves the
-// console's own address) is reverted unless confirmed in time; a confirmed
-// one stays. Both leave revisions that say what happened.
-func TestTrayAutoRevert(t *testing.T) {
-	mgmt := `apps:
+// mgmt is a policy file for the app that serves the console (console.lab):
+// a change to its access policies is risky.
+const mgmt = `apps:
   - id: console-app
     domains: [console.lab]
 access_policies:
@@ -291,6 +289,11 @@ access_policies:
     filters: {apps: [console-app], groups: [admins]}
     action: allow
 `
+
+// newMgmtConsole is an enforced console served as console.lab with mgmt.yaml
+// in its policy directory and 3 s to confirm a risky change.
+func newMgmtConsole(t *testing.T) (*testConsole, *enforcer) {
+	t.Helper()
 	tc, enf := newEnforcedConsole(t, func(o *Options) {
 		o.ManagementHosts = []string{"console.lab"}
 		o.ConfirmTimeout = 3 * time.Second
@@ -299,6 +302,14 @@ access_policies:
 	if err := enf.reload(); err != nil {
 		t.Fatal(err)
 	}
+	return tc, enf
+}
+
+// A risky change (the access policies of the app that serves the
+// console's own address) is reverted unless confirmed in time; a confirmed
+// one stays. Both leave revisions that say what happened.
+func TestTrayAutoRevert(t *testing.T) {
+	tc, enf := newMgmtConsole(t)
 	admin := tc.setup("admin", adminPW)
 	// Not risky: the lab's download policy.
 	admin.stage(map[string]any{"kind": "monitor_only", "policy": "no-lab-downloads", "on": true})
@@ -358,6 +369,62 @@ access_policies:
 	time.Sleep(4 * time.Second)
 	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != lockout {
 		t.Fatal("a confirmed change was reverted")
+	}
+}
+
+// The editor's "Save and apply now" goes through the tray's apply: a
+// risky save starts a savepoint and is reverted unless confirmed, like a
+// tray apply; a pending change to another file stays staged; the save is
+// refused while the savepoint waits and when the file changed since the
+// editor read it.
+func TestSaveNowThroughTray(t *testing.T) {
+	tc, enf := newMgmtConsole(t)
+	admin := tc.setup("admin", adminPW)
+	if code, m := admin.stage(map[string]any{"kind": "monitor_only", "policy": "no-lab-downloads", "on": true}); code != http.StatusCreated {
+		t.Fatalf("stage: %d %v", code, m)
+	}
+	lockout := strings.Replace(mgmt, "action: allow", "action: block", 1)
+	loads := enf.loads.Load()
+	resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": lockout, "base_sha256": digest([]byte(mgmt)), "summary": "lock it"})
+	if resp.StatusCode != 200 || m["savepoint"] == nil || m["reloaded"] != true {
+		t.Fatalf("save now: %d %v", resp.StatusCode, m)
+	}
+	if sum := m["revision"].(map[string]any)["summary"].(string); sum != "lock it — policy console-admins: action allow → block" {
+		t.Errorf("revision summary %q", sum)
+	}
+	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != lockout || enf.loads.Load() != loads+1 {
+		t.Fatal("not applied")
+	}
+	tr := admin.tray()
+	if ch := changesOf(tr); len(ch) != 1 || ch[0]["kind"] != "monitor_only" || ch[0]["conflict"] == true || tr["savepoint"] == nil {
+		t.Fatalf("tray after save now: %v", tr)
+	}
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": mgmt, "base_sha256": digest([]byte(lockout))}); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("save during a savepoint: %d %v", resp.StatusCode, m)
+	}
+	waitUntil(t, func() bool {
+		return string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) == mgmt && admin.tray()["savepoint"] == nil
+	})
+	if revs, _ := tc.revs.list("mgmt.yaml", 10); len(revs) != 2 || revs[1].Author != "admin" || !strings.HasPrefix(revs[0].Summary, "reverted automatically") {
+		t.Fatalf("revisions: %+v", revs)
+	}
+	if es, _ := tc.audit.search(AuditQuery{Action: auditPolicySave}); len(es) != 1 || !strings.HasPrefix(es[0].Detail, "risky, to confirm by") {
+		t.Errorf("audit: %+v", es)
+	}
+	// Stale: refused, nothing written, the pending change still there.
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": lockout, "base_sha256": digest([]byte(lockout))}); resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(fmt.Sprint(m["error"]), "mgmt.yaml changed since you opened it") {
+		t.Fatalf("stale save: %d %v", resp.StatusCode, m)
+	}
+	// Invalid: 422 with the problems.
+	if resp, m := admin.api("PUT", "/api/v1/policies/files/mgmt.yaml", map[string]string{"content": "access_policies: [", "base_sha256": digest([]byte(mgmt))}); resp.StatusCode != http.StatusUnprocessableEntity || m["problems"] == nil {
+		t.Fatalf("invalid save: %d %v", resp.StatusCode, m)
+	}
+	if ch := changesOf(admin.tray()); len(ch) != 1 {
+		t.Fatalf("pending changes: %v", ch)
+	}
+	if string(mustRead(t, filepath.Join(tc.polDir, "mgmt.yaml"))) != mgmt {
+		t.Fatal("a refused save wrote the file")
 	}
 }
 

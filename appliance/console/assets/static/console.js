@@ -188,7 +188,9 @@
         if (res.status !== 200) { setStatus("Not saved: " + (res.body.error || res.status), "bad"); return; }
         form.dataset.sha = res.body.sha256;
         file.readOnly = true;
-        setStatus("Saved as revision " + res.body.revision.id + (res.body.reloaded ? " and applied" : "") + ": " + res.body.revision.summary, "ok");
+        var msg = "Saved as revision " + res.body.revision.id + (res.body.reloaded ? " and applied" : "") + ": " + res.body.revision.summary;
+        if (res.body.savepoint) msg += ". It could lock admins out: confirm it under Changes within " + Math.round(res.body.savepoint.remaining_seconds) + " s or it is reverted.";
+        setStatus(msg, res.body.savepoint ? "bad" : "ok");
         if (window.history && window.location.search.indexOf("file=") < 0) {
           window.history.replaceState(null, "", "/policies/edit?file=" + encodeURIComponent(body.file));
         }

@@ -135,13 +135,16 @@ func BenchmarkLab(b *testing.B) {
 	r.ratio("bypass prefix (kernel-forwarded) download vs direct", "download_bypass_prefix", "download_direct", 0.97)
 	r.ratio("bypass SNI (peeked, spliced) download vs direct", "download_spliced", "download_direct", 0.90)
 	r.ratio("intercepted download vs direct", "download_intercepted", "download_direct", 0.85)
-	r.ratio("intercepted keep-alive requests/s vs direct", "rps_keepalive_intercepted", "rps_keepalive_direct", 0.45)
-	r.ratio("new intercepted connections/s vs direct", "cps_intercepted", "cps_direct", 0.45)
+	// Issue 11's targets: keep-alive (wrk, 16 connections here; 50 in
+	// BenchmarkLabKeepAlive) >= 0.35, new connections >= 0.55, bulk >= 0.85,
+	// CPU per request <= 2.0x the origin's.
+	r.ratio("intercepted keep-alive requests/s vs direct, 16 connections", "rps_keepalive_intercepted", "rps_keepalive_direct", 0.35)
+	r.ratio("new intercepted connections/s vs direct", "cps_intercepted", "cps_direct", 0.55)
 	r.ratio("suffix-proxied keep-alive requests/s vs direct", "rps_keepalive_suffix", "rps_keepalive_direct", 0.40)
-	r.ratio("intercepted keep-alive requests/s vs direct, hold_responses off", "rps_keepalive_intercepted_nohold", "rps_keepalive_direct", 0.45)
+	r.ratio("intercepted keep-alive requests/s vs direct, hold_responses off", "rps_keepalive_intercepted_nohold", "rps_keepalive_direct", 0.35)
 	r.ratio("suffix-proxied keep-alive requests/s vs direct, hold_responses off", "rps_keepalive_suffix_nohold", "rps_keepalive_direct", 0.40)
 	r.ratio("throughput with steering program attached vs not (port 8443)", "download_program_attached_8443", "download_direct_8443", 0.98)
-	r.limit("appliance CPU per request / origin CPU per request", r.value("cpu_per_request_appliance_us")/r.value("cpu_per_request_origin_us"), 2.5)
+	r.limit("appliance CPU per request / origin CPU per request", r.value("cpu_per_request_appliance_us")/r.value("cpu_per_request_origin_us"), 2.0)
 	r.limit("idle intercepted keep-alive connection, KiB", r.value("idle_conn_bytes_intercepted")/1024, 64)
 	r.limit("idle bypassed connection, KiB", r.value("idle_conn_bytes_bypassed")/1024, 20)
 	r.limit("steering program ns per packet (kernel bpf stats)", r.value("steer_ns_per_packet"), 100)

@@ -184,7 +184,7 @@ func (a *Appliance) consoleHealth() map[string]string {
 	if a.snmp != nil {
 		h["snmp"] = "on"
 	}
-	for name := range a.exporters {
+	for _, name := range a.exporters.names() {
 		h["exporter "+name] = "running"
 	}
 	return h

@@ -207,6 +207,7 @@ func TestUnitRunsTheDaemonAsNotifyService(t *testing.T) {
 		"ExecStart":               "/usr/bin/portcullis run --config /etc/portcullis/portcullis.yaml",
 		"ExecReload":              "/bin/kill -HUP $MAINPID",
 		"Restart":                 "on-failure",
+		"RestartForceExitStatus":  "75", // the console's restart (appliance.exitRestart)
 		"User":                    "portcullis",
 		"StateDirectory":          "portcullis",
 		"AmbientCapabilities":     "CAP_BPF CAP_PERFMON CAP_NET_ADMIN CAP_NET_BIND_SERVICE",

@@ -97,6 +97,7 @@ func (a *Appliance) startConsole() error {
 		Reload:          a.reloadFromConsole, // policies and device CAs (consoledevicewire.go)
 		Devices:         a.consoleDevices(),
 		Settings:        a.consoleSettings(),
+		SNMPUsers:       a.consoleSNMPUsers(),
 		Health:          a.consoleHealth,
 		Log:             a.log.With("component", "console"),
 		IdleTimeout:     cc.IdleTimeout,

@@ -423,6 +423,7 @@ func (c *Console) settingsRestartForm(w http.ResponseWriter, r *http.Request, s 
 type settingsPageData struct {
 	*SettingsView
 	Test *TestEventResult
+	SNMP *SNMPUsersView // nil: users not managed here
 }
 
 func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -441,11 +442,13 @@ func (c *Console) renderSettings(w http.ResponseWriter, r *http.Request, s *sess
 		flash = "Change added to the pending changes: apply it there."
 	case "restarting":
 		flash = "Restart requested: the console is back once the appliance has started again."
+	case "snmp-user":
+		flash = "SNMP users changed."
 	}
 	if status != http.StatusOK {
 		w.WriteHeader(status)
 	}
-	c.render(w, r, s, "settings", view{Title: "Settings", Nav: "settings", Error: msg, Flash: flash, D: settingsPageData{SettingsView: v, Test: test}})
+	c.render(w, r, s, "settings", view{Title: "Settings", Nav: "settings", Error: msg, Flash: flash, D: settingsPageData{SettingsView: v, Test: test, SNMP: c.snmpUsersView()}})
 }
 
 func (c *Console) settingsStageForm(w http.ResponseWriter, r *http.Request, s *session) {

@@ -113,8 +113,14 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, cfg.Session.capabilities(), static); err != nil {
 		return nil, err
 	}
-	a.policies.devices = devices != nil
-	a.policies.certUsers = devices != nil && devices.UserFrom != nil
+	if devices == nil {
+		// No device CA yet: the proxy still gets the device-certificate
+		// state (its listeners ask for nothing), so the first CA uploaded
+		// takes effect on reload (consoledevicewire.go).
+		devices = &proxy.ClientCertConfig{Checker: a.certCheck, UserFrom: deviceUserFrom[cfg.Devices.UserFrom],
+			Policy: certcheck.ClientPolicy{CheckCRL: cfg.Devices.CheckCRL, RequireCRL: cfg.Devices.RequireCRL}}
+	}
+	a.policies.setDevices(devices.CAs != nil, devices.UserFrom != nil)
 	if a.activity, err = openActivity(cfg); err != nil {
 		return nil, err
 	}

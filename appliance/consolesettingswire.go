@@ -216,13 +216,11 @@ func (a *Appliance) settingGroupsOf(c *Config, act ActivityConfig, dev DevicesCo
 	}
 	live := func(s console.Setting) console.Setting { s.Applies = "reload"; return s }
 	derived := func(s console.Setting) console.Setting { s.Derived = true; return s }
-	// Device settings apply on reload once the listeners ask for
-	// certificates (the appliance started with device CAs).
+	// Device settings apply on reload when the proxy runs (not in a
+	// check of the configuration alone).
 	devLive := func(s console.Setting) console.Setting {
-		if a.proxy != nil && a.proxy.ClientCertificates() {
+		if a.proxy != nil && a.proxy.ClientCertsSwappable() {
 			s.Applies = "reload"
-		} else {
-			s.Hint = "Applies at restart: this appliance started without device CAs."
 		}
 		return s
 	}

@@ -143,8 +143,9 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 	if !strings.Contains(text(`tr[data-key="activity.alert_daily_limit"]`), "pending: 250") {
 		t.Error("staged value not shown")
 	}
-	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-key="activity.max_age"] form').length`)); n != 0 {
-		t.Error("a restart-only setting has a form")
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-key="activity.max_age"] form').length`)); n != 1 ||
+		!strings.Contains(text(`tr[data-key="activity.max_age"]`), "at restart") {
+		t.Error("a restart-only setting has no form, or is not marked as applying at restart")
 	}
 	run("apply setting", chromedp.Navigate(base+"/changes"), chromedp.WaitVisible(chromedp.CSS("#tray-apply")), chromedp.Click(chromedp.CSS("#tray-apply")),
 		waitFor(`location.search.includes("done=applied")`))

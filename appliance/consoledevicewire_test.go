@@ -119,6 +119,30 @@ func (c *consoleClient) setupAdmin(stateDir, user, password string) {
 	c.csrf, _ = s["csrf_token"].(string)
 }
 
+// uploadDevicePKI stages the lab device PKI's CAs and CRLs.
+func (c *consoleClient) uploadDevicePKI(devs *labDevices) {
+	c.t.Helper()
+	for i := range devs.cas {
+		b, err := os.ReadFile(devs.cas[i])
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
+			c.t.Fatalf("upload CA %d: %d %v", i, code, m)
+		}
+	}
+	for i := range devs.crls {
+		b, err := os.ReadFile(devs.crls[i])
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		// The lab writes DER: the API takes it base64-encoded.
+		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
+			c.t.Fatalf("upload CRL %d: %d %v", i, code, m)
+		}
+	}
+}
+
 func (c *consoleClient) apply() {
 	c.t.Helper()
 	_, tv := c.api("GET", "/api/v1/tray", nil)
@@ -169,25 +193,7 @@ func TestConsoleDeviceCAUpload(t *testing.T) {
 
 	c := newConsoleClient(t, l, consoleAddr)
 	c.setupAdmin(filepath.Join(l.dir, "state"), "admin", "console-admin-password-1")
-	for i := range devs.cas {
-		b, err := os.ReadFile(devs.cas[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CA %d: %d %v", i, code, m)
-		}
-	}
-	for i := range devs.crls {
-		b, err := os.ReadFile(devs.crls[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The lab writes DER: the API takes it base64-encoded.
-		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CRL %d: %d %v", i, code, m)
-		}
-	}
+	c.uploadDevicePKI(devs)
 	// A device certificate is not a CA: refused with the reason.
 	if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(devs.issued["valid"].CertPEM)}); code != http.StatusBadRequest ||
 		!strings.Contains(fmt.Sprint(m["error"]), "is not a CA certificate") {
@@ -319,24 +325,7 @@ func TestConsoleFirstDeviceCA(t *testing.T) {
 	if _, dv := c.api("GET", "/api/v1/devices", nil); dv["live"] != true {
 		t.Errorf("devices view before the first CA: %v (want live: the set applies without a restart)", dv)
 	}
-	for i := range devs.cas {
-		b, err := os.ReadFile(devs.cas[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CA %d: %d %v", i, code, m)
-		}
-	}
-	for i := range devs.crls {
-		b, err := os.ReadFile(devs.crls[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
-			t.Fatalf("upload CRL %d: %d %v", i, code, m)
-		}
-	}
+	c.uploadDevicePKI(devs)
 	if code, _ := curl("valid"); !refused(code) {
 		t.Errorf("staged only: HTTP %s, want refused", code)
 	}

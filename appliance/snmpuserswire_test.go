@@ -15,20 +15,26 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/lab"
 )
 
-// snmpV3Get is snmpget -v3 authPriv as user (AES privacy).
-func snmpV3Get(t *testing.T, addr, user, auth, authPW, privPW, oid string) (string, error) {
+// snmpV3 runs a net-snmp tool (snmpget, snmpwalk) -v3 authPriv as user
+// (AES privacy), numeric output, no MIB loading, no snmp.conf.
+func snmpV3(t *testing.T, tool, addr, user, auth, authPW, privPW, oid string) (string, error) {
 	t.Helper()
-	p, err := exec.LookPath("snmpget")
+	p, err := exec.LookPath(tool)
 	if err != nil {
-		t.Fatal("snmpget not found: apt-get install snmp")
+		t.Fatalf("%s not found: apt-get install snmp", tool)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p, "-On", "-Oq", "-m", "", "-M", t.TempDir(), "-v3", "-l", "authPriv", "-u", user,
-		"-a", auth, "-A", authPW, "-x", "AES", "-X", privPW, "-t", "1", "-r", "1", addr, oid)
+		"-a", auth, "-A", authPW, "-x", "AES", "-X", privPW, "-t", "2", "-r", "1", addr, oid)
 	cmd.Env = append(os.Environ(), "SNMPCONFPATH="+t.TempDir(), "MIBS=")
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+func snmpV3Get(t *testing.T, addr, user, auth, authPW, privPW, oid string) (string, error) {
+	t.Helper()
+	return snmpV3(t, "snmpget", addr, user, auth, authPW, privPW, oid)
 }
 
 // TestConsoleSNMPUsers runs a real snmpd that includes the appliance's

@@ -114,16 +114,6 @@ func (c *Console) removeSNMPUser(r *http.Request, s *session, name string) (stri
 	return how, nil
 }
 
-func snmpUserStatus(err error) int {
-	switch {
-	case errors.Is(err, errNoSNMPUsers):
-		return http.StatusNotFound
-	case errors.Is(err, ErrSNMPUser):
-		return http.StatusBadRequest
-	}
-	return http.StatusInternalServerError
-}
-
 // ---- API ----
 
 func (c *Console) apiSNMPUsers(w http.ResponseWriter, _ *http.Request, _ *session) {
@@ -143,7 +133,7 @@ func (c *Console) apiSNMPUserAdd(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	how, err := c.addSNMPUser(r, s, in)
 	if err != nil {
-		apiError(w, snmpUserStatus(err), err.Error())
+		apiError(w, statusOf(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"name": in.Name, "snmpd": how})
@@ -152,7 +142,7 @@ func (c *Console) apiSNMPUserAdd(w http.ResponseWriter, r *http.Request, s *sess
 func (c *Console) apiSNMPUserRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	how, err := c.removeSNMPUser(r, s, r.PathValue("name"))
 	if err != nil {
-		apiError(w, snmpUserStatus(err), err.Error())
+		apiError(w, statusOf(err), err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"name": r.PathValue("name"), "snmpd": how})
@@ -164,7 +154,7 @@ func (c *Console) snmpUserAddForm(w http.ResponseWriter, r *http.Request, s *ses
 	in := SNMPUserInput{Name: r.PostFormValue("name"), Auth: r.PostFormValue("auth"), Priv: r.PostFormValue("priv"), View: r.PostFormValue("view"),
 		AuthPassphrase: r.PostFormValue("auth_passphrase"), PrivPassphrase: r.PostFormValue("priv_passphrase")}
 	if _, err := c.addSNMPUser(r, s, in); err != nil {
-		c.renderSettings(w, r, s, snmpUserStatus(err), "SNMP user not added: "+err.Error(), nil)
+		c.renderSettings(w, r, s, statusOf(err), "SNMP user not added: "+err.Error(), nil)
 		return
 	}
 	http.Redirect(w, r, "/settings?done=snmp-user#snmp-users", http.StatusSeeOther)
@@ -172,7 +162,7 @@ func (c *Console) snmpUserAddForm(w http.ResponseWriter, r *http.Request, s *ses
 
 func (c *Console) snmpUserRemoveForm(w http.ResponseWriter, r *http.Request, s *session) {
 	if _, err := c.removeSNMPUser(r, s, r.PostFormValue("name")); err != nil {
-		c.renderSettings(w, r, s, snmpUserStatus(err), "SNMP user not removed: "+err.Error(), nil)
+		c.renderSettings(w, r, s, statusOf(err), "SNMP user not removed: "+err.Error(), nil)
 		return
 	}
 	http.Redirect(w, r, "/settings?done=snmp-user#snmp-users", http.StatusSeeOther)

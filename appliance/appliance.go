@@ -53,8 +53,8 @@ type Appliance struct {
 	clients *clientKinds
 	// certCheck checks upstream chains' keys and revocation.
 	certCheck *certcheck.Checker
-	// exporters deliver activity events to their sinks until the context ends.
-	exporters map[string]func(context.Context) error
+	// exporters deliver activity events to their sinks (exportwire.go).
+	exporters *exporterSet
 	registry  *prometheus.Registry
 	usage     *usageCounters // per-mode and per-app counters for SNMP
 	snmp      *snmpService   // nil unless snmp.agentx_socket is set
@@ -62,6 +62,8 @@ type Appliance struct {
 	console *consoleService
 	// live are the settings taken again on reload (consolesettingswire.go).
 	live liveSettings
+	// restartReq ends Run for a restart (the console's, under systemd).
+	restartReq chan struct{}
 
 	transparent []net.Listener
 	explicitLn  net.Listener
@@ -79,7 +81,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	// Not the named result: every "return nil, err" sets that to nil before
 	// the deferred undo runs.
-	a := &Appliance{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))}
+	a := &Appliance{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})), restartReq: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			a.undoStart()
@@ -111,8 +113,14 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.policies, err = newPolicyEnforcer(cfg.Policy.Dir, cfg.Session.capabilities(), static); err != nil {
 		return nil, err
 	}
-	a.policies.devices = devices != nil
-	a.policies.certUsers = devices != nil && devices.UserFrom != nil
+	if devices == nil {
+		// No device CA yet: the proxy still gets the device-certificate
+		// state (its listeners ask for nothing), so the first CA uploaded
+		// takes effect on reload (consoledevicewire.go).
+		devices = &proxy.ClientCertConfig{Checker: a.certCheck, UserFrom: deviceUserFrom[cfg.Devices.UserFrom],
+			Policy: certcheck.ClientPolicy{CheckCRL: cfg.Devices.CheckCRL, RequireCRL: cfg.Devices.RequireCRL}}
+	}
+	a.policies.setDevices(devices.CAs != nil, devices.UserFrom != nil)
 	if a.activity, err = openActivity(cfg); err != nil {
 		return nil, err
 	}
@@ -124,7 +132,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	a.activity.appOf = appOfPolicies(a.policies)
 	a.policies.alerts = newAlerter(a.raiseAlert)
 	a.closers = append(a.closers, a.policies.alerts.close)
-	if a.exporters, err = activityExporters(cfg, a.activity.store); err != nil {
+	if a.exporters, err = a.newExporterSet(cfg); err != nil {
 		return nil, err
 	}
 	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
@@ -254,16 +262,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 	a.log.Info("portcullis running", "ca", a.ca.Certificate().Subject.CommonName,
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
-	var exporters sync.WaitGroup
-	for name, run := range a.exporters {
-		exporters.Add(1)
-		go func() {
-			defer exporters.Done()
-			if err := run(expCtx); err != nil {
-				a.log.Error("activity export", "sink", name, "err", err)
-			}
-		}()
-	}
+	a.exporters.start(expCtx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -279,6 +278,9 @@ wait:
 			break wait
 		case <-hup:
 			a.reload()
+		case <-a.restartReq:
+			err = errRestartRequested
+			break wait
 		}
 	}
 	grace := a.cfg.Timeouts.ShutdownGrace
@@ -303,7 +305,7 @@ wait:
 	err = errors.Join(err, drain)
 	a.stopSNMP()
 	stopExport()
-	exporters.Wait()
+	a.exporters.wait()
 	a.closeAll()
 	wg.Wait()
 	return err

@@ -25,9 +25,12 @@ var ErrUsage = errors.New("usage")
 
 // ExitCode maps an error from Main to a process exit status: 2 for a
 // command-line mistake, 3 for status of a daemon that is not running (the
-// LSB convention), 1 for anything else.
+// LSB convention), 75 for a restart the console asked for (the systemd
+// unit restarts on it), 1 for anything else.
 func ExitCode(err error) int {
 	switch {
+	case errors.Is(err, errRestartRequested):
+		return exitRestart
 	case errors.Is(err, ErrUsage):
 		return 2
 	case errors.Is(err, errNotRunning):

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-gw/portcullis/appliance/console"
+	"github.com/portcullis-gw/portcullis/proxy"
 	"github.com/portcullis-gw/portcullis/proxy/certcheck"
 )
 
@@ -17,8 +18,9 @@ import (
 // appliance loads them after devices.client_cas and crl_files, at start and
 // on every reload (SIGHUP or the console's apply: reloadConfig), so a CA uploaded while
 // the appliance runs makes certificates it issued valid on the next
-// connection. The first CA on an appliance started without any needs a
-// restart (its listeners do not ask for certificates); the console says so.
+// connection. That holds for the first CA of an appliance started without
+// any too: its listeners start asking for certificates with that reload;
+// and once the last CA is removed they stop asking.
 
 func consoleDeviceDir(stateDir string) string { return filepath.Join(stateDir, "devices") }
 
@@ -49,7 +51,7 @@ func uploadedFiles(dir, ext string) []string {
 // files) and hands it, with d's revocation policy, to the running proxy. A
 // set that does not load keeps the running one and is the error.
 func (a *Appliance) reloadDevicesWith(d DevicesConfig) error {
-	if a.proxy == nil || !a.proxy.ClientCertificates() {
+	if a.proxy == nil || !a.proxy.ClientCertsSwappable() {
 		return nil // takes effect at the next start
 	}
 	d = withUploadedDevices(d, a.cfg.StateDir)
@@ -57,11 +59,17 @@ func (a *Appliance) reloadDevicesWith(d DevicesConfig) error {
 	if err != nil {
 		return err
 	}
-	if cc == nil {
-		return errors.New("devices: no client CAs left; turning device certificates off takes a restart")
+	if cc == nil { // no CA left: the listeners stop asking
+		cc = &proxy.ClientCertConfig{Policy: certcheck.ClientPolicy{CheckCRL: d.CheckCRL, RequireCRL: d.RequireCRL}}
 	}
+	was := a.proxy.ClientCertificates()
 	if err := a.proxy.SetClientCerts(cc.CAs, cc.Policy); err != nil {
 		return err
+	}
+	// devices.user_from is read at start (a.cfg), like the proxy's UserFrom.
+	a.policies.setDevices(cc.CAs != nil, deviceUserFrom[a.cfg.Devices.UserFrom] != nil)
+	if was != (cc.CAs != nil) {
+		a.log.Info("device certificates " + map[bool]string{true: "on: the listeners ask for client certificates", false: "off: no device CA left"}[cc.CAs != nil])
 	}
 	a.log.Info("device CAs reloaded", "client_cas", len(d.ClientCAs), "crl_files", len(d.CRLFiles), "check_crl", d.CheckCRL, "require_crl", d.RequireCRL)
 	return nil
@@ -96,20 +104,17 @@ func (a *Appliance) consoleDevices() *console.DevicesOptions {
 		Configured: func() ([]string, []string) { d := a.devicesConfig(); return d.ClientCAs, d.CRLFiles },
 		CheckSet: func(cas, crls [][]byte) error {
 			if len(cas) == 0 {
-				switch {
-				case len(crls) > 0:
+				if len(crls) > 0 {
 					return errors.New("CRLs need a device CA: upload the CA first")
-				case a.proxy != nil && a.proxy.ClientCertificates():
-					return errors.New("the running appliance asks devices for certificates and needs at least one device CA; to turn device certificates off, remove the CAs from the configuration and " + consoleDeviceDir(a.cfg.StateDir) + ", then restart")
 				}
-				return nil
+				return nil // no CA: the listeners stop asking for certificates
 			}
 			if _, err := certcheck.LoadClientCAs(cas, crls); err != nil {
 				return fmt.Errorf("%w (bundles and CRLs numbered with devices.client_cas and crl_files first, then the uploaded ones by name)", err)
 			}
 			return nil
 		},
-		Live:        func() bool { return a.proxy != nil && a.proxy.ClientCertificates() },
+		Live:        func() bool { return a.proxy != nil && a.proxy.ClientCertsSwappable() },
 		ApplianceCA: func() []byte { return a.certs.CA().CertPEM() }, // the CA in force (reloadCA)
 		PassThrough: func() []console.PassThroughEntry {
 			if a.proxy == nil {

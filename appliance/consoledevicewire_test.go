@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -121,6 +122,30 @@ func (c *consoleClient) setupAdmin(stateDir, user, password string) {
 	c.csrf, _ = s["csrf_token"].(string)
 }
 
+// uploadDevicePKI stages the lab device PKI's CAs and CRLs.
+func (c *consoleClient) uploadDevicePKI(devs *labDevices) {
+	c.t.Helper()
+	for i := range devs.cas {
+		b, err := os.ReadFile(devs.cas[i])
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(b)}); code != http.StatusCreated {
+			c.t.Fatalf("upload CA %d: %d %v", i, code, m)
+		}
+	}
+	for i := range devs.crls {
+		b, err := os.ReadFile(devs.crls[i])
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		// The lab writes DER: the API takes it base64-encoded.
+		if code, m := c.api("POST", "/api/v1/devices/crls", map[string]any{"der_base64": base64.StdEncoding.EncodeToString(b)}); code != http.StatusCreated {
+			c.t.Fatalf("upload CRL %d: %d %v", i, code, m)
+		}
+	}
+}
+
 func (c *consoleClient) apply() {
 	c.t.Helper()
 	_, tv := c.api("GET", "/api/v1/tray", nil)
@@ -218,6 +243,11 @@ func TestConsoleDeviceCAUpload(t *testing.T) {
 	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("article.change").length`)); n != len(devs.cas)+len(devs.crls) {
 		t.Fatalf("%d changes pending, want %d uploads", n, len(devs.cas)+len(devs.crls))
 	}
+	// A device certificate is not a CA: refused with the reason.
+	if code, m := c.api("POST", "/api/v1/devices/cas", map[string]any{"pem": string(devs.issued["valid"].CertPEM)}); code != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(m["error"]), "is not a CA certificate") {
+		t.Errorf("leaf as CA: %d %v", code, m)
+	}
 	// Staged, not applied: still refused.
 	if got := curl("valid"); got != "403" {
 		t.Errorf("staged only: HTTP %s, want 403", got)
@@ -304,5 +334,91 @@ func TestConsoleDeviceCAUpload(t *testing.T) {
 	}
 	if !strings.Contains(l.log(), "device CAs reloaded") {
 		t.Errorf("no reload logged:\n%s", l.log())
+	}
+}
+
+// TestConsoleFirstDeviceCA runs the appliance binary started without any
+// device CA, with the access policy that blocks origin.lab without a valid
+// client certificate: its listeners do not ask for certificates, so the
+// lab device's is refused. The device PKI's CAs and CRLs uploaded through
+// the console and applied — no restart — make the listeners ask and the
+// same certificate valid; removing the uploads again stops the asking.
+func TestConsoleFirstDeviceCA(t *testing.T) {
+	devs := newLabDevices(t)
+	polDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(polDir, "devices.yaml"), []byte(deviceCertPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const consoleAddr = "198.18.1.1:9443"
+	l := newE2ELab(t, fmt.Sprintf("policy:\n  dir: %s\ndevices:\n  user_from: san_email\nconsole:\n  listen: %s\n", polDir, consoleAddr))
+	l.start()
+	l.applianceCA()
+	// curl -v says whether the server asked for a certificate. Without a
+	// device CA the policy's block is decided before the handshake (a TLS
+	// alert: curl exits 35 with code 000).
+	curl := func(name string) (code string, asked bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := l.Client.Exec(ctx, "curl", "-sS", "-v", "-o", "/dev/null", "-w", "code=%{http_code}\n", "--cacert", filepath.Join(l.dir, "appliance-ca.pem"),
+			"--cert", filepath.Join(devs.dir, name+".pem"), "--key", filepath.Join(devs.dir, name+".key"), "https://origin.lab/?case=first-"+name)
+		if err != nil && !strings.Contains(string(out), "code=000") {
+			t.Errorf("curl %s: %v: %s", name, err, out)
+		}
+		s := string(out)
+		i := strings.LastIndex(s, "code=")
+		if i < 0 {
+			t.Fatalf("curl output: %s", s)
+		}
+		return strings.TrimSpace(s[i+5:]), strings.Contains(s, "Request CERT (13)")
+	}
+	refused := func(code string) bool { return code == "403" || code == "000" }
+	if code, asked := curl("valid"); !refused(code) || asked {
+		t.Fatalf("before any CA: HTTP %s, asked for a certificate %v; want refused, not asked", code, asked)
+	}
+
+	c := newConsoleClient(t, l, consoleAddr)
+	c.setupAdmin(filepath.Join(l.dir, "state"), "admin", "console-admin-password-1")
+	if _, dv := c.api("GET", "/api/v1/devices", nil); dv["live"] != true {
+		t.Errorf("devices view before the first CA: %v (want live: the set applies without a restart)", dv)
+	}
+	c.uploadDevicePKI(devs)
+	if code, _ := curl("valid"); !refused(code) {
+		t.Errorf("staged only: HTTP %s, want refused", code)
+	}
+	c.apply()
+	if code, asked := curl("valid"); code != "200" || !asked {
+		t.Errorf("after the first CA: HTTP %s, asked %v; want 200, asked\n%s", code, asked, l.log())
+	}
+	if code, _ := curl("revoked"); code != "403" {
+		t.Errorf("revoked by the uploaded CRL: HTTP %s, want 403", code)
+	}
+	if !strings.Contains(l.log(), "device certificates on") {
+		t.Error("the log does not say device certificates came on")
+	}
+	// The certificate names its user (devices.user_from, read at start).
+	var events []any
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(events) == 0; time.Sleep(100 * time.Millisecond) {
+		_, page := c.api("GET", "/api/v1/events?tag=valid_client_certificate&host=origin.lab", nil)
+		events, _ = page["events"].([]any)
+	}
+	if len(events) != 1 || events[0].(map[string]any)["user"] != "valid@corp.example" {
+		t.Errorf("events with the device tag: %v", events)
+	}
+
+	// Every upload removed: the listeners stop asking, the policy blocks.
+	_, dv := c.api("GET", "/api/v1/devices", nil)
+	for _, kind := range []string{"crls", "cas"} {
+		files := dv[kind].([]any)
+		for i := range files { // the issuing CA before its root
+			file := files[len(files)-1-i].(map[string]any)["file"]
+			if code, m := c.api("DELETE", "/api/v1/devices/files?file="+url.QueryEscape(fmt.Sprint(file)), nil); code >= 300 {
+				t.Fatalf("remove %v: %d %v", file, code, m)
+			}
+		}
+	}
+	c.apply()
+	if code, asked := curl("valid"); !refused(code) || asked {
+		t.Errorf("after removing every CA: HTTP %s, asked %v; want refused, not asked", code, asked)
 	}
 }

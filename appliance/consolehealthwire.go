@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/appliance/console"
@@ -87,12 +86,7 @@ func (a *Appliance) consoleComponents() []console.Component {
 		}
 		out = append(out, es)
 
-		names := make([]string, 0, len(a.exporters))
-		for name := range a.exporters {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		sinks, err := a.activity.store.SinkStates(names...)
+		sinks, err := a.activity.store.SinkStates(a.exporters.names()...)
 		if err != nil {
 			out = append(out, console.Component{Name: "Exporters", State: "fail", Summary: err.Error()})
 		}

@@ -55,15 +55,21 @@ func TestConsoleSettingsReload(t *testing.T) {
 	if err := a.reloadConfig(); err == nil || a.alertDailyLimit() != 250 {
 		t.Errorf("reload of a bad file: %v, limit %d (want an error and 250 kept)", err, a.alertDailyLimit())
 	}
-	var reload []string
+	applies := map[string]string{}
 	for _, g := range opts.Current() {
 		for _, s := range g.Settings {
-			if s.Applies == "reload" {
-				reload = append(reload, s.Key+"="+s.Value)
-			}
+			applies[s.Key] = s.Applies + " " + s.Value
 		}
 	}
-	if len(reload) != 1 || reload[0] != "activity.alert_daily_limit=250" {
-		t.Errorf("settings applied on reload: %v", reload)
+	for key, want := range map[string]string{
+		"activity.alert_daily_limit": "reload 250", "activity.max_age": "reload 2160h0m0s", "activity.syslog.addr": `reload ""`,
+		"activity.jsonl.path": `reload ""`, "activity.kafka.brokers": "reload []",
+		"session.inspection_timeout": "restart 30s", "suffix.domain": `restart ""`, "console.listen": "restart 127.0.0.1:9443",
+		// Without device CAs at start, the device settings apply at restart.
+		"devices.check_crl": "restart true",
+	} {
+		if applies[key] != want {
+			t.Errorf("%s: %q, want %q", key, applies[key], want)
+		}
 	}
 }

@@ -98,6 +98,7 @@ func (a *Appliance) startConsole() error {
 		Devices:         a.consoleDevices(),
 		Settings:        a.consoleSettings(),
 		Components:      a.consoleComponents,
+		SNMPUsers:       a.consoleSNMPUsers(),
 		Log:             a.log.With("component", "console"),
 		IdleTimeout:     cc.IdleTimeout,
 		SessionLifetime: cc.SessionLifetime,

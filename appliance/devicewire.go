@@ -53,8 +53,9 @@ func (d *DevicesConfig) validate(bad func(key, format string, a ...any)) {
 	if _, ok := deviceUserFrom[d.UserFrom]; !ok {
 		bad("devices.user_from", "%q is not one of none, subject_cn, san_email, san_dns", d.UserFrom)
 	}
-	if len(d.ClientCAs) == 0 && (len(d.CRLFiles) != 0 || d.UserFrom != "none") {
-		bad("devices", "crl_files and user_from need client_cas")
+	// user_from may come before any CA: the console uploads them.
+	if len(d.ClientCAs) == 0 && len(d.CRLFiles) != 0 {
+		bad("devices", "crl_files need client_cas")
 	}
 	if d.RequireCRL && !d.CheckCRL {
 		bad("devices.require_crl", "needs check_crl: true")
@@ -99,6 +100,13 @@ func deviceCerts(d *DevicesConfig, chk *certcheck.Checker) (*proxy.ClientCertCon
 	}, nil
 }
 
+// setDevices says whether the listeners ask for client certificates (a
+// device CA is in force) and whether a valid one names its user.
+func (p *policyEnforcer) setDevices(asking, userFrom bool) {
+	p.devices.Store(asking)
+	p.certUsers.Store(asking && userFrom)
+}
+
 // deviceTagsOf are the device tags the connection's client certificate
 // gives it (nil before the handshake and without client CAs).
 func deviceTagsOf(ci *proxy.ConnInfo) []string { return ci.DeviceTags() }
@@ -119,7 +127,7 @@ func deviceUserOf(ci *proxy.ConnInfo) string {
 // (deviceRecheck); a block that does not depend on the device stays a
 // TLS alert before any handshake.
 func (p *policyEnforcer) deviceMayAllow(e *policy.Engine, ci *proxy.ConnInfo, subj policy.Subject, host string) bool {
-	if !p.devices || !ci.TLS || slices.Contains(subj.DeviceTags, policy.DeviceValidClientCertificate) {
+	if !p.devices.Load() || !ci.TLS || slices.Contains(subj.DeviceTags, policy.DeviceValidClientCertificate) {
 		return false
 	}
 	subj.DeviceTags = append(slices.Clip(subj.DeviceTags), policy.DeviceValidClientCertificate)
@@ -133,7 +141,7 @@ func (p *policyEnforcer) deviceMayAllow(e *policy.Engine, ci *proxy.ConnInfo, su
 // (deviceRecheck); one the policy still blocks gets 403. A user already
 // known (identity.source_users) was decided as that user.
 func (p *policyEnforcer) certUserMayAllow(ci *proxy.ConnInfo, subj policy.Subject, restsOnIdentity bool) bool {
-	return p.certUsers && restsOnIdentity && ci.TLS && subj.User == ""
+	return p.certUsers.Load() && restsOnIdentity && ci.TLS && subj.User == ""
 }
 
 // deviceRecheck is the access decision of a request on an intercepted TLS

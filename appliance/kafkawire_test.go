@@ -47,14 +47,7 @@ func TestKafkaExportFromConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics("pc-activity"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	pctx, pcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer pcancel()
+	cl, pctx := kafkaConsumer(t, cluster, "pc-activity")
 	var got int
 	for got < 20 && pctx.Err() == nil {
 		fs := cl.PollFetches(pctx)
@@ -77,4 +70,19 @@ func TestKafkaExportFromConfig(t *testing.T) {
 	if _, err := activityExporters(cfg, st); err == nil {
 		t.Error("a Kafka exporter without a topic was accepted")
 	}
+}
+
+// kafkaConsumer reads topic of cluster from its start, for at most 20 s
+// (the context).
+func kafkaConsumer(t *testing.T, cluster *kfake.Cluster, topic string) (*kgo.Client, context.Context) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return cl, ctx
 }

@@ -21,10 +21,12 @@ type policyEnforcer struct {
 	engine atomic.Pointer[policy.Engine]
 	// alerts receives the alerts of matched policies; nil drops them.
 	alerts *alerter
-	// devices: the TLS listeners ask for client certificates (devicewire.go).
-	devices bool
-	// certUsers: a valid client certificate names its user (devices.user_from).
-	certUsers bool
+	// devices: the TLS listeners ask for client certificates (devicewire.go);
+	// set at start and by each reload of the device CAs.
+	devices atomic.Bool
+	// certUsers: devices, and a valid client certificate names its user
+	// (devices.user_from).
+	certUsers atomic.Bool
 	// loginFor: the hosts whose browsers the transparent login names
 	// (identity.require_user_for with the OIDC provider); nil: none.
 	loginFor func(host string) bool

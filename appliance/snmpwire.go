@@ -31,13 +31,28 @@ type SNMPConfig struct {
 	// portcullisActivityDegraded: at most one of each per interval, the
 	// fail-open one carrying how many events it stands for.
 	NotifyInterval time.Duration `mapstructure:"notify_interval"`
+	// UsersFile is the snmpd configuration fragment of SNMPv3 users the
+	// console manages (snmpuserswire.go); snmpd.conf includes it
+	// (includeFile). Empty: the console does not manage users.
+	UsersFile string `mapstructure:"users_file"`
+	// SnmpdPIDFile is snmpd's pid file: after a change of the users the
+	// appliance sends snmpd SIGHUP to read the fragment again. Empty: the
+	// reload is left to something watching the file (a systemd path
+	// unit, packaging/snmp/README.md).
+	SnmpdPIDFile string `mapstructure:"snmpd_pid_file"`
 }
 
 func (c SNMPConfig) validate() error {
-	if c.AgentXSocket == "" {
-		return nil
-	}
 	var errs []error
+	if c.UsersFile != "" && !filepath.IsAbs(c.UsersFile) {
+		errs = append(errs, errors.New("snmp.users_file: must be an absolute path (snmpd's includeFile names the same file)"))
+	}
+	if c.SnmpdPIDFile != "" && c.UsersFile == "" {
+		errs = append(errs, errors.New("snmp.snmpd_pid_file: set only with snmp.users_file"))
+	}
+	if c.AgentXSocket == "" {
+		return errors.Join(errs...)
+	}
 	if c.Reconnect <= 0 {
 		errs = append(errs, errors.New("snmp.reconnect: must be positive"))
 	}

@@ -1,7 +1,6 @@
 package appliance
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -456,20 +455,11 @@ func startTestTrapd(t *testing.T) (addr, logFile string) {
 
 func snmpwalk(t *testing.T, addr, root string) string {
 	t.Helper()
-	p, err := exec.LookPath("snmpwalk")
-	if err != nil {
-		t.Fatal("snmpwalk not found: apt-get install snmp")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, p, "-On", "-Oq", "-m", "", "-M", t.TempDir(), "-v3", "-l", "authPriv", "-u", testSnmpUser,
-		"-a", "SHA-256", "-A", testSnmpAuth, "-x", "AES", "-X", testSnmpPriv, "-t", "2", "-r", "1", addr, root)
-	cmd.Env = append(os.Environ(), "SNMPCONFPATH="+t.TempDir(), "MIBS=")
-	out, err := cmd.CombinedOutput()
+	out, err := snmpV3(t, "snmpwalk", addr, testSnmpUser, "SHA-256", testSnmpAuth, testSnmpPriv, root)
 	if err != nil {
 		t.Fatalf("snmpwalk: %v\n%s", err, out)
 	}
-	return string(out)
+	return out + "\n"
 }
 
 func waitForFile(t *testing.T, path string, d time.Duration, wants []string) {

@@ -64,6 +64,7 @@ grep -q '^  pin_dir: /sys/fs/bpf/portcullis/datapath$' "$stage/portcullis.yaml"
 "$host_bin" config check --config "$stage/portcullis.yaml" >/dev/null
 
 cp packaging/systemd/portcullis.service "$stage/portcullis.service"
+cp packaging/systemd/portcullis-snmp-users.path packaging/systemd/portcullis-snmp-users.service "$stage/"
 cp packaging/sysusers.d/portcullis.conf "$stage/sysusers.conf"
 cp packaging/tmpfiles.d/portcullis.conf "$stage/tmpfiles.conf"
 cp packaging/snmp/portcullis-agentx.conf "$stage/snmpd-portcullis.conf"

@@ -26,7 +26,8 @@ import (
 type ClientCertConfig struct {
 	// Checker validates presented chains (certcheck.Checker.ValidClient).
 	Checker *certcheck.Checker
-	// CAs is the admin's client-CA set. Required.
+	// CAs is the admin's client-CA set. Nil: none yet; the listeners do
+	// not ask for certificates until SetClientCerts gives them a set.
 	CAs *certcheck.ClientCAs
 	// Policy is how strictly revocation is checked.
 	Policy certcheck.ClientPolicy
@@ -137,12 +138,7 @@ type clientCerts struct {
 // caGeneration numbers CA sets, so a verdict is never reused across them.
 var caGeneration atomic.Uint64
 
-var errNoClientCAs = errors.New("client certificates: no client CAs")
-
 func newClientCerts(cfg ClientCertConfig) (*clientCerts, error) {
-	if cfg.CAs == nil {
-		return nil, errNoClientCAs
-	}
 	if cfg.Checker == nil {
 		return nil, errors.New("client certificates: no checker")
 	}
@@ -153,15 +149,26 @@ func newClientCerts(cfg ClientCertConfig) (*clientCerts, error) {
 }
 
 // requestCerts makes a listener's TLS config ask for (never require) a
-// client certificate from the configured CAs.
+// client certificate from the CAs in force, and not ask while there are
+// none.
 func (cc *clientCerts) requestCerts(c *tls.Config) {
 	if cc == nil {
 		return
 	}
-	c.ClientAuth = tls.RequestClientCert
-	c.ClientCAs = cc.cfg.CAs.AdvertisePool()
 	first := cc.set.Load()
+	first.advertise(c)
 	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return cc.configFor(c, first), nil }
+}
+
+// advertise sets c to ask for certificates from the set's CAs, or not to
+// ask when it has none.
+func (set *clientCASet) advertise(c *tls.Config) {
+	if set.cas == nil {
+		c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
+		return
+	}
+	c.ClientAuth = tls.RequestClientCert
+	c.ClientCAs = set.cas.AdvertisePool()
 }
 
 // deviceCheck is one connection's pending verdict.
@@ -175,7 +182,7 @@ type deviceCheck struct {
 // noteClientCert attaches the certificates tc's client presented to ci, to
 // be validated on first use. It does nothing when no CAs are configured.
 func (s *Server) noteClientCert(ci *ConnInfo, tc *tls.Conn) {
-	if s.clientCerts == nil {
+	if s.clientCerts == nil || s.clientCerts.set.Load().cas == nil {
 		return
 	}
 	ci.device = &deviceCheck{cc: s.clientCerts, peer: tc.ConnectionState().PeerCertificates}
@@ -195,6 +202,9 @@ func (cc *clientCerts) validate(peer []*x509.Certificate) DeviceCert {
 		return DeviceCert{Failure: certcheck.ClientNoCertificate, Reason: "no client certificate presented"}
 	}
 	set := cc.set.Load()
+	if set.cas == nil {
+		return DeviceCert{Failure: certcheck.ClientNoCAs, Reason: "no device CAs are configured"}
+	}
 	key := verdictKey(set.gen, peer)
 	now := time.Now()
 	if d, ok := cc.cache.get(key, now); ok {

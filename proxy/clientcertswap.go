@@ -35,7 +35,7 @@ func (cc *clientCerts) configFor(base *tls.Config, first *clientCASet) *tls.Conf
 	}
 	c := base.Clone()
 	c.GetConfigForClient = nil
-	c.ClientCAs = set.cas.AdvertisePool()
+	set.advertise(c)
 	if set.tlsc == nil {
 		set.tlsc = map[*tls.Config]*tls.Config{}
 	}
@@ -43,15 +43,16 @@ func (cc *clientCerts) configFor(base *tls.Config, first *clientCASet) *tls.Conf
 	return c
 }
 
-// ErrNoClientCertificates: the server was started without client CAs, so
-// its listeners do not ask for certificates; a set cannot be swapped in
-// (the appliance restarts for the first CA).
-var ErrNoClientCertificates = errors.New("client certificates are off in this server (no client CAs at start): restart to turn them on")
+// ErrNoClientCertificates: the server was built without Config.ClientCerts,
+// so it has no device-certificate state to swap a set into.
+var ErrNoClientCertificates = errors.New("client certificates are off in this server (built without ClientCerts)")
 
 // SetClientCAs replaces the client-CA set (CAs and CRL files) while the
 // server runs: handshakes from now on advertise the new CAs, connections
 // from now on are validated against them, and no verdict reached under
 // the old set is reused. Connections already validated keep their verdict.
+// A nil set stops the listeners asking for certificates; the first set
+// given to a server built with none makes them ask.
 func (s *Server) SetClientCAs(cas *certcheck.ClientCAs) error {
 	if s.clientCerts == nil {
 		return ErrNoClientCertificates
@@ -65,13 +66,16 @@ func (s *Server) SetClientCerts(cas *certcheck.ClientCAs, pol certcheck.ClientPo
 	if s.clientCerts == nil {
 		return ErrNoClientCertificates
 	}
-	if cas == nil {
-		return errNoClientCAs
-	}
 	s.clientCerts.set.Store(&clientCASet{cas: cas, pol: pol, gen: caGeneration.Add(1)})
 	return nil
 }
 
 // ClientCertificates reports whether the server's listeners ask for
-// client certificates.
-func (s *Server) ClientCertificates() bool { return s.clientCerts != nil }
+// client certificates (a set with CAs is in force).
+func (s *Server) ClientCertificates() bool {
+	return s.clientCerts != nil && s.clientCerts.set.Load().cas != nil
+}
+
+// ClientCertsSwappable reports whether SetClientCerts works: the server
+// was built with Config.ClientCerts, with CAs or none yet.
+func (s *Server) ClientCertsSwappable() bool { return s.clientCerts != nil }

@@ -36,8 +36,9 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 	if err := s.markSeq(); err != nil {
 		return res, err
 	}
-	if s.opt.MaxAge > 0 {
-		cutoff := now.Add(-s.opt.MaxAge).UnixNano()
+	maxAge, maxBytes := s.Retention()
+	if maxAge > 0 {
+		cutoff := now.Add(-maxAge).UnixNano()
 		for {
 			n, err := s.deleteChunk(&res, slowest,
 				"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? ORDER BY ts LIMIT ?) RETURNING seq, ts",
@@ -50,15 +51,15 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 			}
 		}
 	}
-	if s.opt.MaxAge > 0 {
-		r, err := s.wdb.Exec("DELETE FROM alerts WHERE ts < ?", now.Add(-s.opt.MaxAge).UnixNano())
+	if maxAge > 0 {
+		r, err := s.wdb.Exec("DELETE FROM alerts WHERE ts < ?", now.Add(-maxAge).UnixNano())
 		if err != nil {
 			return res, fmt.Errorf("prune alerts: %w", err)
 		}
 		res.AlertsDeleted, _ = r.RowsAffected()
 	}
-	if s.opt.MaxBytes > 0 {
-		if err := s.pruneToSize(&res, slowest); err != nil {
+	if maxBytes > 0 {
+		if err := s.pruneToSize(&res, slowest, maxBytes); err != nil {
 			return res, err
 		}
 	}
@@ -80,13 +81,13 @@ func (s *Store) Prune(now time.Time) (PruneResult, error) {
 
 // pruneToSize deletes the oldest events (by Seq) in chunks sized from the
 // average row cost until the used pages fit MaxBytes.
-func (s *Store) pruneToSize(res *PruneResult, slowest sql.NullInt64) error {
+func (s *Store) pruneToSize(res *PruneResult, slowest sql.NullInt64, maxBytes int64) error {
 	for {
 		used, err := s.usedBytes()
 		if err != nil {
 			return err
 		}
-		if used <= s.opt.MaxBytes {
+		if used <= maxBytes {
 			return nil
 		}
 		var lo, hi sql.NullInt64
@@ -98,7 +99,7 @@ func (s *Store) pruneToSize(res *PruneResult, slowest sql.NullInt64) error {
 		}
 		rows := hi.Int64 - lo.Int64 + 1
 		perRow := max(used/rows, 1)
-		n := min(max((used-s.opt.MaxBytes)/perRow+1, 1), pruneChunk)
+		n := min(max((used-maxBytes)/perRow+1, 1), pruneChunk)
 		if _, err := s.deleteChunk(res, slowest,
 			"DELETE FROM events WHERE seq < ? RETURNING seq, ts", lo.Int64+n); err != nil {
 			return err
@@ -181,16 +182,44 @@ func (s *Store) usedBytes() (int64, error) {
 	return (pages - free) * size, nil
 }
 
-// pruneLoop applies retention every PruneInterval until Close.
+// Retention is the retention in force: events older than maxAge and the
+// oldest past maxBytes are deleted (0: that limit is off).
+func (s *Store) Retention() (maxAge time.Duration, maxBytes int64) {
+	return time.Duration(s.maxAge.Load()), s.maxBytes.Load()
+}
+
+// SetRetention replaces the retention while the store runs (a reload of
+// activity.max_age and max_bytes); a limit set or tightened is applied
+// at once, then every PruneInterval. Negative values are refused.
+func (s *Store) SetRetention(maxAge time.Duration, maxBytes int64) error {
+	if maxAge < 0 || maxBytes < 0 {
+		return fmt.Errorf("retention: max_age %s and max_bytes %d must not be negative", maxAge, maxBytes)
+	}
+	s.maxAge.Store(int64(maxAge))
+	s.maxBytes.Store(maxBytes)
+	select {
+	case s.pruneNow <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// pruneLoop applies retention every PruneInterval (and when SetRetention
+// asks) until Close; while both limits are off it does nothing.
 func (s *Store) pruneLoop() {
 	defer close(s.prunerDone)
 	tick := time.NewTicker(s.opt.PruneInterval)
 	defer tick.Stop()
 	for {
+		var now time.Time
 		select {
 		case <-s.closing:
 			return
-		case now := <-tick.C:
+		case now = <-tick.C:
+		case <-s.pruneNow:
+			now = time.Now()
+		}
+		if maxAge, maxBytes := s.Retention(); maxAge > 0 || maxBytes > 0 {
 			if _, err := s.Prune(now); err != nil {
 				s.stats.pruneErrors.Add(1)
 				s.setError(err)

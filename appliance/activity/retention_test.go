@@ -44,7 +44,7 @@ func TestPruneBySize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.opt.MaxBytes = full / 2 // the pruner goroutine is not running: safe to change
+	s.maxBytes.Store(full / 2) // the pruner runs hourly: it does not race this Prune
 	res, err := s.Prune(testEpoch)
 	if err != nil {
 		t.Fatal(err)
@@ -86,5 +86,51 @@ func TestPruneLoop(t *testing.T) {
 			t.Fatalf("background prune: %+v", s.Stats())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Retention set while the store runs (a reload) applies at once, without
+// waiting for the next PruneInterval; turning it off again stops it.
+func TestSetRetention(t *testing.T) {
+	s, _ := openTest(t, Options{FlushInterval: time.Millisecond, PruneInterval: time.Hour})
+	emit := func(n int, age time.Duration) {
+		for i := range n {
+			ev := sampleEvent(i)
+			ev.Time = time.Now().Add(-age)
+			if err := s.Emit(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emit(40, 3*time.Hour)
+	emit(10, time.Minute)
+	waitWritten(t, s, 50)
+	if a, b := s.Retention(); a != 0 || b != 0 {
+		t.Fatalf("retention at open = %s, %d; want off", a, b)
+	}
+	if err := s.SetRetention(-time.Hour, 0); err == nil {
+		t.Fatal("a negative max_age was accepted")
+	}
+	if err := s.SetRetention(time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().Pruned < 40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("retention set at run time did not prune: %+v", s.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(searchAll(t, s, Query{Limit: 1000})); got != 10 {
+		t.Fatalf("kept %d events, want the 10 of the last hour", got)
+	}
+	if err := s.SetRetention(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	emit(5, 3*time.Hour)
+	waitWritten(t, s, 55)
+	time.Sleep(100 * time.Millisecond)
+	if st := s.Stats(); st.Pruned != 40 {
+		t.Fatalf("retention off still pruned: %+v", st)
 	}
 }

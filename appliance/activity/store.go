@@ -55,6 +55,11 @@ type Store struct {
 	prunerDone chan struct{}
 	alertsDone chan struct{}
 
+	// maxAge and maxBytes are the retention in force: Options' at Open,
+	// SetRetention's after (retention.go).
+	maxAge, maxBytes atomic.Int64
+	pruneNow         chan struct{} // capacity 1: "apply retention now"
+
 	healthy atomic.Bool // false after a failed group commit, until one succeeds
 	stats   counters
 	lastErr atomic.Pointer[error]
@@ -62,8 +67,8 @@ type Store struct {
 
 // Open opens (creating if needed, migrating if older) the store at path,
 // writes the alert summaries of days that ended while it was closed, and
-// starts its writer, its alert summarizer and, when retention is
-// configured, its pruner.
+// starts its writer, its alert summarizer and its pruner (which does
+// nothing while no retention is set).
 func Open(path string, opt Options) (*Store, error) {
 	if path == "" || strings.ContainsRune(path, '?') {
 		// The driver splits its DSN at the first '?'.
@@ -86,7 +91,10 @@ func Open(path string, opt Options) (*Store, error) {
 		writerDone: make(chan struct{}),
 		prunerDone: make(chan struct{}),
 		alertsDone: make(chan struct{}),
+		pruneNow:   make(chan struct{}, 1),
 	}
+	s.maxAge.Store(int64(opt.MaxAge))
+	s.maxBytes.Store(opt.MaxBytes)
 	if err := s.init(path); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -100,11 +108,7 @@ func Open(path string, opt Options) (*Store, error) {
 	}
 	go s.write()
 	go s.alertLoop()
-	if opt.MaxAge > 0 || opt.MaxBytes > 0 {
-		go s.pruneLoop()
-	} else {
-		close(s.prunerDone)
-	}
+	go s.pruneLoop()
 	return s, nil
 }
 

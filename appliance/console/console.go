@@ -67,6 +67,9 @@ type Options struct {
 	// (devices.go); Settings the settings page (settings.go).
 	Devices  *DevicesOptions
 	Settings *SettingsOptions
+	// SNMPUsers, when set, lists and changes the SNMPv3 users on the
+	// settings page (snmpusers.go).
+	SNMPUsers *SNMPUsersOptions
 
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
@@ -240,6 +243,9 @@ func (c *Console) Handler() http.Handler {
 	page("GET /settings", c.settingsPage)
 	page("POST /settings", c.admin(c.settingsStageForm))
 	page("POST /settings/test-exporter", c.admin(c.settingsTestForm))
+	page("POST /settings/restart", c.admin(c.settingsRestartForm))
+	page("POST /settings/snmp-users", c.admin(c.snmpUserAddForm))
+	page("POST /settings/snmp-users/remove", c.admin(c.snmpUserRemoveForm))
 	page("GET /audit", c.auditPage)
 	page("GET /account", c.accountPage)
 	page("POST /account/totp", c.accountTOTPBegin)
@@ -291,6 +297,10 @@ func (c *Console) Handler() http.Handler {
 	api("GET /api/v1/settings", c.apiSettings)
 	api("POST /api/v1/settings", c.admin(c.apiSettingStage))
 	api("POST /api/v1/settings/exporters/{name}/test", c.admin(c.apiExporterTest))
+	api("POST /api/v1/restart", c.admin(c.apiRestart))
+	api("GET /api/v1/snmp/users", c.apiSNMPUsers)
+	api("POST /api/v1/snmp/users", c.admin(c.apiSNMPUserAdd))
+	api("DELETE /api/v1/snmp/users/{name}", c.admin(c.apiSNMPUserRemove))
 	api("GET /api/v1/audit", c.apiAudit)
 	api("GET /api/v1/users", c.apiUsers)
 	api("POST /api/v1/users", c.admin(c.apiUsersCreate))

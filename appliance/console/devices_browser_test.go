@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +38,8 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 	applCA := newTestCA(t, "Portcullis appliance CA", true, time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))
 	pass := &fakePassThrough{entries: []PassThroughEntry{{Host: "pinned.example.com", Family: "okhttp", Expires: time.Now().Add(time.Hour)},
 		{Host: "<script>alert(1)</script>.example", Family: "curl", Expires: time.Now().Add(2 * time.Hour)}}}
+	var restarts atomic.Int32
+	snmpFake := &fakeSNMPUsers{}
 	tc := newTestConsole(t, func(o *Options) {
 		o.Devices = &DevicesOptions{Dir: filepath.Join(o.StateDir, "devices"), CheckSet: checkSetX509, Live: func() bool { return true },
 			ApplianceCA: func() []byte { return applCA.pem }, PassThrough: pass.list, RemovePassThrough: pass.remove, StaticBypass: []string{"*.bank.example"}}
@@ -46,8 +51,11 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 					v = strings.Fields(string(b)[i+len("alert_daily_limit: "):])[0]
 				}
 				return []SettingGroup{{Name: "Alerts", Settings: []Setting{{Key: "activity.alert_daily_limit", Label: "Alerts per policy and UTC day", Value: v, Applies: "reload"}}},
-					{Name: "Retention", Settings: []Setting{{Key: "activity.max_age", Label: "Delete events older than", Value: "2160h", Applies: "restart", Hint: "0: keep."}}}}
-			}}
+					{Name: "Retention", Settings: []Setting{{Key: "activity.max_age", Label: "Delete events older than", Value: "2160h", Applies: "restart", Hint: "0: keep.", Pending: "720h"}}}}
+			},
+			RestartHow: func() string { return "Under systemd: the appliance drains and systemd starts it again." },
+			Restart:    func() error { restarts.Add(1); return nil }}
+		o.SNMPUsers = snmpFake.options()
 	})
 	ctxExp, cancelExp := context.WithCancel(context.Background())
 	expDone := make(chan struct{})
@@ -143,8 +151,9 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 	if !strings.Contains(text(`tr[data-key="activity.alert_daily_limit"]`), "pending: 250") {
 		t.Error("staged value not shown")
 	}
-	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-key="activity.max_age"] form').length`)); n != 0 {
-		t.Error("a restart-only setting has a form")
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-key="activity.max_age"] form').length`)); n != 1 ||
+		!strings.Contains(text(`tr[data-key="activity.max_age"]`), "at restart") {
+		t.Error("a restart-only setting has no form, or is not marked as applying at restart")
 	}
 	run("apply setting", chromedp.Navigate(base+"/changes"), chromedp.WaitVisible(chromedp.CSS("#tray-apply")), chromedp.Click(chromedp.CSS("#tray-apply")),
 		waitFor(`location.search.includes("done=applied")`))
@@ -158,6 +167,30 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 	}
 	axe("settings (test result)")
 	shot("settings-02-test-event")
+
+	// SNMPv3 users: added through the form, listed, the passphrases gone.
+	run("snmp user", chromedp.Navigate(base+"/settings"), chromedp.WaitVisible(chromedp.CSS("#snmp-add")),
+		chromedp.SetValue(chromedp.CSS("#snmp-name"), "nms"), chromedp.SetValue(chromedp.CSS("#snmp-auth"), "SHA-512"),
+		chromedp.SetValue(chromedp.CSS("#snmp-authpw"), "nms-auth-passphrase"), chromedp.SetValue(chromedp.CSS("#snmp-privpw"), "nms-priv-passphrase"),
+		chromedp.Click(chromedp.CSS("#snmp-add")), waitFor(`location.search.includes("done=snmp-user")`))
+	if row := text(`tr[data-snmp-user="nms"]`); !strings.Contains(row, "SHA-512") || !strings.Contains(row, "PORTCULLIS-MIB") {
+		t.Errorf("SNMP user row: %q", row)
+	}
+	if got := snmpFake.added(); len(got) != 1 || got[0].AuthPassphrase != "nms-auth-passphrase" || got[0].PrivPassphrase != "nms-priv-passphrase" || got[0].Auth != "SHA-512" {
+		t.Errorf("SNMP user the appliance got: %+v", got)
+	}
+	if html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(html, "nms-auth-passphrase") {
+		t.Error("the page shows a passphrase after the add")
+	}
+	if !strings.Contains(text("#restart-pending"), "activity.max_age") {
+		t.Error("the pending restart is not shown")
+	}
+	axe("settings (SNMP users, restart pending)")
+	shot("settings-03-snmp-restart")
+	run("restart", chromedp.Click(chromedp.CSS("#restart")), waitFor(`location.search.includes("done=restarting")`))
+	if restarts.Load() != 1 {
+		t.Errorf("restart asked %d times", restarts.Load())
+	}
 
 	// The auditor: both pages, no change forms.
 	run("logout", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#password")))
@@ -176,5 +209,40 @@ func TestDevicesSettingsInChromium(t *testing.T) {
 	shot("devices-tablet")
 	if w, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 820 {
 		t.Errorf("tablet: devices page is %d px wide", w)
+	}
+}
+
+// fakeSNMPUsers stands in for the appliance's snmpd fragment (the console
+// may not import it; appliance/snmpuserswire_test.go runs the real one
+// against snmpd).
+type fakeSNMPUsers struct {
+	mu  sync.Mutex
+	ins []SNMPUserInput
+}
+
+func (f *fakeSNMPUsers) added() []SNMPUserInput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ins)
+}
+
+func (f *fakeSNMPUsers) options() *SNMPUsersOptions {
+	return &SNMPUsersOptions{File: "/var/lib/portcullis/snmp-users.conf",
+		List: func() ([]SNMPUser, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var out []SNMPUser
+			for _, in := range f.ins {
+				out = append(out, SNMPUser{Name: in.Name, Auth: in.Auth, Priv: in.Priv, View: in.View, Added: time.Now().UTC()})
+			}
+			return out, nil
+		},
+		Add: func(in SNMPUserInput) (string, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.ins = append(f.ins, in)
+			return "written", nil
+		},
+		Remove: func(string) (string, error) { return "", fmt.Errorf("%w: not in this test", ErrSNMPUser) },
 	}
 }

@@ -54,3 +54,9 @@ func randomToken(n int) string {
 	_, _ = rand.Read(b) // never fails (since Go 1.24 it crashes the process instead)
 	return hex.EncodeToString(b)
 }
+
+// WriteFileAtomic is writeFileAtomic for the appliance's files outside
+// the console (the SNMP users fragment).
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm)
+}

@@ -245,9 +245,9 @@ func (c *Console) apiPolicies(w http.ResponseWriter, _ *http.Request, _ *session
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrNoPolicyDir):
+	case errors.Is(err, ErrNoPolicyDir), errors.Is(err, errNoSNMPUsers):
 		return http.StatusNotFound
-	case errors.Is(err, ErrBadFileName):
+	case errors.Is(err, ErrBadFileName), errors.Is(err, ErrSNMPUser):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrEditConflict):
 		return http.StatusConflict

@@ -16,13 +16,18 @@ import (
 	"github.com/portcullis-gw/portcullis/appliance/activity"
 )
 
-// The settings page: every setting of the appliance as it runs (read-only),
-// and the ones the appliance applies on reload editable. An edit is a
-// change in the pending-changes tray on the configuration file (@config):
-// one key set in the YAML, comments and the rest of the file kept, the
-// whole file validated as the appliance loads it before it is staged and
-// again before it is written (atomically). Hand edits keep working: the
-// tray refuses to apply over a file changed since the change was staged.
+// The settings page: every setting of the appliance as it runs, each
+// editable from the console unless what is shown is a description rather
+// than the file's value (Derived). An edit is a change in the
+// pending-changes tray on the configuration file (@config): one key set
+// in the YAML, comments and the rest of the file kept, the whole file
+// validated as the appliance loads it before it is staged and again before
+// it is written (atomically). Settings that apply on reload are taken by
+// the running appliance when the tray is applied; the others are marked
+// "applies at restart", and once written the page shows them pending until
+// the appliance restarts (Restart: through systemd when it runs under it).
+// Hand edits keep working: the tray refuses to apply over a file changed
+// since the change was staged.
 
 // SettingsOptions are the appliance's settings hooks.
 type SettingsOptions struct {
@@ -37,6 +42,11 @@ type SettingsOptions struct {
 	// Exporters are the activity exporters configured (their store sink
 	// names: jsonl, syslog, kafka), for "send test event".
 	Exporters func() []string
+	// RestartHow says how the appliance is restarted (shown beside
+	// pending restart settings); Restart asks for it (nil or an error:
+	// the console cannot, RestartHow says what to do instead).
+	RestartHow func() string
+	Restart    func() error
 }
 
 // SettingGroup is one section of the page.
@@ -50,12 +60,18 @@ type Setting struct {
 	Key   string `json:"key"` // the configuration key, dotted: activity.alert_daily_limit
 	Label string `json:"label"`
 	Value string `json:"value"` // in force, as YAML
-	// Applies: "reload" (the appliance takes a new value on reload: such
-	// settings are editable) or "restart".
+	// Applies: "reload" (the appliance takes a new value on reload) or
+	// "restart" (read at start only).
 	Applies string `json:"applies"`
 	Hint    string `json:"hint,omitempty"`
-	// Editable is filled by the console: Applies reload and a
-	// configuration file to write.
+	// Derived: Value describes the setting rather than being its YAML
+	// value (a secret's file, a list of structures): not edited here.
+	Derived bool `json:"derived,omitempty"`
+	// Pending is the value in the configuration file when it differs from
+	// the one in force and the setting applies at restart ("" none).
+	Pending string `json:"pending,omitempty"`
+	// Editable is filled by the console: not Derived and a configuration
+	// file to write.
 	Editable bool `json:"editable"`
 	// Staged is the value a pending change sets ("" none).
 	Staged string `json:"staged,omitempty"`
@@ -67,11 +83,18 @@ type SettingsView struct {
 	Groups     []SettingGroup `json:"groups"`
 	Exporters  []string       `json:"exporters"`
 	Problems   []string       `json:"problems,omitempty"`
+	// RestartPending lists the settings written to the file that the
+	// running appliance takes only at its next start.
+	RestartPending []string `json:"restart_pending,omitempty"`
+	// RestartHow says how to restart; CanRestart: the console can ask for
+	// it (POST /api/v1/restart).
+	RestartHow string `json:"restart_how,omitempty"`
+	CanRestart bool   `json:"can_restart"`
 }
 
 var errNoSettings = errors.New("this appliance does not show its settings in the console")
 
-// editableSetting finds the setting key among those that apply on reload.
+// editableSetting finds the setting key among those the console edits.
 func (c *Console) editableSetting(key string) (Setting, bool) {
 	s := c.opt.Settings
 	if s == nil || s.Current == nil || s.ConfigFile == "" {
@@ -79,7 +102,7 @@ func (c *Console) editableSetting(key string) (Setting, bool) {
 	}
 	for _, g := range s.Current() {
 		for _, st := range g.Settings {
-			if st.Key == key && st.Applies == "reload" {
+			if st.Key == key && !st.Derived {
 				return st, true
 			}
 		}
@@ -132,7 +155,11 @@ func (c *Console) applySetting(ch Change, before []byte, note func(string) strin
 	if old == "" {
 		old = "(default)"
 	}
-	return buf.Bytes(), note(fmt.Sprintf("setting %s: %s → %s", ch.Setting, clip(old, 80), clip(newText, 80))), nil
+	sum := fmt.Sprintf("setting %s: %s → %s", ch.Setting, clip(old, 80), clip(newText, 80))
+	if st, ok := c.editableSetting(ch.Setting); ok && st.Applies != "reload" {
+		sum += " (applies at restart)"
+	}
+	return buf.Bytes(), note(sum), nil
 }
 
 // setYAMLPath sets path in mapping m to v (creating mappings on the way)
@@ -184,9 +211,12 @@ func (c *Console) settingsView() (*SettingsView, error) {
 	if s == nil || s.Current == nil {
 		return nil, errNoSettings
 	}
-	v := &SettingsView{ConfigFile: s.ConfigFile, Groups: s.Current(), Exporters: []string{}}
+	v := &SettingsView{ConfigFile: s.ConfigFile, Groups: s.Current(), Exporters: []string{}, CanRestart: s.Restart != nil}
 	if s.Exporters != nil {
 		v.Exporters = append(v.Exporters, s.Exporters()...)
+	}
+	if s.RestartHow != nil {
+		v.RestartHow = s.RestartHow()
 	}
 	staged := map[string]string{}
 	if tv, err := c.trayView(); err == nil {
@@ -204,8 +234,11 @@ func (c *Console) settingsView() (*SettingsView, error) {
 	for gi := range v.Groups {
 		for si := range v.Groups[gi].Settings {
 			st := &v.Groups[gi].Settings[si]
-			st.Editable = st.Applies == "reload" && s.ConfigFile != ""
+			st.Editable = !st.Derived && s.ConfigFile != ""
 			st.Staged = staged[st.Key]
+			if st.Pending != "" {
+				v.RestartPending = append(v.RestartPending, st.Key)
+			}
 		}
 	}
 	return v, nil
@@ -340,11 +373,57 @@ func (c *Console) apiExporterTest(w http.ResponseWriter, r *http.Request, s *ses
 	writeJSON(w, status, res)
 }
 
+// ---- restart ----
+
+const auditRestart = "restart"
+
+var errNoRestart = errors.New("this console cannot restart the appliance")
+
+// restart asks for a restart (the console's process ends with it: the
+// answer is sent first).
+func (c *Console) restart(r *http.Request, s *session) error {
+	o := c.opt.Settings
+	if o == nil || o.Restart == nil {
+		if o != nil && o.RestartHow != nil {
+			return fmt.Errorf("%w: %s", errNoRestart, o.RestartHow())
+		}
+		return errNoRestart
+	}
+	pending := ""
+	if v, err := c.settingsView(); err == nil && len(v.RestartPending) > 0 {
+		pending = "for " + strings.Join(v.RestartPending, ", ")
+	}
+	err := o.Restart()
+	detail := "requested " + pending
+	if err != nil {
+		detail = "refused: " + err.Error()
+	}
+	c.record(r, s, auditRestart, "appliance", clip(strings.TrimSpace(detail), 300))
+	return err
+}
+
+func (c *Console) apiRestart(w http.ResponseWriter, r *http.Request, s *session) {
+	if err := c.restart(r, s); err != nil {
+		apiError(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "restarting"})
+}
+
+func (c *Console) settingsRestartForm(w http.ResponseWriter, r *http.Request, s *session) {
+	if err := c.restart(r, s); err != nil {
+		c.renderSettings(w, r, s, http.StatusConflict, "Restart: "+err.Error(), nil)
+		return
+	}
+	http.Redirect(w, r, "/settings?done=restarting", http.StatusSeeOther)
+}
+
 // ---- page ----
 
 type settingsPageData struct {
 	*SettingsView
 	Test *TestEventResult
+	SNMP *SNMPUsersView // nil: users not managed here
 }
 
 func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -358,13 +437,18 @@ func (c *Console) renderSettings(w http.ResponseWriter, r *http.Request, s *sess
 		v = &SettingsView{}
 	}
 	flash := ""
-	if r.URL.Query().Get("done") == "staged" {
+	switch r.URL.Query().Get("done") {
+	case "staged":
 		flash = "Change added to the pending changes: apply it there."
+	case "restarting":
+		flash = "Restart requested: the console is back once the appliance has started again."
+	case "snmp-user":
+		flash = "SNMP users changed."
 	}
 	if status != http.StatusOK {
 		w.WriteHeader(status)
 	}
-	c.render(w, r, s, "settings", view{Title: "Settings", Nav: "settings", Error: msg, Flash: flash, D: settingsPageData{SettingsView: v, Test: test}})
+	c.render(w, r, s, "settings", view{Title: "Settings", Nav: "settings", Error: msg, Flash: flash, D: settingsPageData{SettingsView: v, Test: test, SNMP: c.snmpUsersView()}})
 }
 
 func (c *Console) settingsStageForm(w http.ResponseWriter, r *http.Request, s *session) {

@@ -74,7 +74,8 @@ func newSettingsFixture(t *testing.T) *settingsFixture {
 	t.Cleanup(func() { f.syslog.Close() })
 	f.tc = newTestConsole(t, func(o *Options) {
 		o.Settings = &SettingsOptions{ConfigFile: f.file, Validate: validateLimit,
-			Exporters: func() []string { return []string{"jsonl", "syslog", "syslog-down"} },
+			Exporters:  func() []string { return []string{"jsonl", "syslog", "syslog-down"} },
+			RestartHow: func() string { return "Not under systemd: stop it and start it again." },
 			Current: func() []SettingGroup {
 				b, _ := os.ReadFile(f.file)
 				var doc struct {
@@ -85,7 +86,8 @@ func newSettingsFixture(t *testing.T) *settingsFixture {
 				}
 				_ = yaml.Unmarshal(b, &doc)
 				return []SettingGroup{{Name: "Alerts", Settings: []Setting{{Key: "activity.alert_daily_limit", Label: "Alerts per policy and day", Value: fmt.Sprint(doc.Activity.Limit), Applies: "reload"}}},
-					{Name: "Retention", Settings: []Setting{{Key: "activity.max_age", Label: "Delete events older than", Value: doc.Activity.MaxAge, Applies: "restart"}}}}
+					{Name: "Retention", Settings: []Setting{{Key: "activity.max_age", Label: "Delete events older than", Value: doc.Activity.MaxAge, Applies: "restart"},
+						{Key: "suffix.saml", Label: "SAML IdPs", Value: "[]", Applies: "restart", Derived: true}}}}
 			}}
 	})
 	// Real exporters on the test store, each with its own cursor.
@@ -130,9 +132,9 @@ func closedPort(t *testing.T) string {
 
 // A setting the appliance applies on reload is staged, validated, written
 // with the rest of the file (comments included) kept, and reloaded; a value
-// the loader refuses never reaches the file; a restart-only setting is not
-// editable; a hand edit after staging is a conflict; auditors change
-// nothing.
+// the loader refuses never reaches the file; a restart-only setting is
+// staged with its summary saying so, and a derived one is not editable; a
+// hand edit after staging is a conflict; auditors change nothing.
 func TestSettingsThroughTray(t *testing.T) {
 	f := newSettingsFixture(t)
 	admin := f.admin
@@ -140,21 +142,26 @@ func TestSettingsThroughTray(t *testing.T) {
 	groups := sv["groups"].([]any)
 	lim := groups[0].(map[string]any)["settings"].([]any)[0].(map[string]any)
 	age := groups[1].(map[string]any)["settings"].([]any)[0].(map[string]any)
-	if lim["editable"] != true || lim["value"] != "100" || age["editable"] != false || age["applies"] != "restart" {
+	secret := groups[1].(map[string]any)["settings"].([]any)[1].(map[string]any)
+	if lim["editable"] != true || lim["value"] != "100" || age["editable"] != true || age["applies"] != "restart" || secret["editable"] != false {
 		t.Fatalf("settings: %v", groups)
+	}
+	if resp, m := admin.api("POST", "/api/v1/settings", map[string]any{"key": "suffix.saml", "value": "[]"}); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(fmt.Sprint(m["error"]), "cannot be edited") {
+		t.Errorf("derived setting: %d %v", resp.StatusCode, m)
+	}
+	// The console cannot restart this appliance: 409 with how to.
+	if resp, m := admin.api("POST", "/api/v1/restart", nil); resp.StatusCode != http.StatusConflict || !strings.Contains(fmt.Sprint(m["error"]), "stop it and start it") {
+		t.Errorf("restart: %d %v", resp.StatusCode, m)
 	}
 	if resp, m := admin.api("POST", "/api/v1/settings", map[string]any{"key": "activity.alert_daily_limit", "value": "0"}); resp.StatusCode != http.StatusUnprocessableEntity ||
 		!strings.Contains(fmt.Sprint(m["error"]), "activity.alert_daily_limit: must be at least 1") {
 		t.Errorf("invalid value: %d %v", resp.StatusCode, m)
 	}
-	if resp, m := admin.api("POST", "/api/v1/settings", map[string]any{"key": "activity.max_age", "value": "24h"}); resp.StatusCode != http.StatusBadRequest ||
-		!strings.Contains(fmt.Sprint(m["error"]), "cannot be edited") {
-		t.Errorf("restart-only setting: %d %v", resp.StatusCode, m)
-	}
 	if resp, m := admin.api("POST", "/api/v1/settings", map[string]any{"key": "activity.alert_daily_limit", "value": "[1, 2"}); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("malformed value: %d %v", resp.StatusCode, m)
 	}
-	for _, c := range []struct{ method, path string }{{"POST", "/api/v1/settings"}, {"POST", "/api/v1/settings/exporters/jsonl/test"}} {
+	for _, c := range []struct{ method, path string }{{"POST", "/api/v1/settings"}, {"POST", "/api/v1/settings/exporters/jsonl/test"}, {"POST", "/api/v1/restart"}} {
 		if resp, _ := f.auditor.api(c.method, c.path, map[string]any{"key": "activity.alert_daily_limit", "value": "7"}); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("auditor %s %s: %d", c.method, c.path, resp.StatusCode)
 		}
@@ -210,6 +217,23 @@ func TestSettingsThroughTray(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(f.file); string(b) != hand {
 		t.Error("the hand edit was overwritten")
+	}
+	for _, ch := range changesOf(admin.tray()) {
+		if resp, _ := admin.api("DELETE", fmt.Sprintf("/api/v1/tray/changes/%v", ch["id"]), nil); resp.StatusCode >= 300 {
+			t.Fatalf("discard: %d", resp.StatusCode)
+		}
+	}
+	if resp, m := admin.api("POST", "/api/v1/settings", map[string]any{"key": "activity.max_age", "value": "24h"}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("stage a restart setting: %d %v", resp.StatusCode, m)
+	}
+	if ch := changesOf(admin.tray())[0]; ch["summary"] != "setting activity.max_age: 720h → 24h (applies at restart)" {
+		t.Errorf("restart setting summary: %v", ch["summary"])
+	}
+	if code, m := admin.applyTray(""); code != http.StatusOK {
+		t.Fatalf("apply: %d %v", code, m)
+	}
+	if b, _ := os.ReadFile(f.file); !strings.Contains(string(b), "max_age: 24h") {
+		t.Errorf("restart setting not written:\n%s", b)
 	}
 }
 

@@ -218,6 +218,9 @@ func migrateWith(db *sql.DB, f features) error {
 		if _, err := db.Exec(fullTextSchema); err != nil {
 			return fmt.Errorf("create full-text index: %w", err)
 		}
+		if _, err := db.Exec(fullTextTuning); err != nil {
+			return fmt.Errorf("tune full-text index: %w", err)
+		}
 	}
 	if f.rollups {
 		if _, err := db.Exec(rollupSchema); err != nil {

@@ -21,6 +21,10 @@ import (
 //	   the event's transaction and by delete triggers for retention
 const schemaVersion = 6
 
+// SchemaVersion is the layout this build writes (schemaVersion), for tools
+// that keep stores across runs keyed by it.
+const SchemaVersion = schemaVersion
+
 // schema is the whole layout, idempotent so Open can run it every time.
 //
 // seq is never reused, even after retention has emptied the table: sink

@@ -49,3 +49,32 @@ func ToSchema5(path string) error {
 	}
 	return nil
 }
+
+// RollupDigest sums up every rollup row by table and span: two stores
+// whose rollups hold the same counts have the same digest.
+func (s *Store) RollupDigest() (string, error) {
+	var out string
+	for _, q := range []string{
+		`SELECT span, '', count(*), sum(n), 0, sum(n * (bucket % 100003)), sum(n * length(mode || action)) FROM rollup_counts WHERE n != 0 GROUP BY span ORDER BY span`,
+		`SELECT span, dim, count(*), sum(n), sum(blocked), sum(n * (bucket % 100003)), sum((n + blocked) * length(name)) FROM rollup_names WHERE n != 0 GROUP BY span, dim ORDER BY span, dim`,
+	} {
+		rows, err := s.rdb.Query(q)
+		if err != nil {
+			return "", err
+		}
+		for rows.Next() {
+			var span, rowsN, n, blocked, wb, wl int64
+			var dim string
+			if err := rows.Scan(&span, &dim, &rowsN, &n, &blocked, &wb, &wl); err != nil {
+				rows.Close()
+				return "", err
+			}
+			out += fmt.Sprintf("%d/%s: %d rows, %d events, %d blocked, %d, %d; ", span, dim, rowsN, n, blocked, wb, wl)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+	}
+	return out, nil
+}

@@ -96,6 +96,11 @@ func TestSearchScale(t *testing.T) {
 			t.Errorf("%s: first page took %v, budget 500ms", tc.name, el)
 		}
 	}
+	// The rollups as the writer kept them, for the migration to match.
+	digest, err := s.RollupDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +133,9 @@ func TestSearchScale(t *testing.T) {
 	}
 	if counted, err := s.HourlyRollupTotal(); err != nil || counted != n {
 		t.Fatalf("migrated rollups count %d of %d events: %v", counted, n, err)
+	}
+	if got, err := s.RollupDigest(); err != nil || got != digest {
+		t.Fatalf("migrated rollups %s (%v), the writer's %s", got, err, digest)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

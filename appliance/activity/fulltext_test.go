@@ -84,9 +84,9 @@ func TestFullTextMatchesScan(t *testing.T) {
 			}
 		}
 		// Every host has "hos": with the window it is left out of the
-		// MATCH, the host's number is kept.
+		// MATCH, a trigram of the host's number is kept.
 		terms, _ := ftsTerms("host4.example")
-		sparse, err := withIndex.sparseTerms(terms)
+		sparse, _, err := withIndex.sparseTerms("host4.example", terms)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -132,7 +132,9 @@ func ftsTerms(text string) ([]string, bool) {
 // it) is counted in the newest densityWindow indexed events, a few ms each
 // (the index seeks to the window's first seq). The MATCH is the cover's
 // trigrams but those in more than 1/denseShare of the window (they keep
-// the whole term in view), and the sparsestKept sparsest trigrams of all;
+// the whole term in view), and the sparsestKept sparsest trigrams of all
+// (at 10M events "42/" and "424" with the cover's "c/4" and "242" leave
+// /doc/4242/page 215 candidates, the cover alone 5,517);
 // the sparsest one alone if every one is dense. The counts only steer the
 // choice: with any of the term's trigrams the candidates hold every row
 // the term is in, and LIKE decides.
@@ -140,7 +142,7 @@ const (
 	defaultDensityWindow = 20000
 	denseShare           = 2
 	maxProbed            = 12
-	sparsestKept         = 2
+	sparsestKept         = 3
 )
 
 // sparseTerms is the MATCH terms for text, cover its ftsTerms (see

@@ -52,10 +52,13 @@ test: deps
 fuzz: deps
 	scripts/fuzz.sh $(FUZZTIME)
 
-# Long runs: the activity store's search budget at 10 million events.
+# Long runs: the activity store's search and page budgets at 10 million
+# events. Both scale tests use one generated store, kept in SCALE_CACHE
+# (about 7 GB) so later runs skip the fill; delete it to build it again.
+SCALE_CACHE ?= $(or $(TMPDIR),/tmp)/portcullis-scale
 soak: deps
-	PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 60m -run TestSearchScale -v ./appliance/activity
-	PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 90m -run TestPagesScale -v ./appliance/console
+	PORTCULLIS_SCALE_CACHE=$(SCALE_CACHE) PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 90m -run TestSearchScale -v ./appliance/activity
+	PORTCULLIS_SCALE_CACHE=$(SCALE_CACHE) PORTCULLIS_ACTIVITY_SCALE=10000000 $(GO) test -count=1 -timeout 60m -run TestPagesScale -v ./appliance/console
 	PORTCULLIS_SOAK=1 $(GO) test -count=1 -timeout 20m -run Soak -v ./appliance/activity
 
 bench: deps build

@@ -1,8 +1,10 @@
 package activity
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -83,12 +85,18 @@ const maxTrigrams = 6
 // serve the text: under three characters (trigrams need three), invalid
 // UTF-8 or a NUL (the tokenizer and LIKE might not agree on those).
 func ftsQuery(text string) (string, bool) {
+	terms, ok := ftsTerms(text)
+	return strings.Join(terms, " AND "), ok
+}
+
+// ftsTerms are the terms of ftsQuery, each a quoted trigram.
+func ftsTerms(text string) ([]string, bool) {
 	if !utf8.ValidString(text) || strings.IndexByte(text, 0) >= 0 {
-		return "", false
+		return nil, false
 	}
 	r := []rune(text)
 	if len(r) < 3 {
-		return "", false
+		return nil, false
 	}
 	// Starts of the non-overlapping cover: 0, 3, 6, … and len-3.
 	var starts []int
@@ -106,8 +114,8 @@ func ftsQuery(text string) (string, bool) {
 		starts = spread
 	}
 	var (
-		b    strings.Builder
-		seen = map[string]bool{}
+		terms []string
+		seen  = map[string]bool{}
 	)
 	for _, i := range starts {
 		tri := string(r[i : i+3])
@@ -115,12 +123,127 @@ func ftsQuery(text string) (string, bool) {
 			continue
 		}
 		seen[strings.ToLower(tri)] = true
-		if b.Len() > 0 {
-			b.WriteString(" AND ")
-		}
-		b.WriteString(`"` + strings.ReplaceAll(tri, `"`, `""`) + `"`)
+		terms = append(terms, `"`+strings.ReplaceAll(tri, `"`, `""`)+`"`)
 	}
-	return b.String(), true
+	return terms, true
+}
+
+// A trigram in most events narrows a search by little and costs it the
+// most: walking its doclist. At 10M events "use", "cor" and "orp" made the
+// MATCH of user4242@corp take 1.1-1.5 s, and the two other trigrams alone
+// found the same 2,041 rows in 17 ms ("/do", "/pa" and "age" of
+// /doc/4242/page: 0.47-1.0 s against 45 ms). And of the sparse ones some
+// narrow far better than the fixed cover's: "/42", "424" and "242" leave
+// 1/5 of the candidates "c/4" and "242" leave, each a row to read.
+//
+// So once the index holds more than densityWindow events, a term is
+// narrowed by counts: each of its trigrams (up to maxProbed, spread over
+// it) is counted in the newest densityWindow indexed events, a few ms each
+// (the index seeks to the window's first seq). The MATCH is the cover's
+// trigrams but those in more than 1/denseShare of the window (they keep
+// the whole term in view), and the sparsestKept sparsest trigrams of all
+// (at 10M events "42/" and "424" with the cover's "c/4" and "242" leave
+// /doc/4242/page 215 candidates, the cover alone 5,517);
+// the sparsest one alone if every one is dense. The counts only steer the
+// choice: with any of the term's trigrams the candidates hold every row
+// the term is in, and LIKE decides.
+const (
+	defaultDensityWindow = 20000
+	denseShare           = 2
+	maxProbed            = 12
+	sparsestKept         = 3
+)
+
+// sparseTerms is the MATCH terms for text, cover its ftsTerms (see
+// defaultDensityWindow), and an estimate of the indexed events that hold
+// them all: their share of the window times the seqs indexed (-1 when the
+// index is too small to be counted).
+func (s *Store) sparseTerms(text string, cover []string) ([]string, int64, error) {
+	window := int64(s.opt.densityWindow)
+	if window <= 0 {
+		window = defaultDensityWindow
+	}
+	var mark int64
+	if err := s.rdb.QueryRow("SELECT coalesce(max(seq), 0) FROM fts_mark").Scan(&mark); err != nil {
+		return nil, -1, fmt.Errorf("search text: %w", err)
+	}
+	if mark < window {
+		return cover, -1, nil // a small index is walked in no time
+	}
+	count := func(match string) (int64, error) {
+		var n int64
+		if err := s.rdb.QueryRow(`SELECT count(*) FROM events_fts WHERE events_fts MATCH ? AND rowid > ?`,
+			match, mark-window).Scan(&n); err != nil {
+			return 0, fmt.Errorf("search text: %w", err)
+		}
+		return n, nil
+	}
+	type counted struct {
+		term string
+		n    int64
+	}
+	var all []counted
+	dense := map[string]bool{}
+	for _, term := range allTrigrams(text) {
+		n, err := count(term)
+		if err != nil {
+			return nil, -1, err
+		}
+		all = append(all, counted{term, n})
+		dense[strings.ToLower(term)] = n*denseShare > window
+	}
+	slices.SortStableFunc(all, func(a, b counted) int { return cmp.Compare(a.n, b.n) })
+	var keep []string
+	have := map[string]bool{}
+	add := func(term string) {
+		if k := strings.ToLower(term); !have[k] {
+			have[k] = true
+			keep = append(keep, term)
+		}
+	}
+	for _, term := range cover {
+		if d, counted := dense[strings.ToLower(term)]; counted && !d {
+			add(term)
+		}
+	}
+	for i, c := range all {
+		if i == sparsestKept || (i > 0 && dense[strings.ToLower(c.term)]) {
+			break
+		}
+		add(c.term)
+	}
+	n, err := count(strings.Join(keep, " AND "))
+	if err != nil {
+		return nil, -1, err
+	}
+	var lo int64
+	if err := s.rdb.QueryRow("SELECT coalesce(min(seq), 0) FROM events").Scan(&lo); err != nil {
+		return nil, -1, fmt.Errorf("search text: %w", err)
+	}
+	return keep, n * max(mark-lo+1, window) / window, nil
+}
+
+// allTrigrams are the distinct trigrams of text (ignoring case), quoted as
+// ftsTerms quotes them, at most maxProbed spread over it.
+func allTrigrams(text string) []string {
+	r := []rune(text)
+	var out []string
+	seen := map[string]bool{}
+	for i := 0; i+3 <= len(r); i++ {
+		tri := string(r[i : i+3])
+		if k := strings.ToLower(tri); !seen[k] {
+			seen[k] = true
+			out = append(out, `"`+strings.ReplaceAll(tri, `"`, `""`)+`"`)
+		}
+	}
+	if len(out) > maxProbed {
+		spread := make([]string, maxProbed)
+		for k := range spread {
+			spread[k] = out[k*(len(out)-1)/(maxProbed-1)]
+		}
+		out = spread
+	}
+	return out
 }
 
 // textCondition is the free-text check on an events row e: the term as a
@@ -138,10 +261,21 @@ func (s *Store) ftsCandidates(text string) (seqs []int64, ok bool, err error) {
 	if !s.feat.fullText {
 		return nil, false, nil
 	}
-	match, ok := ftsQuery(text)
+	terms, ok := ftsTerms(text)
 	if !ok {
 		return nil, false, nil
 	}
+	terms, estimate, err := s.sparseTerms(text, terms)
+	if err != nil {
+		return nil, false, err
+	}
+	if estimate > 2*ftsCandidateLimit {
+		// As common in the whole index as in its newest events, the term
+		// would hand over more rows than the limit: scan at once rather
+		// than read ftsCandidateLimit rows to find that out.
+		return nil, false, nil
+	}
+	match := strings.Join(terms, " AND ")
 	cond, targs := textCondition(text)
 	args := append([]any{match}, targs...)
 	rows, err := s.rdb.Query(`SELECT rowid FROM events_fts WHERE events_fts MATCH ?

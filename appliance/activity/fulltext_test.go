@@ -30,11 +30,13 @@ func hostileTextEvent(i int) Event {
 	return ev
 }
 
-// fillBoth writes the same events to a store with the index (every event
-// indexed at once, or batched as in production) and one without.
-func fillBoth(t *testing.T, batch int) (withIndex, scan *Store) {
+// fillBoth writes the same events to a store with the index (opened with
+// opt: every event indexed at once, or batched as in production) and one
+// without.
+func fillBoth(t *testing.T, opt Options) (withIndex, scan *Store) {
 	t.Helper()
-	withIndex, _ = openTest(t, Options{FlushInterval: time.Millisecond, ftsBatch: batch})
+	opt.FlushInterval = time.Millisecond
+	withIndex, _ = openTest(t, opt)
 	scan, _ = openTest(t, Options{FlushInterval: time.Millisecond, noFullText: true})
 	for _, s := range []*Store{withIndex, scan} {
 		emitN(t, s, 0, 300)
@@ -58,24 +60,39 @@ var textTerms = []string{
 // TestFullTextMatchesScan: with the index, every search returns exactly what
 // the scan returns without it, page for page, whatever the text holds.
 func TestFullTextMatchesScan(t *testing.T) {
-	for _, batch := range []int{1, defaultFTSBatch} {
-		withIndex, scan := fillBoth(t, batch)
+	for _, opt := range []Options{
+		{ftsBatch: 1}, {ftsBatch: defaultFTSBatch},
+		// A window smaller than the store, so dense trigrams are left out.
+		{ftsBatch: 1, densityWindow: 64},
+	} {
+		withIndex, scan := fillBoth(t, opt)
 		for _, term := range textTerms {
 			for _, q := range []Query{{Text: term}, {Text: term, Action: "block"}, {Text: term, Policy: "p1"},
 				{Text: term, From: testEpoch.Add(100 * time.Second), To: testEpoch.Add(250 * time.Second)}} {
 				q.Limit = 7
 				got, want := searchAll(t, withIndex, q), searchAll(t, scan, q)
 				if !slices.Equal(got, want) {
-					t.Errorf("batch %d, %+v: index %v, scan %v", batch, q, got, want)
+					t.Errorf("%+v, %+v: index %v, scan %v", opt, q, got, want)
 				}
 			}
 		}
 		// The index served the long terms (batch 1: nothing is left to scan).
-		if batch == 1 {
+		if opt.ftsBatch == 1 {
 			seqs, ok, err := withIndex.ftsCandidates("report-7.pdf")
 			if err != nil || !ok || len(seqs) != 1 {
 				t.Fatalf("candidates for report-7.pdf: %v %v %v", seqs, ok, err)
 			}
+		}
+		// Every host has "hos": with the window it is left out of the
+		// MATCH, a trigram of the host's number is kept.
+		terms, _ := ftsTerms("host4.example")
+		sparse, _, err := withIndex.sparseTerms("host4.example", terms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDropped := opt.densityWindow > 0
+		if slices.Contains(sparse, `"hos"`) == wantDropped || !slices.Contains(sparse, `"t4."`) {
+			t.Errorf("%+v: terms of host4.example %v, narrowed to %v", opt, terms, sparse)
 		}
 	}
 }

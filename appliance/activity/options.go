@@ -63,6 +63,8 @@ type Options struct {
 	noFullText, noRollups bool
 	// ftsBatch (tests only) overrides defaultFTSBatch.
 	ftsBatch int
+	// densityWindow (tests only) overrides defaultDensityWindow.
+	densityWindow int
 }
 
 func (o Options) withDefaults() Options {

@@ -78,6 +78,27 @@ var rollupFill = func() []string {
 	return out
 }()
 
+// rollupFromEvents are the rollups a migration reads from the events
+// (rollupFill's minute counts and hourly names); rollupFromFiner the rest,
+// each summed from the finer span of its table over a range of buckets
+// (two ?, Unix seconds on day boundaries): an hour of minute buckets, a day
+// of hour buckets. Those are the numbers rollupFill gives, from rows that
+// are far fewer and narrower than the events: the migration reads the
+// events table four times instead of six.
+var (
+	rollupFromEvents = []string{rollupFill[0], rollupFill[2], rollupFill[3]}
+	rollupFromFiner  = []string{
+		`INSERT INTO rollup_counts (span, bucket, mode, action, n)
+	SELECT 3600, bucket / 3600 * 3600, mode, action, sum(n) FROM rollup_counts
+	WHERE span = 60 AND bucket >= ? AND bucket < ? GROUP BY 2, 3, 4
+	ON CONFLICT DO UPDATE SET n = n + excluded.n`,
+		`INSERT INTO rollup_names (span, dim, bucket, name, n, blocked)
+	SELECT 86400, dim, bucket / 86400 * 86400, name, sum(n), sum(blocked) FROM rollup_names
+	WHERE span = 3600 AND dim IN ('user', 'app') AND bucket >= ? AND bucket < ? GROUP BY 2, 3, 4
+	ON CONFLICT DO UPDATE SET n = n + excluded.n, blocked = blocked + excluded.blocked`,
+	}
+)
+
 // pruneRollups drops the buckets that end before the oldest stored event:
 // retention's trigger has brought them to zero.
 func (s *Store) pruneRollups() error {

@@ -181,6 +181,7 @@ func New(o Options) (*Console, error) {
 			"(also printed by `portcullis console setup-token`)", "setup_token", c.setupToken)
 	}
 	c.resumeSavepoint()
+	c.prepareDashboard()
 	return c, nil
 }
 

@@ -1,12 +1,8 @@
 package console
 
 import (
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,18 +11,22 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/appliance/activity"
+	"github.com/portcullis-gw/portcullis/appliance/activity/scalefixture"
 	"github.com/portcullis-gw/portcullis/policy"
 )
 
-// TestPagesScale fills a store with synthetic events over the last 30
-// days (1,000,000 by default; PORTCULLIS_ACTIVITY_SCALE=10000000 under make
-// soak) through the store's own group-commit path, then times every page's
-// server-side render (best of three) against the issue's 200 ms budget, free
-// text included: a rare term is served from the store's full-text index, a
-// common one by its scan. The dashboard's first render of each range (its
-// top lists' cache cold: the rollups of the whole range summed) is logged,
-// not held: at 1M events it took 0.27-1.1 s on a loaded machine, over the
-// budget (bench/results/activity-fts-rollups-20261202.txt).
+// pageBudget is the issue's bound on a page's server-side render.
+const pageBudget = 200 * time.Millisecond
+
+// TestPagesScale times every page's server-side render on a store of
+// synthetic events over 30 days (scalefixture: 1,000,000 by default,
+// PORTCULLIS_ACTIVITY_SCALE=10000000 under make soak), free text included:
+// a rare term is served from the store's full-text index, a common one by
+// its scan. Each page is rendered first on a store and a console just
+// opened (cold: only what the console computes before it serves is ready;
+// the time that takes is logged), then three more times (warm, the best
+// kept); both are held to the issue's 200 ms budget. The console's clock is
+// the store's end.
 func TestPagesScale(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PORTCULLIS_ACTIVITY_SCALE"))
 	if n <= 0 {
@@ -35,41 +35,58 @@ func TestPagesScale(t *testing.T) {
 	if testing.Short() {
 		n = 50_000
 	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "activity.db")
-	st, err := activity.Open(path, activity.Options{QueueSize: 1 << 17, MaxBatch: 1 << 15})
+	path, filled := scalefixture.Store(t, n)
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	start := time.Now()
-	now := time.Now()
-	if err := fillSynthetic(st, n, now); err != nil {
+	if filled > 0 {
+		t.Logf("stored %d events in %v (%.0f ev/s), file %d MiB", n, filled.Round(time.Millisecond), float64(n)/filled.Seconds(), fi.Size()>>20)
+	} else {
+		t.Logf("%d events, file %d MiB", n, fi.Size()>>20)
+	}
+	now := func() time.Time { return scalefixture.End }
+	polDir := filepath.Join(t.TempDir(), "policies")
+	if err := os.MkdirAll(polDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	el := time.Since(start)
-	fi, _ := os.Stat(path)
-	t.Logf("stored %d events in %v (%.0f ev/s), file %d MiB", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), fi.Size()>>20)
+	if err := os.WriteFile(filepath.Join(polDir, "base.yaml"), []byte(basePolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
-	polDir := filepath.Join(dir, "policies")
-	_ = os.MkdirAll(polDir, 0o755)
-	_ = os.WriteFile(filepath.Join(polDir, "base.yaml"), []byte(basePolicy), 0o644)
-	c, err := New(Options{StateDir: dir, Activity: st, ActivityPath: path, PolicyDir: polDir,
-		Capabilities: func() policy.Capabilities { return policy.Capabilities{ControlScript: true} }})
-	if err != nil {
-		t.Fatal(err)
+	// start opens the store and a console on it, as the appliance starts,
+	// and returns the console's handler, an admin session's cookie and how
+	// long opening both took (the console prepares the dashboard before it
+	// serves). The pages only read: the cached store is not changed.
+	start := func() (http.Handler, *http.Cookie, time.Duration, func()) {
+		t.Helper()
+		t0 := time.Now()
+		st, err := activity.Open(path, activity.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(Options{StateDir: t.TempDir(), Activity: st, ActivityPath: path, PolicyDir: polDir, Now: now,
+			Capabilities: func() policy.Capabilities { return policy.Capabilities{ControlScript: true} }})
+		if err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
+		took := time.Since(t0)
+		if err := c.accounts.create("admin", adminPW, RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		token, _ := c.sessions.create("admin", RoleAdmin, "127.0.0.1")
+		return c.Handler(), &http.Cookie{Name: sessionCookie, Value: token}, took, func() {
+			c.Close()
+			if err := st.Close(); err != nil {
+				t.Error(err)
+			}
+		}
 	}
-	defer c.Close()
-	if err := c.accounts.create("admin", adminPW, RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
-	token, _ := c.sessions.create("admin", RoleAdmin, "127.0.0.1")
-	h := c.Handler()
-	p, _ := st.Search(activity.Query{Limit: 1})
-	ev := p.Events[0]
-	get := func(path string) (time.Duration, string) {
+	get := func(h http.Handler, cookie *http.Cookie, path, want string) time.Duration {
+		t.Helper()
 		req := httptest.NewRequest("GET", "https://console"+path, nil)
-		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		req.AddCookie(cookie)
 		rec := httptest.NewRecorder()
 		t0 := time.Now()
 		h.ServeHTTP(rec, req)
@@ -77,24 +94,39 @@ func TestPagesScale(t *testing.T) {
 		if rec.Code != 200 {
 			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body.String())
 		}
-		return d, rec.Body.String()
+		if want != "" && !strings.Contains(rec.Body.String(), want) {
+			t.Fatalf("%s: %q not in the page", path, want)
+		}
+		return d
 	}
-	// Cold: the first render of each range reads the rollups in full.
-	for _, r := range []string{"1h", "24h", "7d", "30d"} {
-		d, _ := get("/api/v1/dashboard?range=" + r)
-		t.Logf("%-60s %8v (first render)", "/api/v1/dashboard?range="+r, d.Round(10*time.Microsecond))
+
+	st, err := activity.Open(path, activity.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	p, err := st.Search(activity.Query{Limit: 1})
+	if err != nil || len(p.Events) != 1 {
+		t.Fatalf("newest event: %v %v", p, err)
+	}
+	ev := p.Events[0]
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	for _, tc := range []struct {
 		path string
-		want string // in the body: the search found what it must
+		want string // in the body: the page found what it must
 	}{
-		{"/dashboard", ""},
+		{"/dashboard", "@corp.example</a>"},
 		{"/dashboard/live", ""},
-		{"/api/v1/dashboard", ""},
+		{"/api/v1/dashboard", `"top_users":[{"name":"user`},
 		{"/dashboard?range=1h", ""},
 		{"/dashboard?range=7d", ""},
 		{"/dashboard?range=30d", ""},
+		{"/api/v1/dashboard?range=1h", ""},
+		{"/api/v1/dashboard?range=24h", ""},
 		{"/api/v1/dashboard?range=7d", ""},
+		{"/api/v1/dashboard?range=30d", ""},
 		{"/activity", ""},
 		{"/activity?user=user42@corp.example&since=30d", ""},
 		{"/activity?action=block", ""},
@@ -117,72 +149,30 @@ func TestPagesScale(t *testing.T) {
 		// rare within other filters, and too short for the index.
 		{"/activity?q=wiki7&since=24h", ""},
 		{"/activity?q=wiki7", ""},
-		{"/activity?q=rare-exfil.example&since=30d", "payroll-2026.xlsx"},
-		{"/api/v1/events?q=payroll-2026", "rare-exfil.example.net"},
+		{"/activity?q=rare-exfil.example&since=30d", scalefixture.RareFile},
+		{"/api/v1/events?q=payroll-2026", scalefixture.RareHost},
 		{"/activity?q=no-such-host&since=30d", ""},
 		{"/activity?q=no-such-host&action=block", ""},
 		{"/activity?q=/doc/4242/page&since=30d", ""},
 		{"/activity?q=user4242@corp&app=app7", ""},
 		{"/activity?q=h9&since=7d", ""},
 	} {
-		var best time.Duration
+		h, cookie, took, stop := start()
+		cold := get(h, cookie, tc.path, tc.want)
+		var warm time.Duration
 		for i := 0; i < 3; i++ {
-			d, body := get(tc.path)
-			if tc.want != "" && !strings.Contains(body, tc.want) {
-				t.Fatalf("%s: %q not in the page", tc.path, tc.want)
-			}
-			if i == 0 || d < best {
-				best = d
+			if d := get(h, cookie, tc.path, tc.want); i == 0 || d < warm {
+				warm = d
 			}
 		}
-		t.Logf("%-60s %8v", tc.path, best.Round(10*time.Microsecond))
-		if best > 200*time.Millisecond {
-			t.Errorf("%s: %v, budget 200ms", tc.path, best)
+		stop()
+		t.Logf("%-56s cold %8v  warm %8v  (store and console opened in %v)", tc.path, cold.Round(10*time.Microsecond),
+			warm.Round(10*time.Microsecond), took.Round(time.Millisecond))
+		if cold > pageBudget {
+			t.Errorf("%s: first render after start %v, budget %v", tc.path, cold, pageBudget)
+		}
+		if warm > pageBudget {
+			t.Errorf("%s: %v, budget %v", tc.path, warm, pageBudget)
 		}
 	}
-}
-
-// rareEvery is how often fillSynthetic writes its rare event (a file from a
-// host nothing else visits): a handful in any store size.
-func rareEvery(n int) int { return max(min(250_000, n/4), 1) }
-
-// fillSynthetic emits n events spread evenly over the 30 days before end,
-// oldest first, waiting on the store when its queue is full.
-func fillSynthetic(st *activity.Store, n int, end time.Time) error {
-	r := rand.New(rand.NewPCG(1, 2))
-	step := 30 * 24 * time.Hour / time.Duration(n)
-	t0 := end.Add(-30 * 24 * time.Hour)
-	actions := []string{"allow", "allow", "allow", "monitor", "protect", "require_step_up", "block"}
-	activities := []string{"view", "view", "download_file", "upload_file", "login", "share"}
-	for i := 0; i < n; i++ {
-		pol := []string{fmt.Sprintf("policy-%d", r.IntN(50))}
-		ev := activity.Event{Time: t0.Add(time.Duration(i) * step), Mode: []activity.Mode{activity.ModeTransparent, activity.ModeSuffix}[r.IntN(2)],
-			User:       fmt.Sprintf("user%d@corp.example", r.IntN(10000)),
-			SourceIP:   netip.AddrFrom4([4]byte{198, 18, byte(r.IntN(256)), byte(r.IntN(256))}),
-			DeviceTags: []string{"managed"}, ClientApp: "browser", App: fmt.Sprintf("app%d", r.IntN(200)),
-			Host: fmt.Sprintf("h%d.wiki%d.example.com", r.IntN(1000), r.IntN(20)), Method: "GET",
-			Path: fmt.Sprintf("/doc/%d/page", r.IntN(100000)), Activity: activities[r.IntN(len(activities))],
-			Policies: pol, Action: actions[r.IntN(len(actions))], Reason: pol[0], BytesDown: int64(r.IntN(1000000))}
-		if every := rareEvery(n); i%every == every/2 {
-			ev.Host, ev.FileName, ev.Activity, ev.Action = "rare-exfil.example.net", "payroll-2026.xlsx", "download_file", "block"
-		}
-		for {
-			err := st.Emit(ev)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, activity.ErrStoreUnavailable) {
-				return err
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for st.Stats().Written < uint64(n) {
-		if time.Now().After(deadline) {
-			return errors.New("events not written in time")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
 }

@@ -61,6 +61,15 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			}
 		}
 		r.add("rss_after_keepalive_bytes", float64(rss(b, l.proc.Process.Pid)))
+		// What of the anonymous memory is Go's (heap in use, heap held
+		// from the OS, stacks; the rest is SQLite's C heap, the page
+		// cache among it, and the runtime's own).
+		metrics := l.get("http://127.0.0.1:9780/metrics")
+		for _, m := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+			if v, ok := promValue(metrics, m); ok {
+				r.add(m, v)
+			}
+		}
 		// What the resident memory is: anonymous (Go heap, stacks, SQLite's
 		// page cache) or file pages (the binary's text touched).
 		anon, file := rssParts(b, l.proc.Process.Pid)
@@ -135,4 +144,16 @@ var accessRequestLine = regexp.MustCompile(`"msg":"request"`)
 func accessRequests(l *e2eLab) int {
 	data, _ := os.ReadFile(filepath.Join(l.dir, "access.log"))
 	return len(accessRequestLine.FindAllIndex(data, -1))
+}
+
+// promValue is the value of an unlabelled metric in a Prometheus text
+// exposition.
+func promValue(text, name string) (float64, bool) {
+	for line := range strings.SplitSeq(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

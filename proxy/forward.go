@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
@@ -134,7 +135,7 @@ func forward1xx(w http.ResponseWriter, code int, header http.Header) {
 // Connection, Keep-Alive, Proxy-*, TE, Upgrade) is the ReverseProxy's to
 // remove.
 func plainHopByHop(h http.Header) bool {
-	for _, k := range [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+	for _, k := range hopByHop[1:] { // all but Connection, checked below
 		if _, ok := h[k]; ok {
 			return false
 		}
@@ -158,7 +159,8 @@ func hasOwnCookie(h http.Header) bool {
 	return false
 }
 
-// hopByHop are the response fields that end at the proxy (RFC 9110 §7.6.1).
+// hopByHop are the fields that end at the proxy (RFC 9110 §7.6.1),
+// Connection first.
 var hopByHop = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // dropHopByHop removes the hop-by-hop fields of a response, and the fields
@@ -166,7 +168,7 @@ var hopByHop = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Prox
 func dropHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for f := range strings.SplitSeq(v, ",") {
-			if f = textprotoTrim(f); f != "" && !strings.EqualFold(f, "keep-alive") && !strings.EqualFold(f, "close") {
+			if f = textproto.TrimString(f); f != "" && !strings.EqualFold(f, "keep-alive") && !strings.EqualFold(f, "close") {
 				h.Del(f)
 			}
 		}
@@ -175,8 +177,6 @@ func dropHopByHop(h http.Header) {
 		delete(h, k)
 	}
 }
-
-func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
 
 // isEventStream reports a Content-Type of text/event-stream (parameters
 // and case aside), which is flushed as it arrives.

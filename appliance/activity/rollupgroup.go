@@ -38,13 +38,11 @@ func (in *inserter) count(ev *Event, ts int64) {
 	}
 	for _, span := range [...]int64{3600, 86400} {
 		b := bucketOf(ts, span)
-		if ev.User != "" {
-			k := nameKey{span, b, "user", ev.User}
-			c := in.names[k]
-			in.names[k] = nameCount{c.n + 1, c.blocked + blocked}
-		}
-		if ev.App != "" {
-			k := nameKey{span, b, "app", ev.App}
+		for _, d := range [...]struct{ dim, name string }{{"user", ev.User}, {"app", ev.App}} {
+			if d.name == "" {
+				continue
+			}
+			k := nameKey{span, b, d.dim, d.name}
 			c := in.names[k]
 			in.names[k] = nameCount{c.n + 1, c.blocked + blocked}
 		}

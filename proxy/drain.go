@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,10 +48,11 @@ type tunnelSet struct {
 	draining bool   // Close began: new tunnels are asked to go away at once
 	cutWith  string // the grace period is over: new tunnels are cut at once
 	left     chan struct{}
+	cuts     *atomic.Uint64 // counts every tunnel cut (Stats.TunnelsCut)
 }
 
-func newTunnelSet() *tunnelSet {
-	return &tunnelSet{open: map[drainable]struct{}{}, left: make(chan struct{}, 1)}
+func newTunnelSet(cuts *atomic.Uint64) *tunnelSet {
+	return &tunnelSet{open: map[drainable]struct{}{}, left: make(chan struct{}, 1), cuts: cuts}
 }
 
 // add puts d in the set. A tunnel that starts while the server drains is
@@ -68,7 +70,9 @@ func (ts *tunnelSet) add(d drainable, onlyBeforeDrain bool) bool {
 	ts.mu.Unlock()
 	switch {
 	case cutWith != "":
-		d.cut(cutWith)
+		if d.cut(cutWith) {
+			ts.cuts.Add(1)
+		}
 	case draining:
 		go d.goAway()
 	}
@@ -114,8 +118,8 @@ func (ts *tunnelSet) wait(ctx context.Context) error {
 	}
 }
 
-// cut cuts every tunnel still open, and every one added later, and returns
-// how many were open.
+// cut cuts every tunnel still open, and every one added later, counts
+// them, and returns how many were open now.
 func (ts *tunnelSet) cut(reason string) int {
 	ts.mu.Lock()
 	ts.cutWith = reason
@@ -127,6 +131,7 @@ func (ts *tunnelSet) cut(reason string) int {
 			n++
 		}
 	}
+	ts.cuts.Add(uint64(n))
 	return n
 }
 

@@ -184,7 +184,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy config: a certificate store is required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), tunnels: newTunnelSet(), limits: newLimits(cfg.MaxConnsPerClient)}
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), limits: newLimits(cfg.MaxConnsPerClient)}
+	s.tunnels = newTunnelSet(&s.Stats.TunnelsCut)
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if cfg.ClientCerts != nil {
 		var err error
@@ -443,7 +444,6 @@ func (s *Server) Close(ctx context.Context) error {
 	// what is left of the grace period.
 	if werr := s.tunnels.wait(ctx); werr != nil {
 		n := s.tunnels.cut(cutAtGraceOver)
-		s.Stats.TunnelsCut.Add(uint64(n))
 		if n > 0 {
 			s.cfg.Log.Warn("shutdown grace period over: tunnels cut", "tunnels", n)
 			if err == nil {

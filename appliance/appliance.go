@@ -299,7 +299,8 @@ wait:
 	if errors.Is(drain, context.DeadlineExceeded) {
 		// Cutting what outlived the grace period is the configured outcome,
 		// not a failure of the stop.
-		a.log.Warn("shutdown grace period over: connections still open were cut", "grace", grace)
+		a.log.Warn("shutdown grace period over: connections still open were cut", "grace", grace,
+			"tunnels_cut", a.proxy.Stats.TunnelsCut.Load())
 		drain = nil
 	}
 	err = errors.Join(err, drain)

@@ -175,10 +175,12 @@ func (s *slowFetch) finish(err error) {
 // load from several clients (transparent and explicit) and SIGTERMs it with
 // three slow responses in flight: a transparent download read slowly by its
 // client and an origin-paced stream through a CONNECT tunnel, both ending
-// within timeouts.shutdown_grace, and a stream that would outlive it. It
-// checks that the two finish in full and the third is cut at the grace
-// period (never looking complete), that no response that began is
-// truncated, that new connections meet the fail mode (closed) while it
+// within timeouts.shutdown_grace, and a stream that would outlive it; and
+// with a spliced (bypass_hosts) connection in use. It checks that the two
+// finish in full and the third is cut at the grace period (never looking
+// complete), that the spliced connection carries requests through the
+// grace period and is cut at its end, logged as a cut tunnel with its
+// event saying so, that no response that began is truncated, that new connections meet the fail mode (closed) while it
 // drains and while it is down, that a restart under the same load serves
 // both paths again within 2 s, and that every response received in full,
 // plain or activity, has exactly one event in the store afterwards.
@@ -215,7 +217,8 @@ func TestE2EDrainAndRestartUnderLoad(t *testing.T) {
 	slowRead := l.slowTransparentDownload(t, roots, 16<<20+1, 64<<10, 8*time.Millisecond)
 	paced := l.slowExplicitStream(t, roots, "/slow/paced", 20, 100*time.Millisecond)
 	outlives := l.slowExplicitStream(t, roots, "/slow/outlives", 600, 100*time.Millisecond)
-	for _, s := range []*slowFetch{slowRead, paced, outlives} {
+	spliced := l.splicedKeepAlive(t, 200*time.Millisecond)
+	for _, s := range []*slowFetch{slowRead, paced, outlives, spliced.slowFetch} {
 		select {
 		case <-s.started:
 		case err := <-s.done:
@@ -279,6 +282,26 @@ func TestE2EDrainAndRestartUnderLoad(t *testing.T) {
 		t.Errorf("%s was not cut when the appliance exited", outlives.path)
 	}
 	l.proc = nil
+	select {
+	case err := <-spliced.done:
+		lastOK := time.Unix(0, spliced.lastOK.Load())
+		switch {
+		case err == nil:
+			t.Errorf("the spliced connection ended cleanly; want it cut at the grace period")
+		case lastOK.Before(sigAt.Add(drainGrace - 1500*time.Millisecond)):
+			t.Errorf("the spliced connection's last response came %v after SIGTERM; want it serving into the grace period (%v)", lastOK.Sub(sigAt), drainGrace)
+		case time.Unix(0, spliced.ended.Load()).Before(sigAt.Add(drainGrace - 500*time.Millisecond)):
+			t.Errorf("the spliced connection was cut %v after SIGTERM, before the grace period %v", time.Unix(0, spliced.ended.Load()).Sub(sigAt), drainGrace)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("the spliced connection was not cut when the appliance exited")
+	}
+	if !strings.Contains(l.log(), "tunnels_cut=1") {
+		t.Errorf("the appliance's log does not say one tunnel was cut at the grace period:\n%s", tail(l.log(), 20))
+	}
+	if m := l.waitAccessLog(t, func(m map[string]any) bool { return m["decision"] == "bypass" && m["sni"] == "bypass.lab" }); !strings.Contains(fmt.Sprint(m["reason"]), "cut: shutdown grace period over") {
+		t.Errorf("the spliced connection's access-log line says %q, want the cut", m["reason"])
+	}
 
 	// Down: the pinned datapath keeps refusing steered connections.
 	l.checkNewConnsRefused(t, "while down")
@@ -336,6 +359,70 @@ func TestE2EDrainAndRestartUnderLoad(t *testing.T) {
 			t.Errorf("%s: %d events, want 1", p, len(events[p]))
 		}
 	}
+	st, err := activity.Open(filepath.Join(l.dir, "state", "activity.db"), activity.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	page, err := st.Search(activity.Query{Action: "bypass", Text: "bypass.lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := 0
+	for _, ev := range page.Events {
+		if strings.Contains(ev.Reason, "cut: shutdown grace period over") {
+			cut++
+		}
+	}
+	if cut != 1 {
+		t.Errorf("%d bypass events for bypass.lab say the connection was cut at shutdown, want 1: %+v", cut, page.Events)
+	}
+}
+
+// splicedFetch is a keep-alive connection to a bypassed name (spliced, so
+// a tunnel the drain must wait for) sending a request every pause until
+// the connection fails.
+type splicedFetch struct {
+	*slowFetch
+	lastOK atomic.Int64 // UnixNano of the last full response
+}
+
+func (l *e2eLab) splicedKeepAlive(t *testing.T, pause time.Duration) *splicedFetch {
+	s := &splicedFetch{slowFetch: &slowFetch{path: "bypass.lab /", started: make(chan struct{}), done: make(chan error, 1)}}
+	go func() {
+		s.finish(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			raw, err := l.Client.Dial(ctx, "tcp", netip.AddrPortFrom(originGood, 443).String())
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer raw.Close()
+			c := tls.Client(raw, &tls.Config{ServerName: "bypass.lab", RootCAs: pool(l.labCA.Cert), NextProtos: []string{"http/1.1"}})
+			br := bufio.NewReader(c)
+			for i := 0; ; i++ {
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: bypass.lab\r\n\r\n"); err != nil {
+					return err
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+					return fmt.Errorf("response %d: status %d, close %v, %v", i, resp.StatusCode, resp.Close, err)
+				}
+				s.lastOK.Store(time.Now().UnixNano())
+				if i == 0 {
+					close(s.started)
+				}
+				time.Sleep(pause)
+			}
+		}())
+	}()
+	return s
 }
 
 // checkNewConnsRefused: a new steered connection is not served (neither by

@@ -166,9 +166,9 @@ type Server struct {
 	closing atomic.Bool
 	lnMu    sync.Mutex
 	lns     []net.Listener
-	// spliced are the bypassed connections in progress: Close ends them so
-	// they finish (and are recorded) instead of holding shutdown open.
-	spliced map[net.Conn]struct{}
+	// tunnels are the connections net/http does not wait for (switched
+	// requests, spliced connections): Close drains them (drain.go).
+	tunnels *tunnelSet
 
 	// control runs the in-page controls; set when Config.Session has a
 	// ControlKey.
@@ -184,7 +184,8 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("proxy config: a certificate store is required")
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), spliced: map[net.Conn]struct{}{}, limits: newLimits(cfg.MaxConnsPerClient)}
+	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), limits: newLimits(cfg.MaxConnsPerClient)}
+	s.tunnels = newTunnelSet(&s.Stats.TunnelsCut)
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if cfg.ClientCerts != nil {
 		var err error
@@ -415,8 +416,10 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 	s.inbox.push(tc)
 }
 
-// Close stops the listeners and the HTTP servers and waits (bounded by ctx)
-// for connection handlers to finish.
+// Close stops the listeners and drains: requests in flight and tunnels
+// (drain.go) have until ctx is done to end, then what is still open is cut.
+// It returns once everything ended, or at most cutRecordWait after ctx is
+// done, with ctx's error if anything had to be cut.
 func (s *Server) Close(ctx context.Context) error {
 	s.closing.Store(true)
 	s.lnMu.Lock()
@@ -425,6 +428,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	explicit := s.explicit
 	s.lnMu.Unlock()
+	s.tunnels.drain()
 	// The explicit listener closes now as well, not once the intercepted
 	// connections have drained: while it stayed open it took new clients
 	// during the whole grace period. Both servers drain at once.
@@ -436,17 +440,31 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	err := errors.Join(s.h1.Shutdown(ctx), <-explicitDone)
 	_ = s.h1.Close()
-	s.upstreams.closeAll()
-	s.lnMu.Lock()
-	for c := range s.spliced {
-		_ = c.Close()
+	// Once the HTTP servers are done no tunnel starts: each one open has
+	// what is left of the grace period.
+	if werr := s.tunnels.wait(ctx); werr != nil {
+		n := s.tunnels.cut(cutAtGraceOver)
+		if n > 0 {
+			s.cfg.Log.Warn("shutdown grace period over: tunnels cut", "tunnels", n)
+			if err == nil {
+				err = fmt.Errorf("%d tunnels cut: %w", n, werr)
+			}
+		}
 	}
-	s.lnMu.Unlock()
+	s.upstreams.closeAll()
+	// What was cut writes its record before Close returns (bounded).
+	final := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		final, cancel = context.WithTimeout(context.Background(), cutRecordWait)
+		defer cancel()
+	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-ctx.Done():
+		_ = s.tunnels.wait(final)
+	case <-final.Done():
 	}
 	return err
 }

@@ -9,7 +9,8 @@ import (
 
 // splice joins a bypassed client to its original destination: the peeked
 // bytes are replayed first, then both directions are copied by the kernel
-// (splice(2) via TCPConn.ReadFrom) without user-space buffers.
+// (splice(2) via TCPConn.ReadFrom) without user-space buffers. At shutdown
+// it runs until it ends or the grace period is over (drain.go).
 func (s *Server) splice(c net.Conn, peeked []byte, ci *ConnInfo, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DialTimeout)
 	up, err := s.dialer.DialContext(ctx, "tcp", ci.Dest.String())
@@ -28,12 +29,15 @@ func (s *Server) splice(c net.Conn, peeked []byte, ci *ConnInfo, reason string) 
 		return
 	}
 	upBytes = int64(len(peeked))
-	if !s.trackSplice(c, true) {
+	sc := &splicedConn{client: c, origin: up}
+	// One that was not spliced before Close began is closed like any
+	// connection that arrives once the server is closing.
+	if !s.tunnels.add(sc, true) {
 		_ = up.Close()
 		_ = c.Close()
 		return
 	}
-	defer s.trackSplice(c, false)
+	defer s.tunnels.remove(sc)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -45,6 +49,9 @@ func (s *Server) splice(c net.Conn, peeked []byte, ci *ConnInfo, reason string) 
 	downBytes, _ = io.Copy(c, up)
 	closeWrite(c)
 	wg.Wait()
+	if cut := sc.end(); cut != "" {
+		reason += "; " + cut
+	}
 	_ = up.Close()
 	_ = c.Close()
 	s.logConn(ci, "bypass", reason, upBytes, downBytes)
@@ -58,18 +65,37 @@ func closeWrite(c net.Conn) {
 	}
 }
 
-// trackSplice adds or removes a spliced client connection; adding fails once
-// the server is closing.
-func (s *Server) trackSplice(c net.Conn, add bool) bool {
-	s.lnMu.Lock()
-	defer s.lnMu.Unlock()
-	if !add {
-		delete(s.spliced, c)
-		return true
-	}
-	if s.closing.Load() {
+// splicedConn is a spliced connection as the drain sees it: opaque, so it
+// is never asked to end, only cut when the grace period is over.
+type splicedConn struct {
+	client, origin net.Conn
+
+	mu     sync.Mutex
+	ended  bool   // both copies returned
+	cutWhy string // why it was cut, if it was
+}
+
+var _ drainable = (*splicedConn)(nil)
+
+func (sc *splicedConn) goAway() {}
+
+func (sc *splicedConn) cut(reason string) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.ended || sc.cutWhy != "" {
 		return false
 	}
-	s.spliced[c] = struct{}{}
+	sc.cutWhy = reason
+	_ = sc.client.Close()
+	_ = sc.origin.Close()
 	return true
+}
+
+// end marks the copies over and returns why it was cut ("" if it ended by
+// itself).
+func (sc *splicedConn) end() string {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.ended = true
+	return sc.cutWhy
 }

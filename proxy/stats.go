@@ -20,6 +20,7 @@ type Stats struct {
 	UpstreamErrors     atomic.Uint64 // origin unreachable or broke mid-response
 	RefusedUnrecorded  atomic.Uint64 // sessions refused: the activity log could not record them
 	RecordsFailed      atomic.Uint64 // records the activity log did not accept
+	TunnelsCut         atomic.Uint64 // tunnels (WebSocket, spliced) still open when Close's grace period ended
 
 	SuffixRefused   atomic.Uint64 // suffix requests refused before any dial: bad, unknown or IP-literal host
 	SuffixForbidden atomic.Uint64 // suffix origins that resolved to a forbidden address: not dialled

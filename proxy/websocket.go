@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -29,6 +30,11 @@ import (
 //     the request's record says why.
 //   - Any tunnel: no byte either way for TunnelIdleTimeout ends it (1001 on
 //     a WebSocket).
+//   - At shutdown (drain.go) a WebSocket is asked to end: each side gets a
+//     close frame (1001) at its next frame boundary, what each side sends
+//     after it is dropped until that side's own close frame answers, and
+//     then both connections close. Any other tunnel runs on; either is cut
+//     when the grace period is over.
 //
 // The refused frame is never forwarded: its header is held until it is
 // whole and checked, so each side has only ever received whole frames.
@@ -72,6 +78,12 @@ type wsFramer struct {
 	remaining int64 // payload bytes of the current frame still to pass
 	inMessage bool  // a fragmented message is open
 	msgLen    int64
+
+	// The closing handshake (RFC 6455 5.5.1), followed for the drain.
+	sentClose bool   // a close frame went out this way (passed on, or the proxy's)
+	sawClose  bool   // a close frame came in this way (passed on, or dropped)
+	goAway    []byte // the proxy's close frame, to go out at the next frame boundary
+	dropping  bool   // the proxy's close frame went out: later frames are followed, not passed on
 }
 
 // headerLen is the size of the header whose first two bytes are in hdr.
@@ -96,7 +108,8 @@ func (f *wsFramer) atBoundary() bool { return f.remaining == 0 }
 // feed passes p to dst, checking each frame header as it completes. A
 // header cut by the end of p is held until the next feed. It returns the
 // violation of a refused frame (everything before it was written) or
-// dst's error.
+// dst's error. A close frame armed (arm) goes out at the first frame
+// boundary, and nothing after it does.
 func (f *wsFramer) feed(dst io.Writer, p []byte) (*wsViolation, error) {
 	start, i := 0, 0
 	for i < len(p) {
@@ -105,6 +118,11 @@ func (f *wsFramer) feed(dst io.Writer, p []byte) (*wsViolation, error) {
 			f.remaining -= int64(k)
 			i += k
 			continue
+		}
+		if f.goAway != nil {
+			if err := f.sendGoAway(dst, p[start:i]); err != nil {
+				return nil, err
+			}
 		}
 		hs, carried := i, f.hn
 		for {
@@ -116,25 +134,68 @@ func (f *wsFramer) feed(dst io.Writer, p []byte) (*wsViolation, error) {
 				break
 			}
 			if i == len(p) {
-				return nil, writeSpan(dst, p[start:hs])
+				return nil, f.flush(dst, p[start:hs])
 			}
 			f.hdr[f.hn] = p[i]
 			f.hn++
 			i++
 		}
 		if v := f.check(); v != nil {
-			return v, writeSpan(dst, p[start:hs])
+			return v, f.pass(dst, p[start:hs])
+		}
+		if f.hdr[0]&0x0f == 8 {
+			f.sawClose = true
+			f.sentClose = f.sentClose || !f.dropping
 		}
 		if carried > 0 {
 			// The header began in an earlier feed (so hs == start == 0):
 			// its first bytes go out before this feed's.
-			if err := writeSpan(dst, f.hdr[:carried]); err != nil {
+			if err := f.pass(dst, f.hdr[:carried]); err != nil {
 				return nil, err
 			}
 		}
 		f.hn = 0
 	}
-	return nil, writeSpan(dst, p[start:])
+	return nil, f.flush(dst, p[start:])
+}
+
+// pass writes b on, unless the proxy's close frame went out before it.
+func (f *wsFramer) pass(dst io.Writer, b []byte) error {
+	if f.dropping {
+		return nil
+	}
+	return writeSpan(dst, b)
+}
+
+// flush passes on the end of a feed, then the armed close frame if what
+// went out ends with a whole frame.
+func (f *wsFramer) flush(dst io.Writer, b []byte) error {
+	if err := f.pass(dst, b); err != nil {
+		return err
+	}
+	if f.goAway != nil && f.remaining == 0 {
+		return f.sendGoAway(dst, nil)
+	}
+	return nil
+}
+
+// sendGoAway passes on before, then the armed close frame; from now on
+// frames are only followed (for the answering close frame).
+func (f *wsFramer) sendGoAway(dst io.Writer, before []byte) error {
+	if err := f.pass(dst, before); err != nil {
+		return err
+	}
+	frame := f.goAway
+	f.goAway, f.dropping, f.sentClose = nil, true, true
+	return writeSpan(dst, frame)
+}
+
+// arm makes frame (a close frame) go out at the next frame boundary,
+// unless a close frame already went this way.
+func (f *wsFramer) arm(frame []byte) {
+	if !f.sentClose && f.goAway == nil {
+		f.goAway = frame
+	}
 }
 
 func writeSpan(dst io.Writer, b []byte) error {
@@ -260,7 +321,29 @@ type tunnel struct {
 	reason       string // why, for the record
 	decision     string
 	left         bool // a loop returned: the handler may be reading st
+	wasCut       bool // cut at shutdown: the decision stands, the reason says so
+	wentAway     bool // ended by the drain's closing handshake
+
+	goingAway atomic.Bool   // the server drains: each side is sent a close frame
+	closes    atomic.Uint32 // closing-handshake bits (closeTo*, closeFrom*)
 }
+
+// The closing-handshake bits of a tunnel: a close frame went to, or came
+// from, each side. All four: both sides have closed.
+const (
+	closeToClient uint32 = 1 << iota
+	closeFromOrigin
+	closeToOrigin
+	closeFromClient
+	closedBothWays = closeToClient | closeFromOrigin | closeToOrigin | closeFromClient
+)
+
+// goingAwayReason is the close frames' reason at shutdown; wentAwayReason
+// the record's when the handshake completed.
+const (
+	goingAwayReason = "gateway shutting down"
+	wentAwayReason  = "closed at shutdown (1001 going away)"
+)
 
 // tunnelResponse wraps a 101 response's body (the origin's connection) so
 // the tunnel is bounded. The response is returned unchanged if its body is
@@ -279,11 +362,16 @@ func (s *Server) tunnelResponse(r *http.Request, resp *http.Response) *http.Resp
 	}
 	t.touch()
 	t.timer = time.AfterFunc(t.idle, t.checkIdle)
+	// In the drain's set until the handler returned, i.e. the request's
+	// record is written (net/http ends the request's context then).
+	s.tunnels.add(t, false)
+	context.AfterFunc(r.Context(), func() { s.tunnels.remove(t) })
 	resp.Body = t
 	return resp
 }
 
 var (
+	_ drainable          = (*tunnel)(nil)
 	_ io.ReadWriteCloser = (*tunnel)(nil)
 	_ io.WriterTo        = (*tunnel)(nil)
 	_ io.ReaderFrom      = (*tunnel)(nil)
@@ -302,10 +390,19 @@ func (t *tunnel) checkIdle() {
 
 func (t *tunnel) sawClient(c any) {
 	t.clientSeen.Do(func() {
-		if nc, ok := c.(net.Conn); ok {
-			t.mu.Lock()
-			t.clientConn = nc
-			t.mu.Unlock()
+		nc, ok := c.(net.Conn)
+		if !ok {
+			return
+		}
+		t.mu.Lock()
+		t.clientConn = nc
+		cut := t.wasCut
+		t.mu.Unlock()
+		switch {
+		case cut:
+			_ = nc.SetDeadline(time.Now())
+		case t.goingAway.Load():
+			go t.sendCloses()
 		}
 	})
 }
@@ -325,10 +422,12 @@ func (t *tunnel) WriteTo(client io.Writer) (int64, error) {
 			var werr error
 			if t.ws {
 				v, werr = t.down.feed(client, buf[:n])
+				t.noteCloses(&t.down, closeToClient, closeFromOrigin)
 			} else {
 				werr = writeSpan(client, buf[:n])
 			}
 			t.downMu.Unlock()
+			t.finishIfClosed()
 			total += int64(n)
 			if v != nil {
 				t.refuse(v)
@@ -411,10 +510,12 @@ func (t *tunnel) forwardUp(p []byte) error {
 	var err error
 	if t.ws {
 		v, err = t.up.feed(t.origin, p)
+		t.noteCloses(&t.up, closeToOrigin, closeFromClient)
 	} else {
 		err = writeSpan(t.origin, p)
 	}
 	t.upMu.Unlock()
+	t.finishIfClosed()
 	if v != nil {
 		t.refuse(v)
 		return errTunnelEnded
@@ -493,7 +594,7 @@ func (t *tunnel) end(v *wsViolation, decision string, stat *atomic.Uint64) {
 	t.s.cfg.Log.Warn("tunnel closed by a limit", "reason", t.reason, "id", id)
 	if t.ws {
 		if lockWithin(&t.downMu, 100*time.Millisecond) {
-			if client != nil && t.down.atBoundary() {
+			if client != nil && t.down.atBoundary() && !t.down.sentClose {
 				_ = client.SetWriteDeadline(time.Now().Add(tunnelLinger))
 				_, _ = client.Write(wsCloseFrame(v.code, v.reason, false))
 			}
@@ -503,7 +604,7 @@ func (t *tunnel) end(v *wsViolation, decision string, stat *atomic.Uint64) {
 			_ = client.SetWriteDeadline(time.Now())
 		}
 		if lockWithin(&t.upMu, 100*time.Millisecond) {
-			if t.up.atBoundary() {
+			if t.up.atBoundary() && !t.up.sentClose {
 				_, _ = t.origin.Write(wsCloseFrame(v.code, v.reason, true))
 			}
 			t.upMu.Unlock()
@@ -522,14 +623,122 @@ func (t *tunnel) end(v *wsViolation, decision string, stat *atomic.Uint64) {
 // is written) only after a loop returned, and never reads it before.
 func (t *tunnel) leave(err error) error {
 	t.mu.Lock()
-	if !t.left {
+	if !t.left && t.st != nil {
 		t.left = true
-		if t.ended && t.st != nil {
+		switch {
+		case t.wasCut:
+			t.st.set(t.st.decision, withReason(t.st.reason, t.reason))
+		case t.ended:
 			t.st.set(t.decision, t.reason)
+		case t.wentAway:
+			t.st.set(t.st.decision, withReason(t.st.reason, wentAwayReason))
 		}
 	}
 	t.mu.Unlock()
 	return err
+}
+
+// withReason adds why a tunnel ended to the request's reason.
+func withReason(reason, more string) string {
+	if reason == "" {
+		return more
+	}
+	return reason + "; " + more
+}
+
+// goAway asks the tunnel to end, at the start of the drain (drain.go). A
+// WebSocket's sides each get a close frame (1001); an opaque tunnel runs
+// on until it ends or is cut.
+func (t *tunnel) goAway() {
+	if !t.ws {
+		return
+	}
+	t.goingAway.Store(true)
+	t.sendCloses()
+}
+
+// sendCloses arms each side's close frame and sends it now if that side's
+// stream is at a frame boundary (otherwise its copy loop sends it at the
+// next one). It waits for a write in progress: it runs on its own
+// goroutine, and a cut unblocks the writes.
+func (t *tunnel) sendCloses() {
+	t.mu.Lock()
+	client := t.clientConn
+	t.mu.Unlock()
+	if client != nil {
+		t.downMu.Lock()
+		if !t.isEnded() {
+			t.down.arm(wsCloseFrame(wsCloseGoingAway, goingAwayReason, false))
+			_, _ = t.down.feed(client, nil)
+			t.noteCloses(&t.down, closeToClient, closeFromOrigin)
+		}
+		t.downMu.Unlock()
+	}
+	t.upMu.Lock()
+	if !t.isEnded() {
+		t.up.arm(wsCloseFrame(wsCloseGoingAway, goingAwayReason, true))
+		_, _ = t.up.feed(t.origin, nil)
+		t.noteCloses(&t.up, closeToOrigin, closeFromClient)
+	}
+	t.upMu.Unlock()
+	t.finishIfClosed()
+}
+
+// noteCloses records what f saw of the closing handshake; f's lock is held.
+func (t *tunnel) noteCloses(f *wsFramer, sent, saw uint32) {
+	var b uint32
+	if f.sentClose {
+		b |= sent
+	}
+	if f.sawClose {
+		b |= saw
+	}
+	t.closes.Or(b)
+}
+
+// finishIfClosed ends a draining WebSocket once both sides have sent and
+// received a close frame: the origin's connection closes, and the
+// client's read ends so the ReverseProxy closes that one.
+func (t *tunnel) finishIfClosed() {
+	if !t.goingAway.Load() || t.closes.Load() != closedBothWays {
+		return
+	}
+	t.mu.Lock()
+	if t.ended || t.closed || t.wentAway {
+		t.mu.Unlock()
+		return
+	}
+	t.wentAway = true
+	client := t.clientConn
+	t.mu.Unlock()
+	if client != nil {
+		_ = client.SetReadDeadline(time.Now())
+	}
+	_ = t.Close()
+}
+
+// cut closes the tunnel now: the grace period is over (drain.go).
+func (t *tunnel) cut(reason string) bool {
+	t.mu.Lock()
+	if t.ended || t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	t.ended, t.wasCut, t.reason = true, true, reason
+	client := t.clientConn
+	t.mu.Unlock()
+	id := ""
+	if t.st != nil {
+		id = t.st.id
+	}
+	t.s.cfg.Log.Warn("tunnel cut", "reason", reason, "id", id)
+	if client != nil {
+		_ = client.SetDeadline(time.Now())
+	}
+	// Closing the origin's TLS connection sends close_notify, which may
+	// wait on an origin that does not read: not on Close's path.
+	go func() { _ = t.Close() }()
+	return true
 }
 
 // lockWithin takes mu if it comes free within d.

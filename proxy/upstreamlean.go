@@ -205,8 +205,9 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 		return nil, false, err
 	}
 	lc.lim.n, lc.lim.hit = upstreamMaxHeaderBytes, false
+	var body *leanBody
 	for n1xx := 0; ; n1xx++ {
-		resp, err = http.ReadResponse(lc.br, r)
+		resp, body, err = readResponse(lc.br, r)
 		if err != nil {
 			gotBytes = lc.lim.n < upstreamMaxHeaderBytes
 			if lc.lim.hit {
@@ -233,7 +234,10 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 	}
 	lc.lim.n = -1
 	lc.arm()
-	body := &leanBody{lc: lc, body: resp.Body, stop: stop, st: st, ctx: ctx, keep: !resp.Close}
+	if body == nil {
+		body = &leanBody{body: resp.Body}
+	}
+	body.lc, body.stop, body.st, body.ctx, body.keep = lc, stop, st, ctx, !resp.Close
 	resp.Body = body
 	return resp, true, nil
 }
@@ -481,12 +485,17 @@ func (lu *leanUpstream) closeIdle(final bool) {
 // request's record, as upstreamBody does.
 type leanBody struct {
 	lc   *leanConn
-	body io.ReadCloser
 	stop func() bool
 	st   *requestState
 	ctx  context.Context
 	keep bool
 	done bool
+
+	framing bodyFraming
+	body    io.ReadCloser  // framedByNetHTTP: net/http's body
+	left    int64          // framedLength: bytes still to come
+	chunks  io.Reader      // framedChunks: the chunked reader, once reading
+	resp    *http.Response // framedChunks: where the trailer goes
 }
 
 func (b *leanBody) Read(p []byte) (int, error) {
@@ -494,7 +503,7 @@ func (b *leanBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	b.lc.touch()
-	n, err := b.body.Read(p)
+	n, err := b.readFramed(p)
 	switch {
 	case err == nil:
 	case err == io.EOF:

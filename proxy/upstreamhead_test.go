@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/lab/rawhttp"
 )
 
 // headOutcome is everything a caller can see of a response read from
@@ -220,4 +224,71 @@ func FuzzReadResponseAsNetHTTP(f *testing.F) {
 			t.Errorf("%q (%s):\nlean    %v\nnet/http %v", input, method, lean, std)
 		}
 	})
+}
+
+// An origin's head that net/http refuses fails the request with a 502 and
+// a record naming why, and the connection it came on is not used again:
+// the next request on the client's connection reaches the origin on a new
+// one.
+func TestLeanMalformedHeadRefused(t *testing.T) {
+	heads := []struct{ name, head, reason string }{
+		{"two lengths that differ", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk", "multiple Content-Length"},
+		{"negative length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"},
+		{"empty length", "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", "invalid empty Content-Length"},
+		{"gzip transfer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "unsupported transfer encoding"},
+		{"chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "too many transfer encodings"},
+		{"bad trailer key", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Content-Length\r\n\r\n0\r\n\r\n", "bad trailer key"},
+		{"first field folded", "HTTP/1.1 200 OK\r\n X-A: one\r\nContent-Length: 0\r\n\r\n", "malformed MIME header initial line"},
+		{"no colon", "HTTP/1.1 200 OK\r\nNoColon\r\nContent-Length: 0\r\n\r\n", "missing colon"},
+		{"bad name", "HTTP/1.1 200 OK\r\nX(A): v\r\nContent-Length: 0\r\n\r\n", "malformed MIME header line"},
+		{"NUL in value", "HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n", "malformed MIME header line"},
+		{"CR in value", "HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", "malformed MIME header line"},
+		{"short status", "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n", "malformed HTTP status code"},
+		{"bad version", "HTTPS/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "malformed HTTP version"},
+		{"no status", "garbage\r\n\r\n", "malformed HTTP response"},
+	}
+	rec := &faultRecorder{}
+	h := newHarness(t, func(c *Config) { c.Recorder = rec })
+	o := h.rawTLSOrigin("origin.test", func(c net.Conn, req *rawhttp.Request) bool {
+		for i, hd := range heads {
+			if req.Target == fmt.Sprintf("/malformed/%d", i) {
+				_, err := io.WriteString(c, hd.head)
+				return err == nil // kept open: the proxy must not take it again
+			}
+		}
+		return rawhttp.OK(c, req)
+	})
+	front := h.limitedFront(o.Addr)
+	c := h.dialTLS1(front, "", "origin.test")
+	get := func(path string) *rawhttp.Response {
+		t.Helper()
+		if err := c.Send("GET " + path + " HTTP/1.1\r\nHost: origin.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.ReadResponse("GET", 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return resp
+	}
+	if resp := get("/ok"); resp.Status != 200 {
+		t.Fatalf("/ok: %d", resp.Status)
+	}
+	for i, hd := range heads {
+		path := fmt.Sprintf("/malformed/%d", i)
+		if resp := get(path); resp.Status != http.StatusBadGateway {
+			t.Errorf("%s: client got %d, want 502", hd.name, resp.Status)
+		}
+		checkFaultRecord(t, rec, path, "upstream: ", 1)
+		if got := rec.find(path); len(got) == 1 && !strings.Contains(got[0].Reason, hd.reason) {
+			t.Errorf("%s: record says %q, want it to name %q", hd.name, got[0].Reason, hd.reason)
+		}
+		conns := o.Conns()
+		if resp := get("/ok"); resp.Status != 200 {
+			t.Fatalf("/ok after %s: %d", hd.name, resp.Status)
+		}
+		if o.Conns() != conns+1 {
+			t.Errorf("%s: the next request went on an old connection (origin connections %d -> %d)", hd.name, conns, o.Conns())
+		}
+	}
 }

@@ -48,7 +48,9 @@ import (
 //   - The request makes no progress for UpstreamIdleTimeout: it fails as
 //     upstreamGuard's watchdog would fail it (ErrUpstreamIdle, counted),
 //     here by the connection's deadline, rearmed as response bytes arrive.
-//     The client going away aborts it at once.
+//     The client going away (the request's context ending) aborts it at
+//     once: the connection's watcher (leanWatcher) puts its deadline in
+//     the past, and the connection is not reused.
 //   - A reused connection that fails before any byte of its response is
 //     retried once on a new one (GET and HEAD without a body are
 //     idempotent), as the Transport retries a connection the origin closed
@@ -100,11 +102,12 @@ type leanConn struct {
 
 	idleSince time.Time
 	armedAt   time.Time // when the deadline was last set
-	abortFn   func()    // abort, as a value made once
 	peekFn    func(fd uintptr) bool
 	peekN     int
 	peekErr   syscall.Errno
 	scratch   [1]byte
+
+	watcher leanWatcher
 }
 
 // headerLimit bounds what the response head may read from the connection;
@@ -143,7 +146,7 @@ func (lu *leanUpstream) newConn(c net.Conn) (*leanConn, error) {
 	lc.lim.r = fc
 	lc.br = bufio.NewReaderSize(&lc.lim, 4<<10)
 	lc.bw = bufio.NewWriterSize(fc, 4<<10)
-	lc.abortFn = lc.abort
+	lc.watcher.start(lc)
 	under := fc.Conn
 	if nc, ok := under.(interface{ NetConn() net.Conn }); ok {
 		under = nc.NetConn()
@@ -188,11 +191,11 @@ func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState) (*http.Resp
 // retried).
 func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, gotBytes bool, err error) {
 	ctx := r.Context()
-	stop := context.AfterFunc(ctx, lc.abortFn)
+	gen := lc.watcher.watch(ctx)
 	lc.arm()
 	defer func() {
 		if err != nil {
-			stop()
+			lc.watcher.unwatch(gen)
 			err = lc.failure(ctx, err, "no response")
 		}
 	}()
@@ -237,7 +240,7 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 	if body == nil {
 		body = &leanBody{body: resp.Body}
 	}
-	body.lc, body.stop, body.st, body.ctx, body.keep = lc, stop, st, ctx, !resp.Close
+	body.lc, body.gen, body.st, body.ctx, body.keep = lc, gen, st, ctx, !resp.Close
 	resp.Body = body
 	return resp, true, nil
 }
@@ -378,7 +381,10 @@ func (lc *leanConn) failure(ctx context.Context, err error, what string) error {
 	return err
 }
 
-func (lc *leanConn) close() { _ = lc.conn.Close() }
+func (lc *leanConn) close() {
+	_ = lc.conn.Close()
+	lc.watcher.stop()
+}
 
 // take returns the most recently used idle connection that is still sound.
 func (lu *leanUpstream) take() (*leanConn, bool) {
@@ -485,7 +491,7 @@ func (lu *leanUpstream) closeIdle(final bool) {
 // request's record, as upstreamBody does.
 type leanBody struct {
 	lc   *leanConn
-	stop func() bool
+	gen  uint64 // the request's, for unwatch
 	st   *requestState
 	ctx  context.Context
 	keep bool
@@ -536,7 +542,7 @@ func (b *leanBody) Close() error {
 func (b *leanBody) finish(clean bool) {
 	b.done = true
 	lc := b.lc
-	if b.stop() && clean && b.keep && lc.br.Buffered() == 0 && lc.conn.atBoundary() {
+	if lc.watcher.unwatch(b.gen) && clean && b.keep && lc.br.Buffered() == 0 && lc.conn.atBoundary() {
 		lc.lu.put(lc)
 		return
 	}

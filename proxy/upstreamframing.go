@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -308,7 +309,7 @@ func (f *framer) startLine(line []byte) {
 	f.length, f.chunked, f.status = -1, false, 0
 	if f.request {
 		m, _, _ := bytes.Cut(line, []byte(" "))
-		f.method = string(m)
+		f.method = methodName(m)
 		return
 	}
 	if _, rest, ok := bytes.Cut(line, []byte(" ")); ok && len(rest) >= 3 {
@@ -346,4 +347,16 @@ func (f *framer) end() {
 	if f.onEnd != nil {
 		f.onEnd(f)
 	}
+}
+
+// methodName is m as a string, without a copy for the methods the lean
+// path writes.
+func methodName(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	}
+	return string(m)
 }

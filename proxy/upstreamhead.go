@@ -9,15 +9,16 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
 
 // readResponse reads the head of the origin's response to req from br, as
 // http.ReadResponse does and with the same result, in fewer allocations:
-// one string for the whole head (the status, field names and values are
-// pieces of it), the header map, and one object holding the Response, its
-// body and the first values' backing.
+// the header map, and one object holding the Response, its body, the first
+// values' backing and the head's text (the status, field names and values
+// are pieces of it; a head over leanHeadBytes is a string of its own).
 //
 // It takes only the plainest form of head, checked byte by byte before
 // anything is built: the whole head in br's buffer; every line ending in
@@ -53,7 +54,17 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, *leanBod
 		return nil, nil, err
 	}
 	if head != nil {
-		if lr := parseHead(string(head), req); lr != nil {
+		lr := &leanResponse{}
+		var text string
+		if len(head) <= len(lr.head) {
+			// The head's bytes are lr's, copied here once and never
+			// written again: its strings need no copy of their own.
+			n := copy(lr.head[:], head)
+			text = unsafe.String(&lr.head[0], n)
+		} else {
+			text = string(head)
+		}
+		if parseHead(lr, text, req) {
 			_, _ = br.Discard(len(head))
 			return &lr.resp, &lr.body, nil
 		}
@@ -106,22 +117,26 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 // allocating a backing for them.
 const leanHeadValues = 16
 
+// leanHeadBytes is the longest head whose text a leanResponse holds.
+const leanHeadBytes = 1024
+
 // leanResponse is one response read by parseHead: the Response, its body,
-// and the first header values' backing, as one allocation.
+// the first header values' backing and the head's text, as one allocation.
 type leanResponse struct {
 	resp http.Response
 	body leanBody
 	vals [leanHeadValues]string
 	te   [1]string
+	head [leanHeadBytes]byte
 }
 
-// parseHead builds the response of head (a whole head, CRLF lines, blank
-// line included) as http.ReadResponse would, or returns nil for a head not
-// in the plain form (see readResponse).
-func parseHead(head string, req *http.Request) *leanResponse {
+// parseHead builds in lr the response of head (a whole head, CRLF lines,
+// blank line included) as http.ReadResponse would, or reports false for a
+// head not in the plain form (see readResponse).
+func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 	line, rest := cutCRLF(head)
 	if len(line) < len("HTTP/1.1 200") || line[:7] != "HTTP/1." || line[8] != ' ' {
-		return nil
+		return false
 	}
 	minor := 0
 	switch line[7] {
@@ -129,14 +144,14 @@ func parseHead(head string, req *http.Request) *leanResponse {
 		minor = 1
 	case '0':
 	default:
-		return nil
+		return false
 	}
 	code := line[9:12]
 	if code[0] < '1' || code[0] > '9' || !isDigit(code[1]) || !isDigit(code[2]) {
-		return nil
+		return false
 	}
 	if len(line) > 12 && (line[12] != ' ' || !validValue(line[13:])) {
-		return nil
+		return false
 	}
 	status := int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 
@@ -155,15 +170,14 @@ func parseHead(head string, req *http.Request) *leanResponse {
 				break
 			}
 			if !validFieldNameByte(f[i]) {
-				return nil // obs-fold, a space before the colon, a bad name
+				return false // obs-fold, a space before the colon, a bad name
 			}
 		}
 		if colon <= 0 || !validValue(f[colon+1:]) {
-			return nil
+			return false
 		}
 	}
 
-	lr := &leanResponse{}
 	resp := &lr.resp
 	*resp = http.Response{Status: line[9:], StatusCode: status, Proto: line[:8], ProtoMajor: 1, ProtoMinor: minor, Request: req}
 	h := make(http.Header, n)
@@ -213,18 +227,18 @@ func parseHead(head string, req *http.Request) *leanResponse {
 	chunked := false
 	if te, ok := h["Transfer-Encoding"]; ok {
 		if minor == 1 && (len(te) != 1 || !asciiEqualFold(te[0], "chunked")) {
-			return nil // refused by net/http, with its own error
+			return false // refused by net/http, with its own error
 		}
 		delete(h, "Transfer-Encoding")
 		chunked = minor == 1
 	}
 	length := int64(-1)
 	if cl := h["Content-Length"]; len(cl) > 1 {
-		return nil // duplicates, which net/http merges or refuses
+		return false // duplicates, which net/http merges or refuses
 	} else if len(cl) == 1 {
 		v, err := strconv.ParseUint(textproto.TrimString(cl[0]), 10, 63)
 		if err != nil {
-			return nil // refused by net/http (or lax by GODEBUG)
+			return false // refused by net/http (or lax by GODEBUG)
 		}
 		length = int64(v)
 	}
@@ -243,7 +257,7 @@ func parseHead(head string, req *http.Request) *leanResponse {
 		resp.ContentLength = length
 	}
 	if _, ok := h["Trailer"]; ok && chunked {
-		return nil // the announced trailer: net/http's
+		return false // the announced trailer: net/http's
 	}
 	if chunked {
 		lr.te[0] = "chunked"
@@ -268,7 +282,7 @@ func parseHead(head string, req *http.Request) *leanResponse {
 		b.framing = framedNone
 	}
 	resp.Body = b
-	return lr
+	return true
 }
 
 // cutCRLF splits s at its first CRLF.

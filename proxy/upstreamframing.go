@@ -90,7 +90,9 @@ func (c *framedConn) responseEnded(f *framer) {
 		c.tunneled.Store(true)
 	}
 	if len(c.heads) > 0 {
-		c.heads = c.heads[1:]
+		// Shifted down, not resliced: the backing is kept for the next
+		// request (a pooled connection has one at a time).
+		c.heads = c.heads[:copy(c.heads, c.heads[1:])]
 	}
 	c.expected.Add(-1)
 }

@@ -45,6 +45,9 @@ import (
 //     same; this looks when it matters, once per reuse.
 //   - Response headers are bounded by upstreamMaxHeaderBytes (1xx included,
 //     at most max1xx of those), a 101 that was not asked for is refused.
+//     Heads are read as http.ReadResponse reads them: the plainest by
+//     readResponse itself with the same result, every other form by
+//     ReadResponse (upstreamhead.go).
 //   - The request makes no progress for UpstreamIdleTimeout: it fails as
 //     upstreamGuard's watchdog would fail it (ErrUpstreamIdle, counted),
 //     here by the connection's deadline, rearmed as response bytes arrive.

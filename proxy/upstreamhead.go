@@ -9,16 +9,15 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"strconv"
-	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
 
 // readResponse reads the head of the origin's response to req from br, as
 // http.ReadResponse does and with the same result, in fewer allocations:
-// the header map, and one object holding the Response, its body, the first
-// values' backing and the head's text (the status, field names and values
-// are pieces of it; a head over leanHeadBytes is a string of its own).
+// one string for the whole head (the status, field names and values are
+// pieces of it), the header map, and one object holding the Response, its
+// body and the first values' backing.
 //
 // It takes only the plainest form of head, checked byte by byte before
 // anything is built: the whole head in br's buffer; every line ending in
@@ -54,17 +53,7 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, *leanBod
 		return nil, nil, err
 	}
 	if head != nil {
-		lr := &leanResponse{}
-		var text string
-		if len(head) <= len(lr.head) {
-			// The head's bytes are lr's, copied here once and never
-			// written again: its strings need no copy of their own.
-			n := copy(lr.head[:], head)
-			text = unsafe.String(&lr.head[0], n)
-		} else {
-			text = string(head)
-		}
-		if parseHead(lr, text, req) {
+		if lr := parseHead(string(head), req); lr != nil {
 			_, _ = br.Discard(len(head))
 			return &lr.resp, &lr.body, nil
 		}
@@ -117,26 +106,22 @@ func peekHead(br *bufio.Reader) ([]byte, error) {
 // allocating a backing for them.
 const leanHeadValues = 16
 
-// leanHeadBytes is the longest head whose text a leanResponse holds.
-const leanHeadBytes = 1024
-
 // leanResponse is one response read by parseHead: the Response, its body,
-// the first header values' backing and the head's text, as one allocation.
+// and the first header values' backing, as one allocation.
 type leanResponse struct {
 	resp http.Response
 	body leanBody
 	vals [leanHeadValues]string
 	te   [1]string
-	head [leanHeadBytes]byte
 }
 
-// parseHead builds in lr the response of head (a whole head, CRLF lines,
-// blank line included) as http.ReadResponse would, or reports false for a
-// head not in the plain form (see readResponse).
-func parseHead(lr *leanResponse, head string, req *http.Request) bool {
+// parseHead builds the response of head (a whole head, CRLF lines, blank
+// line included) as http.ReadResponse would, or returns nil for a head not
+// in the plain form (see readResponse).
+func parseHead(head string, req *http.Request) *leanResponse {
 	line, rest := cutCRLF(head)
 	if len(line) < len("HTTP/1.1 200") || line[:7] != "HTTP/1." || line[8] != ' ' {
-		return false
+		return nil
 	}
 	minor := 0
 	switch line[7] {
@@ -144,14 +129,14 @@ func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 		minor = 1
 	case '0':
 	default:
-		return false
+		return nil
 	}
 	code := line[9:12]
 	if code[0] < '1' || code[0] > '9' || !isDigit(code[1]) || !isDigit(code[2]) {
-		return false
+		return nil
 	}
 	if len(line) > 12 && (line[12] != ' ' || !validValue(line[13:])) {
-		return false
+		return nil
 	}
 	status := int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 
@@ -170,14 +155,15 @@ func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 				break
 			}
 			if !validFieldNameByte(f[i]) {
-				return false // obs-fold, a space before the colon, a bad name
+				return nil // obs-fold, a space before the colon, a bad name
 			}
 		}
 		if colon <= 0 || !validValue(f[colon+1:]) {
-			return false
+			return nil
 		}
 	}
 
+	lr := &leanResponse{}
 	resp := &lr.resp
 	*resp = http.Response{Status: line[9:], StatusCode: status, Proto: line[:8], ProtoMajor: 1, ProtoMinor: minor, Request: req}
 	h := make(http.Header, n)
@@ -227,18 +213,18 @@ func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 	chunked := false
 	if te, ok := h["Transfer-Encoding"]; ok {
 		if minor == 1 && (len(te) != 1 || !asciiEqualFold(te[0], "chunked")) {
-			return false // refused by net/http, with its own error
+			return nil // refused by net/http, with its own error
 		}
 		delete(h, "Transfer-Encoding")
 		chunked = minor == 1
 	}
 	length := int64(-1)
 	if cl := h["Content-Length"]; len(cl) > 1 {
-		return false // duplicates, which net/http merges or refuses
+		return nil // duplicates, which net/http merges or refuses
 	} else if len(cl) == 1 {
 		v, err := strconv.ParseUint(textproto.TrimString(cl[0]), 10, 63)
 		if err != nil {
-			return false // refused by net/http (or lax by GODEBUG)
+			return nil // refused by net/http (or lax by GODEBUG)
 		}
 		length = int64(v)
 	}
@@ -257,7 +243,7 @@ func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 		resp.ContentLength = length
 	}
 	if _, ok := h["Trailer"]; ok && chunked {
-		return false // the announced trailer: net/http's
+		return nil // the announced trailer: net/http's
 	}
 	if chunked {
 		lr.te[0] = "chunked"
@@ -282,7 +268,7 @@ func parseHead(lr *leanResponse, head string, req *http.Request) bool {
 		b.framing = framedNone
 	}
 	resp.Body = b
-	return true
+	return lr
 }
 
 // cutCRLF splits s at its first CRLF.

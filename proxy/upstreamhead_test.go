@@ -139,7 +139,7 @@ func TestReadResponseAsNetHTTP(t *testing.T) {
 		{"pragma", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n", true},
 		{"pragma and cache-control", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nCache-Control: max-age=5\r\nContent-Length: 0\r\n\r\n", true},
 		{"Trailer, not chunked", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nContent-Length: 1\r\n\r\na", true},
-		{"head over leanHeadBytes", "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("y", 2000) + "\r\nContent-Length: 2\r\n\r\nok", true},
+		{"long head", "HTTP/1.1 200 OK\r\nX-Long: " + strings.Repeat("y", 2000) + "\r\nContent-Length: 2\r\n\r\nok", true},
 		{"many fields", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-F: v\r\nX-G: w\r\nX-H-", 10) + "End: 1\r\nContent-Length: 0\r\n\r\n", true},
 		{"status 999", "HTTP/1.1 999 Odd\r\nContent-Length: 0\r\n\r\n", true},
 		{"huge length", "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nabc", true},

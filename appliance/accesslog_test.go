@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -67,5 +68,19 @@ func TestCompactWhy(t *testing.T) {
 	}
 	if got := compactWhy("no classifier configured", ""); got != "no classifier configured" {
 		t.Errorf("compactWhy = %q", got)
+	}
+	// Kept results are compactWhy's, by explanation and JA4, also past
+	// the bound.
+	var c compactWhys
+	for i := range maxCompactWhys + 10 {
+		why := fmt.Sprintf("ja4 %s = f%d (exact; source: s (x)); ua u", ja4, i%(maxCompactWhys+5))
+		for _, j := range []string{ja4, "other"} {
+			if got, want := c.get(why, j), compactWhy(why, j); got != want {
+				t.Fatalf("kept %q, compactWhy %q", got, want)
+			}
+		}
+	}
+	if len(c.m) > maxCompactWhys {
+		t.Errorf("%d results kept, bound %d", len(c.m), maxCompactWhys)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,35 @@ type activityRecorder struct {
 	// appOf names the catalog app of a host (the running policies'); nil
 	// leaves events without an app.
 	appOf func(host string) string
+	// whys keeps compactWhy's results: a network's clients repeat a few
+	// hundred explanations, and each event would build its own copy.
+	whys compactWhys
+}
+
+// compactWhys is compactWhy with its results kept, up to maxCompactWhys
+// (then it starts again).
+type compactWhys struct {
+	mu sync.Mutex
+	m  map[whyKey]string
+}
+
+type whyKey struct{ why, ja4 string }
+
+const maxCompactWhys = 1024
+
+func (c *compactWhys) get(why, ja4 string) string {
+	k := whyKey{why, ja4}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[k]; ok {
+		return s
+	}
+	s := compactWhy(why, ja4)
+	if c.m == nil || len(c.m) >= maxCompactWhys {
+		c.m = make(map[whyKey]string)
+	}
+	c.m[k] = s
+	return s
 }
 
 var _ proxy.Recorder = (*activityRecorder)(nil)
@@ -140,7 +170,7 @@ func (r *activityRecorder) eventOf(rec proxy.Record) activity.Event {
 		User:      rec.User,
 		Groups:    rec.Groups,
 		ClientApp: rec.ClientKind.Client.String(),
-		ClientWhy: compactWhy(rec.ClientKind.Why, rec.JA4),
+		ClientWhy: r.whys.get(rec.ClientKind.Why, rec.JA4),
 		JA4:       rec.JA4,
 		Host:      rec.Host,
 		Method:    rec.Method,

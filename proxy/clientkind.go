@@ -68,17 +68,44 @@ func ClientOf(r *http.Request) classify.Result {
 		res = ci.ClientKind
 		if ci.srv != nil {
 			if c := ci.srv.classifier(); c != nil {
-				in := classify.Input{JA4: ci.JA4, UserAgent: r.UserAgent(), PlainHTTP: !ci.TLS}
-				if ci.Hello != nil {
-					in.ALPN = ci.Hello.ALPN
-				}
-				res = c.Classify(in)
+				res = ci.lastClient.classify(c, ci, r.UserAgent())
 			}
 		}
 	}
 	if st != nil {
 		st.client, st.clientDone = res, true
 	}
+	return res
+}
+
+// clientMemo keeps one classification with what it was made from; the
+// rest of the input (JA4, ALPN, plain or TLS) is the connection's.
+type clientMemo struct {
+	mu  sync.Mutex
+	c   *classify.Classifier
+	ua  string
+	res classify.Result
+}
+
+// classify is c's classification of the connection's client with
+// User-Agent ua: the last one when c and ua are the same (Classify is a
+// function of its input), which saves making its Why per request.
+func (m *clientMemo) classify(c *classify.Classifier, ci *ConnInfo, ua string) classify.Result {
+	m.mu.Lock()
+	if m.c == c && m.ua == ua {
+		res := m.res
+		m.mu.Unlock()
+		return res
+	}
+	m.mu.Unlock()
+	in := classify.Input{JA4: ci.JA4, UserAgent: ua, PlainHTTP: !ci.TLS}
+	if ci.Hello != nil {
+		in.ALPN = ci.Hello.ALPN
+	}
+	res := c.Classify(in)
+	m.mu.Lock()
+	m.c, m.ua, m.res = c, ua, res
+	m.mu.Unlock()
 	return res
 }
 

@@ -57,6 +57,10 @@ type ConnInfo struct {
 	// (browser or native, family, user-agent tags, why); requests refine it
 	// with their User-Agent (ClientOf).
 	ClientKind classify.Result
+	// lastClient is the classification of the connection's last request:
+	// the requests of a keep-alive connection nearly always repeat their
+	// User-Agent (ClientOf).
+	lastClient clientMemo
 	// blockPage: a browser's connection to a host blocked at access, whose
 	// every request gets the block page.
 	blockPage *ConnDecision

@@ -179,3 +179,58 @@ func TestForwardLean(t *testing.T) {
 		}
 	})
 }
+
+// A client that goes away while the lean path waits for the origin ends
+// the origin's request at once (its connection is closed), not at
+// UpstreamIdleTimeout — before the response head, and in a body that
+// stalls — for HTTP/1.1 and HTTP/2 clients.
+func TestForwardLeanClientGoneAbortsUpstream(t *testing.T) {
+	ended := make(chan string, 8)
+	h := newHarness(t, func(c *Config) { c.UpstreamIdleTimeout = time.Minute })
+	o := h.rawTLSOrigin("origin.test", func(c net.Conn, req *rawhttp.Request) bool {
+		switch req.Target {
+		case "/stall-head":
+		case "/stall-body":
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+		default:
+			return rawhttp.OK(c, req)
+		}
+		_, _ = io.Copy(io.Discard, c) // until the proxy closes the connection
+		ended <- req.Target
+		return false
+	})
+	front := h.limitedFront(o.Addr)
+	wait := func(t *testing.T, path string) {
+		t.Helper()
+		select {
+		case got := <-ended:
+			if got != path {
+				t.Fatalf("origin's %s ended, want %s", got, path)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the origin's request still open 5s after the client went away", path)
+		}
+	}
+	for _, path := range []string{"/stall-head", "/stall-body"} {
+		t.Run("HTTP/1.1"+path, func(t *testing.T) {
+			c := h.dialTLS1(front, "", "origin.test")
+			_ = c.Send("GET " + path + " HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+			time.Sleep(200 * time.Millisecond) // the request reached the origin
+			c.Close()
+			wait(t, path)
+		})
+		t.Run("HTTP/2"+path, func(t *testing.T) {
+			c := h.dialH2(front, "origin.test")
+			_ = c.Headers(1, true, rawhttp.Request2("GET", "origin.test", path)...)
+			time.Sleep(200 * time.Millisecond)
+			_ = c.Close()
+			wait(t, path)
+		})
+	}
+	// The pipeline still serves on the lean path afterwards.
+	c := h.dialTLS1(front, "", "origin.test")
+	_ = c.Send("GET /ok HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+	if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+		t.Fatalf("after: %+v, %v", resp, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/portcullis-gw/portcullis/proxy/classify"
 	"github.com/portcullis-gw/portcullis/proxy/identity"
@@ -75,9 +76,11 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Stats.Requests.Add(1)
 	// One allocation for what the pipeline keeps per request.
-	ra := &requestAlloc{st: requestState{id: requestID(ci.ID, requestSeq.Add(1)), decision: "allow"}}
+	ra := &requestAlloc{st: requestState{decision: "allow"}}
 	st, rec, body := &ra.st, &ra.rec, &ra.body
-	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
+	st.id = ra.requestID(ci.ID, requestSeq.Add(1))
+	ra.ctx = requestCtx{Context: r.Context(), st: st}
+	r = r.WithContext(&ra.ctx)
 	st.in = r
 	body.ReadCloser = r.Body
 	if r.Body != nil && r.Body != http.NoBody {
@@ -149,23 +152,45 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestAlloc is what the pipeline allocates for one request, as one
-// object: its state, the response recorder, the request body's counter and
-// what the hold needs to make the record.
+// object: its state, its context, the response recorder, the request
+// body's counter, what the hold needs to make the record, and the bytes of
+// the request's id.
 type requestAlloc struct {
 	st   requestState
+	ctx  requestCtx
 	rec  recorder
 	body countingBody
 	hold heldRecord
+	id   [33]byte
 }
 
 // requestID is the access log's id of a request: the connection's id and a
-// sequence number, in hex.
-func requestID(conn, seq uint64) string {
-	var buf [33]byte
-	b := strconv.AppendUint(buf[:0], conn, 16)
+// sequence number, in hex. Its bytes are ra's, written here once and never
+// again, so the string is made without a copy of its own (it keeps ra alive
+// while it is held, by the access log or the activity log's queue).
+func (ra *requestAlloc) requestID(conn, seq uint64) string {
+	b := strconv.AppendUint(ra.id[:0], conn, 16)
 	b = append(b, '-')
-	return string(strconv.AppendUint(b, seq, 16))
+	b = strconv.AppendUint(b, seq, 16)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
+
+// requestCtx is a request's context: the client's, with the request's
+// state as the value of requestStateKey (stateOf), held in requestAlloc
+// where context.WithValue would allocate.
+type requestCtx struct {
+	context.Context
+	st *requestState
+}
+
+func (c *requestCtx) Value(key any) any {
+	if _, ok := key.(requestStateKey); ok {
+		return c.st
+	}
+	return c.Context.Value(key)
+}
+
+func (c *requestCtx) String() string { return "proxy request context" }
 
 // heldRecord makes a request's record when its response is held for it.
 type heldRecord struct {

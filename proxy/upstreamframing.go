@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -89,7 +90,9 @@ func (c *framedConn) responseEnded(f *framer) {
 		c.tunneled.Store(true)
 	}
 	if len(c.heads) > 0 {
-		c.heads = c.heads[1:]
+		// Shifted down, not resliced: the backing is kept for the next
+		// request (a pooled connection has one at a time).
+		c.heads = c.heads[:copy(c.heads, c.heads[1:])]
 	}
 	c.expected.Add(-1)
 }
@@ -308,7 +311,7 @@ func (f *framer) startLine(line []byte) {
 	f.length, f.chunked, f.status = -1, false, 0
 	if f.request {
 		m, _, _ := bytes.Cut(line, []byte(" "))
-		f.method = string(m)
+		f.method = methodName(m)
 		return
 	}
 	if _, rest, ok := bytes.Cut(line, []byte(" ")); ok && len(rest) >= 3 {
@@ -346,4 +349,16 @@ func (f *framer) end() {
 	if f.onEnd != nil {
 		f.onEnd(f)
 	}
+}
+
+// methodName is m as a string, without a copy for the methods the lean
+// path writes.
+func methodName(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	}
+	return string(m)
 }

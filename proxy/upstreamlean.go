@@ -45,10 +45,15 @@ import (
 //     same; this looks when it matters, once per reuse.
 //   - Response headers are bounded by upstreamMaxHeaderBytes (1xx included,
 //     at most max1xx of those), a 101 that was not asked for is refused.
+//     Heads are read as http.ReadResponse reads them: the plainest by
+//     readResponse itself with the same result, every other form by
+//     ReadResponse (upstreamhead.go).
 //   - The request makes no progress for UpstreamIdleTimeout: it fails as
 //     upstreamGuard's watchdog would fail it (ErrUpstreamIdle, counted),
 //     here by the connection's deadline, rearmed as response bytes arrive.
-//     The client going away aborts it at once.
+//     The client going away (the request's context ending) aborts it at
+//     once: the connection's watcher (leanWatcher) puts its deadline in
+//     the past, and the connection is not reused.
 //   - A reused connection that fails before any byte of its response is
 //     retried once on a new one (GET and HEAD without a body are
 //     idempotent), as the Transport retries a connection the origin closed
@@ -100,11 +105,12 @@ type leanConn struct {
 
 	idleSince time.Time
 	armedAt   time.Time // when the deadline was last set
-	abortFn   func()    // abort, as a value made once
 	peekFn    func(fd uintptr) bool
 	peekN     int
 	peekErr   syscall.Errno
 	scratch   [1]byte
+
+	watcher leanWatcher
 }
 
 // headerLimit bounds what the response head may read from the connection;
@@ -143,7 +149,7 @@ func (lu *leanUpstream) newConn(c net.Conn) (*leanConn, error) {
 	lc.lim.r = fc
 	lc.br = bufio.NewReaderSize(&lc.lim, 4<<10)
 	lc.bw = bufio.NewWriterSize(fc, 4<<10)
-	lc.abortFn = lc.abort
+	lc.watcher.start(lc)
 	under := fc.Conn
 	if nc, ok := under.(interface{ NetConn() net.Conn }); ok {
 		under = nc.NetConn()
@@ -188,11 +194,11 @@ func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState) (*http.Resp
 // retried).
 func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, gotBytes bool, err error) {
 	ctx := r.Context()
-	stop := context.AfterFunc(ctx, lc.abortFn)
+	gen := lc.watcher.watch(ctx)
 	lc.arm()
 	defer func() {
 		if err != nil {
-			stop()
+			lc.watcher.unwatch(gen)
 			err = lc.failure(ctx, err, "no response")
 		}
 	}()
@@ -205,8 +211,9 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 		return nil, false, err
 	}
 	lc.lim.n, lc.lim.hit = upstreamMaxHeaderBytes, false
+	var body *leanBody
 	for n1xx := 0; ; n1xx++ {
-		resp, err = http.ReadResponse(lc.br, r)
+		resp, body, err = readResponse(lc.br, r)
 		if err != nil {
 			gotBytes = lc.lim.n < upstreamMaxHeaderBytes
 			if lc.lim.hit {
@@ -233,7 +240,10 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 	}
 	lc.lim.n = -1
 	lc.arm()
-	body := &leanBody{lc: lc, body: resp.Body, stop: stop, st: st, ctx: ctx, keep: !resp.Close}
+	if body == nil {
+		body = &leanBody{body: resp.Body}
+	}
+	body.lc, body.gen, body.st, body.ctx, body.keep = lc, gen, st, ctx, !resp.Close
 	resp.Body = body
 	return resp, true, nil
 }
@@ -374,7 +384,10 @@ func (lc *leanConn) failure(ctx context.Context, err error, what string) error {
 	return err
 }
 
-func (lc *leanConn) close() { _ = lc.conn.Close() }
+func (lc *leanConn) close() {
+	_ = lc.conn.Close()
+	lc.watcher.stop()
+}
 
 // take returns the most recently used idle connection that is still sound.
 func (lu *leanUpstream) take() (*leanConn, bool) {
@@ -481,12 +494,17 @@ func (lu *leanUpstream) closeIdle(final bool) {
 // request's record, as upstreamBody does.
 type leanBody struct {
 	lc   *leanConn
-	body io.ReadCloser
-	stop func() bool
+	gen  uint64 // the request's, for unwatch
 	st   *requestState
 	ctx  context.Context
 	keep bool
 	done bool
+
+	framing bodyFraming
+	body    io.ReadCloser  // framedByNetHTTP: net/http's body
+	left    int64          // framedLength: bytes still to come
+	chunks  io.Reader      // framedChunks: the chunked reader, once reading
+	resp    *http.Response // framedChunks: where the trailer goes
 }
 
 func (b *leanBody) Read(p []byte) (int, error) {
@@ -494,7 +512,7 @@ func (b *leanBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	b.lc.touch()
-	n, err := b.body.Read(p)
+	n, err := b.readFramed(p)
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -527,7 +545,7 @@ func (b *leanBody) Close() error {
 func (b *leanBody) finish(clean bool) {
 	b.done = true
 	lc := b.lc
-	if b.stop() && clean && b.keep && lc.br.Buffered() == 0 && lc.conn.atBoundary() {
+	if lc.watcher.unwatch(b.gen) && clean && b.keep && lc.br.Buffered() == 0 && lc.conn.atBoundary() {
 		lc.lu.put(lc)
 		return
 	}

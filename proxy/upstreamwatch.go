@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// leanWatcher aborts a lean connection's request when the request's
+// context ends before the request does: the client went away (its
+// connection closed, its stream was reset). It is one goroutine per pooled
+// connection, told of each request in turn, where context.AfterFunc would
+// register and unregister a child of every request's context (five
+// allocations a request; this costs the context's Done channel).
+//
+// The state is the request's generation and whether it is watched or was
+// aborted; watch and unwatch (the request's goroutine) and the watcher
+// change it only by compare-and-swap, so a request's end and its abort
+// never both win, and a late end of an old request's context (net/http
+// cancels it when the handler returns, after the connection may already
+// carry the next request) finds a newer generation and does nothing.
+type leanWatcher struct {
+	lc    *leanConn
+	gen   uint64        // the last request's generation (the request's goroutine only)
+	state atomic.Uint64 // gen<<2 | watchIdle, watchArmed or watchFired
+	next  chan watchedRequest
+	quit  chan struct{}
+	once  sync.Once
+}
+
+const (
+	watchIdle = iota
+	watchArmed
+	watchFired
+)
+
+type watchedRequest struct {
+	done <-chan struct{}
+	gen  uint64
+}
+
+func (w *leanWatcher) start(lc *leanConn) {
+	w.lc = lc
+	w.next = make(chan watchedRequest, 1)
+	w.quit = make(chan struct{})
+	go w.run()
+}
+
+func (w *leanWatcher) run() {
+	var cur watchedRequest
+	for {
+		select {
+		case cur = <-w.next:
+		case <-cur.done: // nil until a request is watched
+			if w.state.CompareAndSwap(cur.gen<<2|watchArmed, cur.gen<<2|watchFired) {
+				w.lc.abort()
+			}
+			cur.done = nil
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// watch arms the watcher for a request with context ctx and returns the
+// request's generation.
+func (w *leanWatcher) watch(ctx context.Context) uint64 {
+	w.gen++
+	gen := w.gen
+	w.state.Store(gen<<2 | watchArmed)
+	done := ctx.Done()
+	if done == nil {
+		return gen // never cancelled
+	}
+	req := watchedRequest{done: done, gen: gen}
+	select {
+	case w.next <- req:
+	default:
+		// The watcher has not taken the last request yet: this one
+		// replaces it (the request's goroutine is the only sender).
+		select {
+		case <-w.next:
+		default:
+		}
+		w.next <- req
+	}
+	return gen
+}
+
+// unwatch ends the watch of request gen. It reports false when the request
+// was aborted (or is being aborted): its connection must not be reused.
+func (w *leanWatcher) unwatch(gen uint64) bool {
+	return w.state.CompareAndSwap(gen<<2|watchArmed, gen<<2|watchIdle)
+}
+
+// stop ends the watcher (the connection is closed).
+func (w *leanWatcher) stop() {
+	if w.quit != nil {
+		w.once.Do(func() { close(w.quit) })
+	}
+}

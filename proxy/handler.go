@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/portcullis-gw/portcullis/proxy/classify"
 	"github.com/portcullis-gw/portcullis/proxy/identity"
@@ -165,14 +164,17 @@ type requestAlloc struct {
 }
 
 // requestID is the access log's id of a request: the connection's id and a
-// sequence number, in hex. Its bytes are ra's, written here once and never
-// again, so the string is made without a copy of its own (it keeps ra alive
-// while it is held, by the access log or the activity log's queue).
+// sequence number, in hex, built in ra's bytes and copied once. The copy is
+// deliberate: a string over ra's bytes would keep ra, and through it the
+// request, its headers and its response writer, alive for as long as the
+// id is held, and the activity log's queue holds ids of up to 65536 events
+// when the store falls behind (hundreds of MB pinned, for one allocation
+// of 48 bytes saved).
 func (ra *requestAlloc) requestID(conn, seq uint64) string {
 	b := strconv.AppendUint(ra.id[:0], conn, 16)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, seq, 16)
-	return unsafe.String(unsafe.SliceData(b), len(b))
+	return string(b)
 }
 
 // requestCtx is a request's context: the client's, with the request's

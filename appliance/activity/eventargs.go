@@ -22,7 +22,7 @@ var eventInsertWidth = strings.Count(eventColumns, ",") + 2
 // value, and the INSERT writes that value itself (coalesce): the empty string for most
 // columns, and the dominant value partialIndexes names for action and
 // client_app. What is stored is the same text either way
-// (TestWriterStoresWhatIsBound); plain traffic leaves seven or eight of its
+// (TestWriterStoresWhatIsBound); plain traffic leaves nine or ten of its
 // eighteen text columns at their usual value.
 type textCol int
 

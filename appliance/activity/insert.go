@@ -348,7 +348,10 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 // and a third of the insert time). One INSERT … SELECT per table reads them
 // back from the group's rows just written (their pages are in the cache),
 // out of the JSON lists the delete triggers read too: binding three values
-// per side row cost more than SQLite's json_each (BenchmarkCommitGroup).
+// per side row cost more than SQLite's json_each (BenchmarkCommitGroup
+// sample, two policies and two tags an event, three alternated pairs:
+// 53.7/54.5, 51.3/48.8 and 50.2/45.0 µs of CPU per event bound/read back,
+// and 13 allocations fewer).
 // A list json_each would not give back byte for byte (jsonExact) is bound
 // row by row instead, as it was given.
 type sideList struct {

@@ -177,7 +177,7 @@ func rawInsert(path string, events []Event, n int) error {
 			return err
 		}
 		seq := int64(i + 1)
-		args = appendEventArgs(args[:0], seq, &ev)
+		args = appendEventArgs(args[:0], seq, &ev, nil)
 		if _, err := stmt.Exec(args...); err != nil {
 			return err
 		}

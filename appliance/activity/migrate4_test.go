@@ -47,7 +47,7 @@ func TestMigrateFromVersion3(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		ev := sampleEvent(i)
 		ev.ID = newEventID(ev.Time)
-		args := appendEventArgs(nil, int64(i), &ev)
+		args := appendEventArgs(nil, int64(i), &ev, nil)
 		// A version-3 row: the columns of today less those added since.
 		cols := strings.Split(strings.Join(strings.Fields("seq, "+eventColumns), ""), ",")
 		for k := len(cols) - 1; k >= 0; k-- {

@@ -65,6 +65,9 @@ type Options struct {
 	ftsBatch int
 	// densityWindow (tests only) overrides defaultDensityWindow.
 	densityWindow int
+	// writerCacheKiB (benchmarks only) overrides the writer's page cache
+	// size (writeDSN).
+	writerCacheKiB int
 }
 
 func (o Options) withDefaults() Options {

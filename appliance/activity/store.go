@@ -75,7 +75,11 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("activity store path %q: empty or contains '?'", path)
 	}
 	opt = opt.withDefaults()
-	wdb, err := sql.Open("sqlite", writeDSN(path))
+	dsn := writeDSN(path)
+	if opt.writerCacheKiB > 0 {
+		dsn += fmt.Sprintf("&_pragma=cache_size(-%d)", opt.writerCacheKiB) // the last one applies
+	}
+	wdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open activity store: %w", err)
 	}
@@ -120,14 +124,39 @@ func Open(path string, opt Options) (*Store, error) {
 //   - temp_store=memory keeps statement journals off disk: retention's
 //     delete triggers open one per statement, and as temp files they cost
 //     half of the statement time in write(2) calls (measured with pprof).
-//   - a 16 MiB page cache keeps the hot right edges of the indexes resident
-//     across groups. It was 64 MiB, which a busy appliance filled within
-//     seconds (RSS +48 MiB) for no measured gain: BenchmarkIngest at 64,
-//     16 and 4 MiB, alternated in one run, gave 32.5/28.1, 27.5/32.5 and
-//     34.4/29.7 µs of CPU per event.
+//   - a 4 MiB page cache keeps the hot right edges of the indexes resident
+//     across groups: events are time-ordered, so the working set is those
+//     edges and the interior pages above them, not the store. Each page
+//     costs twice its size in RSS (4 KiB and its header take an 8 KiB slot
+//     of modernc's C allocator): at 16 MiB SQLite's heap was 35-37 MiB. With
+//     a 185 MiB store (BenchmarkWriterCache, 300k events, three rounds
+//     alternated): at 16, 8, 4 and 2 MiB the writer missed 0.008-0.010,
+//     0.013-0.016, 0.034-0.041 and 0.171 pages per event, each a pread of
+//     a page the OS holds (about 2 µs here): 4 MiB adds under 0.1 µs to the
+//     40-50 µs of CPU per event, 0.2%, well below the run-to-run noise of
+//     ±10% that the benchmark's cpu_us/ev shows. The C heap was 35, 18,
+//     9.5 and 5.4 MiB. 2 MiB leaves little room for an appliance
+//     whose users and apps are many more than the benchmark's five and
+//     three (an index insertion point each). It was 64 MiB before 16 (RSS
+//     +48 MiB for no measured gain).
 func writeDSN(path string) string {
 	return path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_auto_vacuum=incremental" +
-		"&_pragma=temp_store(memory)&_pragma=cache_size(-16384)"
+		"&_pragma=temp_store(memory)&_pragma=cache_size(-4096)"
+}
+
+// readDSN configures the read connections. Their page caches hold little
+// for long: a connection drops its whole cache when it starts reading after
+// the writer committed, so what a cache keeps is one query's pages. But
+// SQLite (built with SQLITE_ENABLE_MEMORY_MANAGEMENT) keeps every
+// connection's pages in one pool: a connection at its own cache_size takes
+// the pool's least recently used page, the writer's too, so one search
+// reading many rows held the writer's cache size plus its own after it
+// ended (BenchmarkWriterCache readers_MiB: 18.5 MiB with the writer at 16
+// MiB and the default 2000 KiB here; 5.2 MiB with 4 MiB and 1 MiB). A
+// query needs its index's interior pages and its current leaves; 1 MiB
+// (256 pages) holds those.
+func readDSN(path string) string {
+	return path + "?_busy_timeout=10000&_query_only=1&_pragma=cache_size(-1024)"
 }
 
 func (s *Store) init(path string) error {
@@ -143,7 +172,7 @@ func (s *Store) init(path string) error {
 		return fmt.Errorf("read newest event time: %w", err)
 	}
 	s.highWater.Store(hw.Int64)
-	if s.rdb, err = sql.Open("sqlite", path+"?_busy_timeout=10000&_query_only=1"); err != nil {
+	if s.rdb, err = sql.Open("sqlite", readDSN(path)); err != nil {
 		return fmt.Errorf("open activity store for reading: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(4)

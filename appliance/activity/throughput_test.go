@@ -126,7 +126,7 @@ func rawDurableRate(tb testing.TB, d time.Duration) float64 {
 		if ev.ID, err = uuid.NewV7(); err != nil {
 			tb.Fatal(err)
 		}
-		args = appendEventArgs(args[:0], int64(n+1), &ev)
+		args = appendEventArgs(args[:0], int64(n+1), &ev, nil)
 		if _, err := db.Exec(q, args...); err != nil { // autocommit: one fsynced transaction
 			tb.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func TestProgramFlowCache(t *testing.T) {
 
 // onOneCPU keeps the test on its OS thread and that thread on one CPU until
 // the test ends, so every prog.Run meets the same per-CPU cache words.
-func onOneCPU(t *testing.T) {
+func onOneCPU(t testing.TB) {
 	t.Helper()
 	runtime.LockOSThread()
 	var was unix.CPUSet

@@ -39,6 +39,7 @@ type steerFlowV4 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
+	Unused  [2]uint32
 }
 
 type steerFlowV6 struct {
@@ -49,6 +50,7 @@ type steerFlowV6 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
+	Unused  [4]uint32
 }
 
 type steerLpmV4Key struct {
@@ -74,9 +76,9 @@ const (
 
 type steerRuntimeSettings struct {
 	_     structs.HostLayout
-	Flags uint32
-	Mark  uint32
 	Gen   uint32
+	Mark  uint32
+	Flags uint32
 }
 
 // Names of all BPF objects in the ELF.

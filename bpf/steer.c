@@ -67,9 +67,14 @@ struct lpm_v6_key {
 	__u8 addr[16];
 };
 
+/*
+ * gen and mark come first, in one aligned 8-byte word: they are all a
+ * cached segment reads, and an 8-byte word never straddles two cache lines
+ * wherever the array's values begin (they begin 8 bytes before a line
+ * boundary on 6.18, which put flags and mark on one line and gen on the
+ * next: two cold lines per established segment instead of one).
+ */
 struct runtime_settings {
-	__u32 flags;
-	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
 	/*
 	 * Changes with every write of the settings (the agent writes it after
 	 * the maps it summarizes), never 0: a flow cache entry is only good for
@@ -77,6 +82,8 @@ struct runtime_settings {
 	 * the next packet of every flow.
 	 */
 	__u32 gen;
+	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
+	__u32 flags;
 };
 
 /*
@@ -236,6 +243,14 @@ _Static_assert(1 << FLOW_CACHE_BITS_V6 == FLOW_CACHE_SLOTS_V6, "flow cache bits"
 /* 256 jiffies: 1.0 s at CONFIG_HZ=250 (Debian), 0.26 s at 1000, 2.6 s at 100. */
 #define FLOW_CACHE_TTL 256
 
+/*
+ * A slot is a power of two bytes and the maps are BPF_F_MMAPABLE, whose
+ * values start on a page boundary (a plain array's start 8 bytes before a
+ * cache line on 6.18): so no slot straddles two cache lines, and a cached
+ * segment reads one line of the cache, not two (a quarter of the IPv4 slots
+ * and more than half of the IPv6 ones did at 24 and 48 bytes). Nothing maps
+ * them; the flag is only for the alignment.
+ */
 struct flow_v4 {
 	__be32 saddr;
 	__be32 daddr;
@@ -243,6 +258,7 @@ struct flow_v4 {
 	__u32 checked; /* jiffies (low 32 bits) when the decision was made */
 	__u32 gen;     /* runtime_settings.gen then; 0: empty */
 	__u32 result;  /* the decision: COUNTER_ESTABLISHED, _BYPASSED or _NOT_INTERCEPTED */
+	__u32 unused[2];
 };
 
 struct flow_v6 {
@@ -252,10 +268,15 @@ struct flow_v6 {
 	__u32 checked;
 	__u32 gen;
 	__u32 result;
+	__u32 unused[4];
 };
+
+_Static_assert(sizeof(struct flow_v4) == 32, "flow_v4 slots share no line");
+_Static_assert(sizeof(struct flow_v6) == 64, "flow_v6 slots share no line");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FLOW_CACHE_SLOTS_V4); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v4);
@@ -263,6 +284,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FLOW_CACHE_SLOTS_V6); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v6);

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"net/netip"
 	"os"
-	"strconv"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/cilium/ebpf"

@@ -23,6 +23,8 @@ type Agent struct {
 	info   Attachment
 	nl     *netlink.Handle // bound to the network namespace Start ran in
 	closed bool
+	// reported is what Counters last returned (it never returns less).
+	reported Counters
 }
 
 // Start builds the datapath, or takes over the one a previous run left

@@ -39,7 +39,7 @@ type steerFlowV4 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
-	Unused  [2]uint32
+	Hits    uint64
 }
 
 type steerFlowV6 struct {
@@ -50,7 +50,8 @@ type steerFlowV6 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
-	Unused  [4]uint32
+	Hits    uint64
+	Unused  uint64
 }
 
 type steerLpmV4Key struct {

@@ -88,7 +88,9 @@ struct runtime_settings {
 
 /*
  * One result per packet (bar COUNTER_ASSIGN_ERRORS), summed per CPU. The
- * agent exports them as portcullis_datapath_packets_total{result}.
+ * agent exports them as portcullis_datapath_packets_total{result}. The
+ * segments the flow cache answers are counted in its slots first (see
+ * struct flow_v4): the agent's sum adds them.
  */
 enum counter {
 	COUNTER_STEERED,             /* SYN assigned to the listener: a new steered flow */
@@ -251,6 +253,14 @@ _Static_assert(1 << FLOW_CACHE_BITS_V6 == FLOW_CACHE_SLOTS_V6, "flow cache bits"
  * and more than half of the IPv6 ones did at 24 and 48 bytes). Nothing maps
  * them; the flag is only for the alignment.
  */
+/*
+ * A segment the cache answers is counted in its slot's hits, on the line the
+ * answer was read from, not in the counters map: that is one cold line less
+ * per segment. The hits belong to the slot's result; they move to the
+ * counters map when the slot is taken over (remember_flow), and the agent
+ * adds the slots' hits to the counters map's (readCounters). A slot cleared
+ * by a SYN keeps its hits and its result.
+ */
 struct flow_v4 {
 	__be32 saddr;
 	__be32 daddr;
@@ -258,7 +268,7 @@ struct flow_v4 {
 	__u32 checked; /* jiffies (low 32 bits) when the decision was made */
 	__u32 gen;     /* runtime_settings.gen then; 0: empty */
 	__u32 result;  /* the decision: COUNTER_ESTABLISHED, _BYPASSED or _NOT_INTERCEPTED */
-	__u32 unused[2];
+	__u64 hits;    /* segments answered with result since the slot was taken */
 };
 
 struct flow_v6 {
@@ -268,7 +278,8 @@ struct flow_v6 {
 	__u32 checked;
 	__u32 gen;
 	__u32 result;
-	__u32 unused[4];
+	__u64 hits;
+	__u64 unused;
 };
 
 _Static_assert(sizeof(struct flow_v4) == 32, "flow_v4 slots share no line");
@@ -290,14 +301,29 @@ struct {
 	__type(value, struct flow_v6);
 } flow_cache_v6 SEC(".maps");
 
-static __always_inline int count(enum counter c, int verdict)
+static __always_inline void count_n(__u32 c, __u64 packets)
 {
 	__u32 key = bpf_get_smp_processor_id() * COUNTER_STRIDE + COUNTER_OFFSET + c;
 	__u64 *n = bpf_map_lookup_elem(&counters, &key);
 
 	if (n)
-		*n += 1;
+		*n += packets;
+}
+
+static __always_inline int count(enum counter c, int verdict)
+{
+	count_n(c, 1);
 	return verdict;
+}
+
+/* take_slot hands a slot's hits to the counters map before a new flow takes
+ * it. */
+static __always_inline void take_slot(__u32 result, __u64 *hits)
+{
+	if (*hits && result < COUNTER_MAX) {
+		count_n(result, *hits);
+		*hits = 0;
+	}
 }
 
 static __always_inline int from_client(const struct flow *f, __u32 flags)
@@ -393,11 +419,13 @@ static __always_inline __u32 slot_v6(const struct flow *f)
 /*
  * cached_v4 and cached_v6 return the flow cache's decision for a TCP flow,
  * good for generation gen at jiffies now, or 0 (COUNTER_STEERED, never
- * cached) when there is none. A SYN gets none: it clears the slot if the
- * slot holds its tuple. The addresses and ports may point into the packet.
+ * cached) when there is none. A decision returned is counted (in the slot's
+ * hits): the caller only applies it. A SYN gets none: it clears the slot if
+ * the slot holds its tuple. The addresses and ports may point into the
+ * packet.
  */
 static __always_inline __u32 cache_answer(__u32 *checked, __u32 *egen, const __u32 *result,
-					  int syn, __u32 now)
+					  __u64 *hits, int syn, __u32 now)
 {
 	if (syn) {
 		*egen = 0;
@@ -405,6 +433,7 @@ static __always_inline __u32 cache_answer(__u32 *checked, __u32 *egen, const __u
 	}
 	if (now - *checked >= FLOW_CACHE_TTL)
 		return 0;
+	*hits += 1;
 	return *result;
 }
 
@@ -416,7 +445,7 @@ static __always_inline __u32 cached_v4(__be32 saddr, __be32 daddr, __u32 ports, 
 
 	if (!e || e->gen != gen || e->saddr != saddr || e->daddr != daddr || e->ports != ports)
 		return 0;
-	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+	return cache_answer(&e->checked, &e->gen, &e->result, &e->hits, syn, now);
 }
 
 /* addrs: the source then the destination address, 8 words. */
@@ -441,7 +470,7 @@ static __always_inline __u32 cached_v6(const __u32 *addrs, __u32 ports, int syn,
 		diff |= (e->saddr[i] ^ a[i]) | (e->daddr[i] ^ a[4 + i]);
 	if (diff)
 		return 0;
-	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+	return cache_answer(&e->checked, &e->gen, &e->result, &e->hits, syn, now);
 }
 
 static __always_inline __u32 flow_cached(const struct flow *f, int syn, __u32 gen, __u32 now)
@@ -466,6 +495,7 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 		struct flow_v6 *e = bpf_map_lookup_elem(&flow_cache_v6, &key);
 
 		if (e) {
+			take_slot(e->result, &e->hits);
 			__builtin_memcpy(e->saddr, &f->ip.v6.saddr, sizeof(e->saddr));
 			__builtin_memcpy(e->daddr, &f->ip.v6.daddr, sizeof(e->daddr));
 			e->ports = tcp_ports(f);
@@ -479,6 +509,7 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 	struct flow_v4 *e = bpf_map_lookup_elem(&flow_cache_v4, &key);
 
 	if (e) {
+		take_slot(e->result, &e->hits);
 		e->saddr = f->ip.v4.saddr;
 		e->daddr = f->ip.v4.daddr;
 		e->ports = tcp_ports(f);
@@ -590,13 +621,13 @@ static __always_inline int is_syn(const struct tcphdr *th)
 	return th->syn && !th->ack && !th->rst;
 }
 
-/* established applies the flow cache's decision. */
+/* established applies the flow cache's decision (counted already). */
 static __always_inline int established(struct __sk_buff *skb, const struct runtime_settings *s,
 				       __u32 result)
 {
 	if (result == COUNTER_ESTABLISHED)
 		skb->mark = s->mark;
-	return count(result, TC_ACT_OK);
+	return TC_ACT_OK;
 }
 
 /*

@@ -249,7 +249,7 @@ func (a *Agent) SetBypass(prefixes []netip.Prefix) error {
 	// After the map: the settings say whether the program looks it up.
 	next := a.cfg
 	next.BypassPrefixes = prefixes
-	if err := writeSettings(a.objs.Settings, &next); err != nil {
+	if err := writeSettings(&a.objs.steerMaps, &next); err != nil {
 		return err
 	}
 	a.cfg = next
@@ -275,7 +275,7 @@ func (a *Agent) updateSettings(change func(*Config)) error {
 	}
 	next := a.cfg
 	change(&next)
-	if err := writeSettings(a.objs.Settings, &next); err != nil {
+	if err := writeSettings(&a.objs.steerMaps, &next); err != nil {
 		return err
 	}
 	a.cfg = next

@@ -85,10 +85,10 @@ func readCounters(maps *steerMaps) (Counters, error) {
 			*f.field(&c) += n
 		}
 	}
-	if err := addSlotHits(&c, maps.FlowCacheV4, func(e *steerFlowV4) (uint32, uint64) { return e.Result, e.Hits }); err != nil {
+	if err := addSlotHits(&c, maps.FlowCacheV4, func(e *steerFlowV4) (uint32, uint64) { return e.Result, uint64(e.Hits) }); err != nil {
 		return Counters{}, err
 	}
-	if err := addSlotHits(&c, maps.FlowCacheV6, func(e *steerFlowV6) (uint32, uint64) { return e.Result, e.Hits }); err != nil {
+	if err := addSlotHits(&c, maps.FlowCacheV6, func(e *steerFlowV6) (uint32, uint64) { return e.Result, uint64(e.Hits) }); err != nil {
 		return Counters{}, err
 	}
 	return c, nil

@@ -39,7 +39,8 @@ type steerFlowV4 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
-	Hits    uint64
+	Mark    uint32
+	Hits    uint32
 }
 
 type steerFlowV6 struct {
@@ -50,8 +51,9 @@ type steerFlowV6 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
-	Hits    uint64
-	Unused  uint64
+	Mark    uint32
+	Hits    uint32
+	Unused  [2]uint32
 }
 
 type steerLpmV4Key struct {
@@ -74,6 +76,12 @@ const (
 	steerPerCpuLayoutFLOW_CACHE_SLOTS_V4 steerPerCpuLayout = 8192
 	steerPerCpuLayoutFLOW_CACHE_SLOTS_V6 steerPerCpuLayout = 4096
 )
+
+type steerPortWord struct {
+	_     structs.HostLayout
+	Ports uint32
+	Gen   uint32
+}
 
 type steerRuntimeSettings struct {
 	_     structs.HostLayout

@@ -23,6 +23,8 @@ type Agent struct {
 	info   Attachment
 	nl     *netlink.Handle // bound to the network namespace Start ran in
 	closed bool
+	// reported is what Counters last returned (it never returns less).
+	reported Counters
 }
 
 // Start builds the datapath, or takes over the one a previous run left
@@ -247,7 +249,7 @@ func (a *Agent) SetBypass(prefixes []netip.Prefix) error {
 	// After the map: the settings say whether the program looks it up.
 	next := a.cfg
 	next.BypassPrefixes = prefixes
-	if err := writeSettings(a.objs.Settings, &next); err != nil {
+	if err := writeSettings(&a.objs.steerMaps, &next); err != nil {
 		return err
 	}
 	a.cfg = next
@@ -273,7 +275,7 @@ func (a *Agent) updateSettings(change func(*Config)) error {
 	}
 	next := a.cfg
 	change(&next)
-	if err := writeSettings(a.objs.Settings, &next); err != nil {
+	if err := writeSettings(&a.objs.steerMaps, &next); err != nil {
 		return err
 	}
 	a.cfg = next

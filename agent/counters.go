@@ -62,12 +62,21 @@ func counterKey(cpu uint32, c steerCounter) uint32 {
 	return cpu*counterStride + counterOffset + uint32(c)
 }
 
-// readCounters sums each counter of the per-CPU counters map over CPUs.
-func readCounters(m *ebpf.Map) (Counters, error) {
+// readCounters sums each counter over CPUs: the counters map's, plus the
+// segments the flow cache answered, which the program counts in the cache's
+// slots (hits, for the slot's result) until a new flow takes the slot and it
+// moves them to the counters map (bpf/steer.c, struct flow_v4).
+//
+// The counters map is read first: a move the program makes meanwhile can
+// only be missed (its hits left the slot after the map was read), never
+// counted twice, so a sum is at most the true one and the next is exact
+// again. Agent.Counters keeps what it reports from going back.
+func readCounters(maps *steerMaps) (Counters, error) {
 	var (
 		c Counters
 		n uint64
 	)
+	m := maps.Counters
 	for cpu := range m.MaxEntries() / counterStride {
 		for _, f := range counterFields {
 			if err := m.Lookup(counterKey(cpu, f.index), &n); err != nil {
@@ -76,17 +85,71 @@ func readCounters(m *ebpf.Map) (Counters, error) {
 			*f.field(&c) += n
 		}
 	}
+	if err := addSlotHits(&c, maps.FlowCacheV4, func(e *steerFlowV4) (uint32, uint64) { return e.Result, uint64(e.Hits) }); err != nil {
+		return Counters{}, err
+	}
+	if err := addSlotHits(&c, maps.FlowCacheV6, func(e *steerFlowV6) (uint32, uint64) { return e.Result, uint64(e.Hits) }); err != nil {
+		return Counters{}, err
+	}
 	return c, nil
 }
 
-// Counters reads the program's counters now.
+// slotBatch is how many flow cache slots one batch lookup reads.
+const slotBatch = 4096
+
+// addSlotHits adds the hits of every slot of a flow cache map to their
+// result's counter.
+func addSlotHits[E any](c *Counters, m *ebpf.Map, hits func(*E) (result uint32, n uint64)) error {
+	var cursor ebpf.MapBatchCursor
+	keys := make([]uint32, slotBatch)
+	slots := make([]E, slotBatch)
+	for {
+		n, err := m.BatchLookup(&cursor, keys, slots, nil)
+		for i := range n {
+			result, hits := hits(&slots[i])
+			if hits == 0 {
+				continue
+			}
+			if f := counterField(steerCounter(result)); f != nil {
+				*f(c) += hits
+			}
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil
+		case err != nil:
+			return fmt.Errorf("read map %s: %w", m, err)
+		}
+	}
+}
+
+// counterField is the Counters field of counter index c, or nil.
+func counterField(c steerCounter) func(*Counters) *uint64 {
+	for _, f := range counterFields {
+		if f.index == c {
+			return f.field
+		}
+	}
+	return nil
+}
+
+// Counters reads the program's counters now. A counter never reads less
+// than it did before (see readCounters).
 func (a *Agent) Counters() (Counters, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return Counters{}, ErrClosed
 	}
-	return readCounters(a.objs.Counters)
+	c, err := readCounters(&a.objs.steerMaps)
+	if err != nil {
+		return Counters{}, err
+	}
+	for _, f := range counterFields {
+		*f.field(&c) = max(*f.field(&c), *f.field(&a.reported))
+	}
+	a.reported = c
+	return c, nil
 }
 
 // listenersPresent reports which listeners are in the sockmap.

@@ -53,6 +53,11 @@ func TestProgramFlowCache(t *testing.T) {
 				t.Fatal("the flow is not in the cache after its socket was found")
 			}
 			expect("next segment", seg, Counters{Established: 1})
+			// A slot's hits about to overflow move to the counters map:
+			// nothing is lost or counted twice.
+			h.setHits(t, 0xffffffff)
+			expect("hits overflowing", seg, Counters{Established: 1})
+			expect("after the overflow", seg, Counters{Established: 1})
 			kill()
 			// The socket is gone, the word stays for the TTL: proof that the
 			// cache, not a lookup, answered.
@@ -96,7 +101,7 @@ func TestProgramFlowCache(t *testing.T) {
 
 // onOneCPU keeps the test on its OS thread and that thread on one CPU until
 // the test ends, so every prog.Run meets the same per-CPU cache words.
-func onOneCPU(t *testing.T) {
+func onOneCPU(t testing.TB) {
 	t.Helper()
 	runtime.LockOSThread()
 	var was unix.CPUSet
@@ -187,6 +192,13 @@ func (h *harness) ageCache(t *testing.T) {
 	const ttl = 256 // FLOW_CACHE_TTL
 	updateSlots(t, h.objs.FlowCacheV4, func(e *steerFlowV4) { e.Checked -= ttl })
 	updateSlots(t, h.objs.FlowCacheV6, func(e *steerFlowV6) { e.Checked -= ttl })
+}
+
+// setHits sets the hits of every flow cache slot that holds a flow.
+func (h *harness) setHits(t *testing.T, hits uint32) {
+	t.Helper()
+	updateSlots(t, h.objs.FlowCacheV4, func(e *steerFlowV4) { e.Hits = hits })
+	updateSlots(t, h.objs.FlowCacheV6, func(e *steerFlowV6) { e.Hits = hits })
 }
 
 // addrWord is the i-th 32-bit word of a as the program loads it from the

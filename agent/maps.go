@@ -18,8 +18,8 @@ const (
 	settingBypassV6     = 1 << 5 // some IPv6 bypass prefix: look up
 )
 
-// portWords is the number of 64-bit words of the intercept_ports bitmap.
-const portWords = 65536 / 64
+// portWords is the number of 32-bit words of the intercept_ports bitmap.
+const portWords = 65536 / 32
 
 // Keys of the listeners map, as in bpf/steer.c.
 const (
@@ -56,35 +56,22 @@ func syncPrefixes(v4, v6 *ebpf.Map, prefixes []netip.Prefix) error {
 	return syncSet(v6, want6)
 }
 
-// syncPorts makes the intercept_ports bitmap hold exactly ports. Only the
-// words that change are written, each whole, so a port in both the old and
-// the new set is never missing.
-func syncPorts(m *ebpf.Map, ports []uint16) error {
-	var want [portWords]uint64
+// writePorts makes the intercept_ports bitmap hold exactly ports, every
+// word with the settings' generation (the flow cache goes by that copy, see
+// struct port_word in bpf/steer.c). Every word is written, each
+// whole, so a port in both the old and the new set is never missing.
+func writePorts(m *ebpf.Map, ports []uint16, s steerRuntimeSettings) error {
+	keys := make([]uint32, portWords)
+	words := make([]steerPortWord, portWords)
+	for i := range words {
+		keys[i] = uint32(i)
+		words[i] = steerPortWord{Gen: s.Gen}
+	}
 	for _, p := range ports {
-		want[p/64] |= 1 << (p % 64)
+		words[p/32].Ports |= 1 << (p % 32)
 	}
-	var (
-		key  uint32
-		word uint64
-		have [portWords]uint64
-	)
-	it := m.Iterate()
-	for it.Next(&key, &word) {
-		if key < portWords {
-			have[key] = word
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read map %s: %w", m, err)
-	}
-	for i := range want {
-		if want[i] == have[i] {
-			continue
-		}
-		if err := m.Update(uint32(i), want[i], ebpf.UpdateAny); err != nil {
-			return fmt.Errorf("update map %s: %w", m, err)
-		}
+	if _, err := m.BatchUpdate(keys, words, nil); err != nil {
+		return fmt.Errorf("update map %s: %w", m, err)
 	}
 	return nil
 }
@@ -151,7 +138,8 @@ func familyFlag(p netip.Prefix, v4, v6 uint32) uint32 {
 }
 
 // writeConfig makes every map the configuration owns match cfg, the
-// settings last (see settingsOf). The listeners and counters maps are
+// settings and the port words, which carry their generation, last (see
+// settingsOf). The listeners and counters maps are
 // runtime state and are left alone.
 func writeConfig(maps *steerMaps, cfg *Config) error {
 	if err := syncPrefixes(maps.ClientV4, maps.ClientV6, cfg.ClientPrefixes); err != nil {
@@ -160,19 +148,17 @@ func writeConfig(maps *steerMaps, cfg *Config) error {
 	if err := syncPrefixes(maps.BypassV4, maps.BypassV6, cfg.BypassPrefixes); err != nil {
 		return fmt.Errorf("bypass prefixes: %w", err)
 	}
-	if err := syncPorts(maps.InterceptPorts, cfg.InterceptPorts); err != nil {
-		return fmt.Errorf("intercept ports: %w", err)
-	}
-	return writeSettings(maps.Settings, cfg)
+	return writeSettings(maps, cfg)
 }
 
 // writeSettings writes cfg's settings with the next generation after the
-// one in the map (never 0), which retires every flow cache entry made under
-// the previous settings: the next packet of every flow is judged by the new
+// one in the settings map (never 0), then the port words with cfg's ports
+// and that generation, which retires every flow cache entry made under the
+// previous settings: the next packet of every flow is judged by the new
 // ones. A map another run wrote (a takeover) continues its sequence.
-func writeSettings(m *ebpf.Map, cfg *Config) error {
+func writeSettings(maps *steerMaps, cfg *Config) error {
 	var prev steerRuntimeSettings
-	if err := m.Lookup(uint32(0), &prev); err != nil {
+	if err := maps.Settings.Lookup(uint32(0), &prev); err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
 	s := settingsOf(cfg)
@@ -180,8 +166,11 @@ func writeSettings(m *ebpf.Map, cfg *Config) error {
 	if s.Gen == 0 {
 		s.Gen = 1
 	}
-	if err := m.Update(uint32(0), s, ebpf.UpdateAny); err != nil {
+	if err := maps.Settings.Update(uint32(0), s, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("settings: %w", err)
+	}
+	if err := writePorts(maps.InterceptPorts, cfg.InterceptPorts, s); err != nil {
+		return fmt.Errorf("intercept ports: %w", err)
 	}
 	return nil
 }

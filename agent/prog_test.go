@@ -81,7 +81,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 // program left it, and the counters the run added.
 func (h *harness) run(t testing.TB, frame []byte) (uint32, []byte, Counters) {
 	t.Helper()
-	before, err := readCounters(h.objs.Counters)
+	before, err := readCounters(&h.objs.steerMaps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (h *harness) run(t testing.TB, frame []byte) (uint32, []byte, Counters) {
 	if err != nil {
 		t.Fatalf("prog.Run: %v", err)
 	}
-	after, err := readCounters(h.objs.Counters)
+	after, err := readCounters(&h.objs.steerMaps)
 	if err != nil {
 		t.Fatal(err)
 	}

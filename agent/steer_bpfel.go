@@ -39,6 +39,8 @@ type steerFlowV4 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
+	Mark    uint32
+	Hits    uint32
 }
 
 type steerFlowV6 struct {
@@ -49,6 +51,9 @@ type steerFlowV6 struct {
 	Checked uint32
 	Gen     uint32
 	Result  uint32
+	Mark    uint32
+	Hits    uint32
+	Unused  [2]uint32
 }
 
 type steerLpmV4Key struct {
@@ -72,11 +77,17 @@ const (
 	steerPerCpuLayoutFLOW_CACHE_SLOTS_V6 steerPerCpuLayout = 4096
 )
 
+type steerPortWord struct {
+	_     structs.HostLayout
+	Ports uint32
+	Gen   uint32
+}
+
 type steerRuntimeSettings struct {
 	_     structs.HostLayout
-	Flags uint32
-	Mark  uint32
 	Gen   uint32
+	Mark  uint32
+	Flags uint32
 }
 
 // Names of all BPF objects in the ELF.

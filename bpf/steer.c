@@ -36,8 +36,8 @@
 #define CLIENT_PREFIXES_MAX 1024
 #define BYPASS_PREFIXES_MAX 65536
 
-/* intercept_ports is a bitmap of all 65536 ports in 64-bit words. */
-#define PORT_WORDS (65536 / 64)
+/* intercept_ports is a bitmap of all 65536 ports in 32-bit words. */
+#define PORT_WORDS (65536 / 32)
 
 /* Keys of the listeners map. */
 #define LISTENER_IPV4 0
@@ -68,20 +68,38 @@ struct lpm_v6_key {
 };
 
 struct runtime_settings {
-	__u32 flags;
-	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
 	/*
 	 * Changes with every write of the settings (the agent writes it after
 	 * the maps it summarizes), never 0: a flow cache entry is only good for
 	 * the generation that made it, so every configuration change is seen by
-	 * the next packet of every flow.
+	 * the next packet of every flow. The flow cache goes by its copy in the
+	 * port words (struct port_word), which the agent writes right after the
+	 * settings.
 	 */
 	__u32 gen;
+	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
+	__u32 flags;
+};
+
+/*
+ * A word of the intercept_ports bitmap, with a copy of the settings'
+ * generation: a segment the flow cache answers needs it, and here it is on
+ * the line the port test has just read rather than on the settings' line
+ * (one cold line less per segment; the mark it needs is in its flow cache
+ * slot). Eight aligned bytes never straddle two lines, wherever the array's
+ * values begin. The agent writes every word on every settings write, each
+ * whole.
+ */
+struct port_word {
+	__u32 ports; /* port p (host order) is intercepted when bit p % 32 of word p / 32 is set */
+	__u32 gen;   /* runtime_settings.gen */
 };
 
 /*
  * One result per packet (bar COUNTER_ASSIGN_ERRORS), summed per CPU. The
- * agent exports them as portcullis_datapath_packets_total{result}.
+ * agent exports them as portcullis_datapath_packets_total{result}. The
+ * segments the flow cache answers are counted in its slots first (see
+ * struct flow_v4): the agent's sum adds them.
  */
 enum counter {
 	COUNTER_STEERED,             /* SYN assigned to the listener: a new steered flow */
@@ -168,7 +186,7 @@ struct {
 } bypass_v6 SEC(".maps");
 
 /*
- * Port p (host order) is intercepted when bit p % 64 of word p / 64 is set.
+ * Port p (host order) is intercepted when bit p % 32 of word p / 32 is set.
  * An array lookup is inlined by the verifier into a bounds check and a load
  * of one cache line: the test most packets end at costs no helper call and
  * no hashing. A word is written whole, so a port in both the old and the new
@@ -178,7 +196,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, PORT_WORDS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct port_word);
 } intercept_ports SEC(".maps");
 
 /*
@@ -236,13 +254,31 @@ _Static_assert(1 << FLOW_CACHE_BITS_V6 == FLOW_CACHE_SLOTS_V6, "flow cache bits"
 /* 256 jiffies: 1.0 s at CONFIG_HZ=250 (Debian), 0.26 s at 1000, 2.6 s at 100. */
 #define FLOW_CACHE_TTL 256
 
+/*
+ * A slot is a power of two bytes and the maps are BPF_F_MMAPABLE, whose
+ * values start on a page boundary (a plain array's start 8 bytes before a
+ * cache line on 6.18): so no slot straddles two cache lines, and a cached
+ * segment reads one line of the cache, not two (a quarter of the IPv4 slots
+ * and more than half of the IPv6 ones did at 24 and 48 bytes). Nothing maps
+ * them; the flag is only for the alignment.
+ */
+/*
+ * A segment the cache answers is counted in its slot's hits, on the line the
+ * answer was read from, not in the counters map: that is one cold line less
+ * per segment. The hits belong to the slot's result; they move to the
+ * counters map when the slot is taken over (remember_flow), and the agent
+ * adds the slots' hits to the counters map's (readCounters). A slot cleared
+ * by a SYN keeps its hits and its result.
+ */
 struct flow_v4 {
 	__be32 saddr;
 	__be32 daddr;
 	__u32 ports;   /* the TCP header's first word: source and destination port */
 	__u32 checked; /* jiffies (low 32 bits) when the decision was made */
-	__u32 gen;     /* runtime_settings.gen then; 0: empty */
+	__u32 gen;     /* the port word's gen then; 0: empty */
 	__u32 result;  /* the decision: COUNTER_ESTABLISHED, _BYPASSED or _NOT_INTERCEPTED */
+	__u32 mark;    /* runtime_settings.mark then: set on COUNTER_ESTABLISHED */
+	__u32 hits;    /* segments answered with result since the slot was taken (moved on overflow) */
 };
 
 struct flow_v6 {
@@ -252,10 +288,17 @@ struct flow_v6 {
 	__u32 checked;
 	__u32 gen;
 	__u32 result;
+	__u32 mark;
+	__u32 hits;
+	__u32 unused[2];
 };
+
+_Static_assert(sizeof(struct flow_v4) == 32, "flow_v4 slots share no line");
+_Static_assert(sizeof(struct flow_v6) == 64, "flow_v6 slots share no line");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FLOW_CACHE_SLOTS_V4); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v4);
@@ -263,19 +306,35 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, FLOW_CACHE_SLOTS_V6); /* times the possible CPUs */
 	__type(key, __u32);
 	__type(value, struct flow_v6);
 } flow_cache_v6 SEC(".maps");
 
-static __always_inline int count(enum counter c, int verdict)
+static __always_inline void count_n(__u32 c, __u64 packets)
 {
 	__u32 key = bpf_get_smp_processor_id() * COUNTER_STRIDE + COUNTER_OFFSET + c;
 	__u64 *n = bpf_map_lookup_elem(&counters, &key);
 
 	if (n)
-		*n += 1;
+		*n += packets;
+}
+
+static __always_inline int count(enum counter c, int verdict)
+{
+	count_n(c, 1);
 	return verdict;
+}
+
+/* take_slot hands a slot's hits to the counters map before a new flow takes
+ * it (or before they overflow). */
+static __always_inline void take_slot(__u32 result, __u32 *hits)
+{
+	if (*hits && result < COUNTER_MAX) {
+		count_n(result, *hits);
+		*hits = 0;
+	}
 }
 
 static __always_inline int from_client(const struct flow *f, __u32 flags)
@@ -310,13 +369,17 @@ static __always_inline int to_bypassed(const struct flow *f, __u32 flags)
 	return bpf_map_lookup_elem(&bypass_v4, &k) != NULL;
 }
 
-static __always_inline int to_intercepted_port(const struct flow *f)
+/* intercepting returns the port word of port (network order) if the port
+ * is intercepted, else NULL. */
+static __always_inline const struct port_word *intercepting(__be16 port)
 {
-	__u32 port = bpf_ntohs(f->l4.tcp.dest); /* same offset in UDP */
-	__u32 key = port / 64;
-	__u64 *word = bpf_map_lookup_elem(&intercept_ports, &key);
+	__u32 p = bpf_ntohs(port);
+	__u32 key = p / 32;
+	const struct port_word *w = bpf_map_lookup_elem(&intercept_ports, &key);
 
-	return word && (*word >> (port % 64)) & 1;
+	if (w && (w->ports >> (p % 32)) & 1)
+		return w;
+	return NULL;
 }
 
 /* socket_of looks the flow up the way the stack would on delivery:
@@ -371,11 +434,14 @@ static __always_inline __u32 slot_v6(const struct flow *f)
 /*
  * cached_v4 and cached_v6 return the flow cache's decision for a TCP flow,
  * good for generation gen at jiffies now, or 0 (COUNTER_STEERED, never
- * cached) when there is none. A SYN gets none: it clears the slot if the
- * slot holds its tuple. The addresses and ports may point into the packet.
+ * cached) when there is none. A decision returned is counted (in the slot's
+ * hits): the caller only applies it. A SYN gets none: it clears the slot if
+ * the slot holds its tuple. The addresses and ports may point into the
+ * packet.
  */
 static __always_inline __u32 cache_answer(__u32 *checked, __u32 *egen, const __u32 *result,
-					  int syn, __u32 now)
+					  const __u32 *emark, __u32 *hits, int syn, __u32 now,
+					  __u32 *mark)
 {
 	if (syn) {
 		*egen = 0;
@@ -383,22 +449,27 @@ static __always_inline __u32 cache_answer(__u32 *checked, __u32 *egen, const __u
 	}
 	if (now - *checked >= FLOW_CACHE_TTL)
 		return 0;
+	if (*hits == 0xffffffff)
+		take_slot(*result, hits);
+	*hits += 1;
+	*mark = *emark;
 	return *result;
 }
 
 static __always_inline __u32 cached_v4(__be32 saddr, __be32 daddr, __u32 ports, int syn, __u32 gen,
-				       __u32 now)
+				       __u32 now, __u32 *mark)
 {
 	__u32 key = slot_of(saddr ^ daddr ^ ports, FLOW_CACHE_BITS_V4);
 	struct flow_v4 *e = bpf_map_lookup_elem(&flow_cache_v4, &key);
 
 	if (!e || e->gen != gen || e->saddr != saddr || e->daddr != daddr || e->ports != ports)
 		return 0;
-	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+	return cache_answer(&e->checked, &e->gen, &e->result, &e->mark, &e->hits, syn, now, mark);
 }
 
 /* addrs: the source then the destination address, 8 words. */
-static __always_inline __u32 cached_v6(const __u32 *addrs, __u32 ports, int syn, __u32 gen, __u32 now)
+static __always_inline __u32 cached_v6(const __u32 *addrs, __u32 ports, int syn, __u32 gen, __u32 now,
+				       __u32 *mark)
 {
 	__u32 a[8];
 	__u32 h = ports;
@@ -419,14 +490,15 @@ static __always_inline __u32 cached_v6(const __u32 *addrs, __u32 ports, int syn,
 		diff |= (e->saddr[i] ^ a[i]) | (e->daddr[i] ^ a[4 + i]);
 	if (diff)
 		return 0;
-	return cache_answer(&e->checked, &e->gen, &e->result, syn, now);
+	return cache_answer(&e->checked, &e->gen, &e->result, &e->mark, &e->hits, syn, now, mark);
 }
 
-static __always_inline __u32 flow_cached(const struct flow *f, int syn, __u32 gen, __u32 now)
+static __always_inline __u32 flow_cached(const struct flow *f, int syn, __u32 gen, __u32 now,
+					 __u32 *mark)
 {
 	if (f->ipv6)
-		return cached_v6((const __u32 *)&f->ip.v6.saddr, tcp_ports(f), syn, gen, now);
-	return cached_v4(f->ip.v4.saddr, f->ip.v4.daddr, tcp_ports(f), syn, gen, now);
+		return cached_v6((const __u32 *)&f->ip.v6.saddr, tcp_ports(f), syn, gen, now, mark);
+	return cached_v4(f->ip.v4.saddr, f->ip.v4.daddr, tcp_ports(f), syn, gen, now, mark);
 }
 
 /*
@@ -436,7 +508,7 @@ static __always_inline __u32 flow_cached(const struct flow *f, int syn, __u32 ge
  * TCP segment with its whole header (not a first fragment) may be
  * remembered.
  */
-static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32 now,
+static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32 mark, __u32 now,
 					  enum counter result)
 {
 	if (f->ipv6) {
@@ -444,12 +516,14 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 		struct flow_v6 *e = bpf_map_lookup_elem(&flow_cache_v6, &key);
 
 		if (e) {
+			take_slot(e->result, &e->hits);
 			__builtin_memcpy(e->saddr, &f->ip.v6.saddr, sizeof(e->saddr));
 			__builtin_memcpy(e->daddr, &f->ip.v6.daddr, sizeof(e->daddr));
 			e->ports = tcp_ports(f);
 			e->checked = now;
 			e->gen = gen;
 			e->result = result;
+			e->mark = mark;
 		}
 		return;
 	}
@@ -457,12 +531,14 @@ static __always_inline void remember_flow(const struct flow *f, __u32 gen, __u32
 	struct flow_v4 *e = bpf_map_lookup_elem(&flow_cache_v4, &key);
 
 	if (e) {
+		take_slot(e->result, &e->hits);
 		e->saddr = f->ip.v4.saddr;
 		e->daddr = f->ip.v4.daddr;
 		e->ports = tcp_ports(f);
 		e->checked = now;
 		e->gen = gen;
 		e->result = result;
+		e->mark = mark;
 	}
 }
 
@@ -495,7 +571,7 @@ static __always_inline int valid_syncookie(struct bpf_sock *listener, struct flo
  *    origin on an intercepted port.
  */
 static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
-				     const struct runtime_settings *s, int syn, __u32 now)
+				     const struct runtime_settings *s, __u32 gen, int syn, __u32 now)
 {
 	struct bpf_sock *sk;
 
@@ -529,7 +605,7 @@ static __always_inline int steer_tcp(struct __sk_buff *skb, struct flow *f,
 
 		bpf_sk_release(sk);
 		if (!listening) {
-			remember_flow(f, s->gen, now, COUNTER_ESTABLISHED);
+			remember_flow(f, gen, s->mark, now, COUNTER_ESTABLISHED);
 			skb->mark = s->mark;
 			return count(COUNTER_ESTABLISHED, TC_ACT_OK);
 		}
@@ -568,23 +644,23 @@ static __always_inline int is_syn(const struct tcphdr *th)
 	return th->syn && !th->ack && !th->rst;
 }
 
-/* established applies the flow cache's decision. */
-static __always_inline int established(struct __sk_buff *skb, const struct runtime_settings *s,
-				       __u32 result)
+/* established applies the flow cache's decision (counted already). */
+static __always_inline int established(struct __sk_buff *skb, __u32 result, __u32 mark)
 {
 	if (result == COUNTER_ESTABLISHED)
-		skb->mark = s->mark;
-	return count(result, TC_ACT_OK);
+		skb->mark = mark;
+	return TC_ACT_OK;
 }
 
 /*
  * decide judges a packet to an intercepted port once it is parsed, with the
  * settings s: the flow cache first (the established segments of steered
  * flows and of bypassed ones), then the prefix maps and, for TCP, the
- * sockets. Not inlined: the parsers' two callers share it, and the common
- * paths' code stays short.
+ * sockets. w is the destination port's word (the generation the flow
+ * cache goes by). Not inlined: the parsers' two callers share it, and the
+ * common paths' code stays short.
  */
-static __noinline int decide(struct __sk_buff *skb, struct flow *f)
+static __noinline int decide(struct __sk_buff *skb, struct flow *f, const struct port_word *w)
 {
 	__u32 zero = 0;
 	const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
@@ -602,21 +678,22 @@ static __noinline int decide(struct __sk_buff *skb, struct flow *f)
 
 		syn = is_syn(th);
 		now = bpf_jiffies64();
-		__u32 result = flow_cached(f, syn, s->gen, now);
+		__u32 mark;
+		__u32 result = flow_cached(f, syn, w->gen, now, &mark);
 		if (result)
-			return established(skb, s, result);
+			return established(skb, result, mark);
 	}
 
 	if (f->proto == IPPROTO_UDP && !(flags & SETTING_DROP_QUIC))
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 	if (!from_client(f, flags)) {
 		if (tcp)
-			remember_flow(f, s->gen, now, COUNTER_NOT_INTERCEPTED);
+			remember_flow(f, w->gen, s->mark, now, COUNTER_NOT_INTERCEPTED);
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 	}
 	if (to_bypassed(f, flags)) {
 		if (tcp)
-			remember_flow(f, s->gen, now, COUNTER_BYPASSED);
+			remember_flow(f, w->gen, s->mark, now, COUNTER_BYPASSED);
 		return count(COUNTER_BYPASSED, TC_ACT_OK);
 	}
 
@@ -629,7 +706,7 @@ static __noinline int decide(struct __sk_buff *skb, struct flow *f)
 	 * (DF and MSS), so only crafted traffic lands here. */
 	if (f->first_fragment)
 		return count(COUNTER_FRAGMENT_DROPPED, TC_ACT_SHOT);
-	return steer_tcp(skb, f, s, syn, now);
+	return steer_tcp(skb, f, s, w->gen, syn, now);
 }
 
 /*
@@ -653,21 +730,10 @@ static __noinline int steer_general(struct __sk_buff *skb)
 	}
 	/* Most traffic is to ports nobody intercepts, and deciding that touches
 	 * one word of the port bitmap and nothing else. */
-	if (!to_intercepted_port(&f))
+	const struct port_word *w = intercepting(f.l4.tcp.dest); /* same offset in UDP */
+	if (!w)
 		return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
-	return decide(skb, &f);
-}
-
-/*
- * intercepted_port reports whether port (network order) is in the bitmap.
- */
-static __always_inline int intercepted_port(__be16 port)
-{
-	__u32 p = bpf_ntohs(port);
-	__u32 key = p / 64;
-	__u64 *word = bpf_map_lookup_elem(&intercept_ports, &key);
-
-	return word && (*word >> (p % 64)) & 1;
+	return decide(skb, &f, w);
 }
 
 /*
@@ -685,7 +751,7 @@ int steer(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	__u32 zero = 0;
+	const struct port_word *w;
 	struct flow f;
 
 	if (data + ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr) > data_end)
@@ -709,15 +775,14 @@ int steer(struct __sk_buff *skb)
 			if ((void *)(th + 1) > data_end || total < sizeof(*ip) + sizeof(*th) ||
 			    th->doff < 5 || th->doff * 4 > total - sizeof(*ip))
 				return steer_general(skb);
-			if (!intercepted_port(th->dest))
+			if (!(w = intercepting(th->dest)))
 				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 			if (!is_syn(th)) {
-				const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
-				__u32 result;
-
-				if (s && (result = cached_v4(ip->saddr, ip->daddr, *(__u32 *)th, 0, s->gen,
-							     bpf_jiffies64())))
-					return established(skb, s, result);
+				__u32 mark;
+				__u32 result = cached_v4(ip->saddr, ip->daddr, *(__u32 *)th, 0, w->gen,
+							 bpf_jiffies64(), &mark);
+				if (result)
+					return established(skb, result, mark);
 			}
 			__builtin_memset(&f, 0, sizeof(f));
 			load(skb, ETH_HLEN + sizeof(*ip), &f.l4.tcp, sizeof(f.l4.tcp));
@@ -726,7 +791,7 @@ int steer(struct __sk_buff *skb)
 
 			if (total < sizeof(*ip) + sizeof(*uh))
 				return steer_general(skb);
-			if (!intercepted_port(uh->dest))
+			if (!(w = intercepting(uh->dest)))
 				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 			__builtin_memset(&f, 0, sizeof(f));
 			load(skb, ETH_HLEN + sizeof(*ip), &f.l4.udp, sizeof(f.l4.udp));
@@ -738,7 +803,7 @@ int steer(struct __sk_buff *skb)
 		f.plain = 1;
 		f.l4_off = ETH_HLEN + sizeof(*ip);
 		f.l4_len = total - sizeof(*ip);
-		return decide(skb, &f);
+		return decide(skb, &f, w);
 	}
 
 	if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -759,15 +824,14 @@ int steer(struct __sk_buff *skb)
 			if ((void *)(th + 1) > data_end || payload < sizeof(*th) || th->doff < 5 ||
 			    th->doff * 4 > payload)
 				return steer_general(skb);
-			if (!intercepted_port(th->dest))
+			if (!(w = intercepting(th->dest)))
 				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 			if (!is_syn(th)) {
-				const struct runtime_settings *s = bpf_map_lookup_elem(&settings, &zero);
-				__u32 result;
-
-				if (s && (result = cached_v6((const __u32 *)&ip6->saddr, *(__u32 *)th, 0,
-							     s->gen, bpf_jiffies64())))
-					return established(skb, s, result);
+				__u32 mark;
+				__u32 result = cached_v6((const __u32 *)&ip6->saddr, *(__u32 *)th, 0, w->gen,
+							 bpf_jiffies64(), &mark);
+				if (result)
+					return established(skb, result, mark);
 			}
 			__builtin_memset(&f, 0, sizeof(f));
 			load(skb, ETH_HLEN + sizeof(*ip6), &f.l4.tcp, sizeof(f.l4.tcp));
@@ -776,7 +840,7 @@ int steer(struct __sk_buff *skb)
 
 			if (payload < sizeof(*uh))
 				return steer_general(skb);
-			if (!intercepted_port(uh->dest))
+			if (!(w = intercepting(uh->dest)))
 				return count(COUNTER_NOT_INTERCEPTED, TC_ACT_OK);
 			__builtin_memset(&f, 0, sizeof(f));
 			load(skb, ETH_HLEN + sizeof(*ip6), &f.l4.udp, sizeof(f.l4.udp));
@@ -789,7 +853,7 @@ int steer(struct __sk_buff *skb)
 		f.plain = 1;
 		f.l4_off = ETH_HLEN + sizeof(*ip6);
 		f.l4_len = payload;
-		return decide(skb, &f);
+		return decide(skb, &f, w);
 	}
 	return steer_general(skb);
 }

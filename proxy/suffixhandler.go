@@ -131,7 +131,9 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 	if !s.sessionRequest(rec, r, ci, st, suffixed) || s.controlNotice(rec, r, st) {
 		return
 	}
-	s.suffix.rproxy.ServeHTTP(rec, r)
+	if !s.suffixForwardLean(rec, r, st) {
+		s.suffix.rproxy.ServeHTTP(rec, r)
+	}
 }
 
 // suffixReadForm reads a URL-encoded body (bounded), verifies a SAML

@@ -18,10 +18,11 @@ import (
 // per-request clone of the request and its header, the client trace and the
 // per-field header copies:
 //
-//   - the outgoing request is the client's (r, kept as it is: the session
-//     pipeline and the record read it) with the origin's URL and Host, its
-//     query mapped back (suffixOutgoing), and a header of its own only when
-//     a field is rewritten (Origin, Referer, the proxy's cookies removed);
+//   - the outgoing request is a copy of the client's (r stays as it is: the
+//     session pipeline and the record read it) with the origin's URL and
+//     Host, its query mapped back, and a header of its own only when a
+//     field is rewritten (Origin, Referer, the proxy's cookies removed):
+//     suffixOutgoingRequest.from;
 //     Forwarded, X-Forwarded-* and an absent User-Agent are as the
 //     ReverseProxy leaves them (writeHead);
 //   - the origin is resolved and checked as suffixTransport does it;
@@ -43,7 +44,8 @@ func (s *Server) suffixForwardLean(w http.ResponseWriter, r *http.Request, st *r
 	if pt.lean == nil {
 		return false
 	}
-	out := suffixOutgoing(r, st.origin, rewriteMapper{s: s, via: st.origin})
+	o := &suffixOutgoingRequest{m: rewriteMapper{s: s, via: st.origin}}
+	out := o.from(r, st.origin)
 	st.forward = w
 	resp, err := pt.lean.roundTrip(out, st)
 	st.forward = nil
@@ -52,7 +54,7 @@ func (s *Server) suffixForwardLean(w http.ResponseWriter, r *http.Request, st *r
 		return true
 	}
 	dropHopByHop(resp.Header)
-	if err := s.suffixRewriteResponse(resp); err != nil {
+	if err := s.suffixRewriteResponseWith(resp, &o.m); err != nil {
 		_ = resp.Body.Close()
 		s.upstreamError(w, out, err)
 		return true
@@ -61,18 +63,23 @@ func (s *Server) suffixForwardLean(w http.ResponseWriter, r *http.Request, st *r
 	return true
 }
 
-// suffixOutgoingRequest is the outgoing request and its URL, one
-// allocation.
+// suffixOutgoingRequest is what the lean path keeps per request, one
+// allocation: the outgoing request, its URL, and the request's mapper
+// (used as a rewrite.Mapper through its address, which is not boxed again
+// at every use).
 type suffixOutgoingRequest struct {
 	req http.Request
 	url url.URL
+	m   rewriteMapper
 }
 
-// suffixOutgoing is r as suffixRewriteRequest sends it to origin. r and
-// its header are not changed: the header is r's own map unless a field of it
-// is rewritten, then a copy sharing the values of every other field.
-func suffixOutgoing(r *http.Request, origin string, m rewrite.Mapper) *http.Request {
-	o := &suffixOutgoingRequest{req: *r, url: *r.URL}
+// from makes o's request r as suffixRewriteRequest sends it to origin,
+// mapped with o.m. r and its header are not changed: the header is r's own
+// map unless a field of it is rewritten, then a copy sharing the values of
+// every other field.
+func (o *suffixOutgoingRequest) from(r *http.Request, origin string) *http.Request {
+	o.req, o.url = *r, *r.URL
+	m := &o.m
 	out := &o.req
 	out.URL = &o.url
 	out.URL.Scheme, out.URL.Host, out.Host = "https", origin, origin

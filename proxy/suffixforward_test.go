@@ -80,7 +80,10 @@ func TestSuffixLeanRequestAndResponse(t *testing.T) {
 // shares the client's header.
 func TestSuffixOutgoingLeavesTheClientRequest(t *testing.T) {
 	sh := newSuffixHarness(t, nil)
-	m := rewriteMapper{s: sh.srv, via: "app.test"}
+	outgoing := func(r *http.Request) *http.Request {
+		o := &suffixOutgoingRequest{m: rewriteMapper{s: sh.srv, via: "app.test"}}
+		return o.from(r, "app.test")
+	}
 	r, _ := http.NewRequest("GET", "https://app.test.gw.test/p?return="+url.QueryEscape("https://app.test.gw.test/x"), nil)
 	r.Header.Set("Referer", "https://app.test.gw.test/page")
 	r.Header.Set("Origin", "https://app.test.gw.test")
@@ -90,7 +93,7 @@ func TestSuffixOutgoingLeavesTheClientRequest(t *testing.T) {
 	before := r.Header.Clone()
 	beforeURL := r.URL.String()
 
-	out := suffixOutgoing(r, "app.test", m)
+	out := outgoing(r)
 	if !mapsEqualHeader(r.Header, before) || r.URL.String() != beforeURL || r.Host != "app.test" {
 		t.Fatalf("the client's request changed: %v %s", r.Header, r.URL)
 	}
@@ -105,7 +108,7 @@ func TestSuffixOutgoingLeavesTheClientRequest(t *testing.T) {
 
 	plain, _ := http.NewRequest("GET", "https://app.test.gw.test/p", nil)
 	plain.Header.Set("Cookie", "sid=s1")
-	out = suffixOutgoing(plain, "app.test", m)
+	out = outgoing(plain)
 	if out == plain || out.URL == plain.URL {
 		t.Fatal("the outgoing request is the client's")
 	}

@@ -9,9 +9,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -179,4 +182,39 @@ func benchClientFor(root *x509.Certificate, name, addr string) *http.Client {
 	c := benchHTTPClient(root, addr)
 	c.Transport.(*http.Transport).TLSClientConfig.ServerName = name
 	return c
+}
+
+// BenchmarkLabSuffixKeepAlive is the suffix part of BenchmarkLab on its own:
+// wrk (one thread, 16 keep-alive connections, 6 s, the lab's small page)
+// from the client namespace to origin.lab directly, then through the real
+// appliance binary's suffix listener (https://origin.lab.gw.test/, the
+// default configuration with the suffix domain on and the transparent
+// listener off), alternating three times so the ratio has its baseline from
+// the same minutes. It reports the ratio of the medians (target 0.40, as
+// BenchmarkLab's) and the appliance's CPU per suffix request. Run with
+// -benchtime=1x.
+func BenchmarkLabSuffixKeepAlive(b *testing.B) {
+	lab.RequireRoot(b)
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Fatal("wrk not installed (scripts/deps.sh installs it)")
+	}
+	l := newE2ELab(b, suffixLabConfig)
+	l.Client.SetHosts(map[string]netip.Addr{"origin.lab": originGood, "origin.lab.gw.test": suffixListen.Addr()})
+	r := newLabReport()
+	for range 3 {
+		r.add("rps_keepalive_direct", l.wrk(b, false).rps)
+		l.start()
+		cpu0 := procCPU(b, l.proc.Process.Pid)
+		ka := l.wrkURL(b, false, "https://origin.lab.gw.test/")
+		cpu1 := procCPU(b, l.proc.Process.Pid)
+		r.add("rps_keepalive_suffix", ka.rps)
+		r.add("cpu_per_request_appliance_us", (cpu1-cpu0)/ka.requests*1e6)
+		l.stop(syscall.SIGTERM)
+	}
+	r.ratio("suffix-proxied keep-alive requests/s vs direct", "rps_keepalive_suffix", "rps_keepalive_direct", 0.40)
+	for _, t := range r.Targets {
+		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
+	}
+	b.ReportMetric(r.value("cpu_per_request_appliance_us"), "appliance_cpu_us/request")
+	b.Logf("raw: %v", r.Raw)
 }

@@ -110,6 +110,23 @@ func (sh *suffixHarness) startOrigin(t testing.TB) string {
 		fmt.Fprintf(w, `{"host":%q,"origin":%q,"referer":%q,"return":%q,"form_next":%q,"cookie":%q,"proto":%q}`,
 			r.Host, r.Header.Get("Origin"), r.Header.Get("Referer"), r.URL.Query().Get("return"), r.PostForm.Get("next"), r.Header.Get("Cookie"), r.Proto)
 	})
+	mux.HandleFunc("/relay", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sh.seen <- r:
+		default:
+		}
+		// Hop-by-hop fields (one named in Connection), a URL header, a
+		// streamed body and a trailer, for what the relay must do to them.
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "1")
+		w.Header().Set("Location", "https://app.test/next")
+		w.Header().Set("Trailer", "X-Sum")
+		_, _ = io.WriteString(w, "part one;")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "part two")
+		w.Header().Set("X-Sum", "abc")
+	})
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {

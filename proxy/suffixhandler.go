@@ -131,7 +131,9 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 	if !s.sessionRequest(rec, r, ci, st, suffixed) || s.controlNotice(rec, r, st) {
 		return
 	}
-	s.suffix.rproxy.ServeHTTP(rec, r)
+	if !s.suffixForwardLean(rec, r, st) {
+		s.suffix.rproxy.ServeHTTP(rec, r)
+	}
 }
 
 // suffixReadForm reads a URL-encoded body (bounded), verifies a SAML
@@ -240,6 +242,13 @@ func stripOwnCookies(h http.Header) {
 // it streams; binds an identity learnt on this request to the proxy's
 // session cookie.
 func (s *Server) suffixRewriteResponse(resp *http.Response) error {
+	st := stateOf(resp.Request.Context())
+	return s.suffixRewriteResponseWith(resp, rewriteMapper{s: s, via: st.origin})
+}
+
+// suffixRewriteResponseWith is suffixRewriteResponse with the request's
+// mapper.
+func (s *Server) suffixRewriteResponseWith(resp *http.Response, m rewrite.Mapper) error {
 	// Session enforcement sees the origin's own bytes, before any
 	// rewriting; a download (allowed, protected or replaced) is a file and
 	// keeps its bytes.
@@ -248,7 +257,6 @@ func (s *Server) suffixRewriteResponse(resp *http.Response) error {
 		return err
 	}
 	st := stateOf(resp.Request.Context())
-	m := rewriteMapper{s: s, via: st.origin}
 	rewrite.ResponseHeaders(resp.Header, st.origin, m, rewrite.HeaderOptions{})
 	if st.learnt != nil && s.cfg.Suffix.Sessions != nil && resp.StatusCode < 400 {
 		if err := s.cfg.Suffix.Sessions.Set(headerWriter{resp.Header}, st.suffixed, *st.learnt); err == nil {

@@ -26,6 +26,7 @@ var (
 // onboarded predicate accepts (the policy catalog's apps).
 type SuffixMapper struct {
 	suffix    string // normalised, without a leading dot
+	dotSuffix string // "." + suffix
 	onboarded func(host string) bool
 }
 
@@ -35,7 +36,7 @@ func NewSuffixMapper(suffix string, onboarded func(host string) bool) (*SuffixMa
 	if err != nil || !strings.Contains(s, ".") {
 		return nil, fmt.Errorf("suffix %q: must be a domain of at least two labels", suffix)
 	}
-	return &SuffixMapper{suffix: s, onboarded: onboarded}, nil
+	return &SuffixMapper{suffix: s, dotSuffix: "." + s, onboarded: onboarded}, nil
 }
 
 // ToOrigin maps a request's Host (any case, trailing dot, IDNA, optional
@@ -58,14 +59,14 @@ func (m *SuffixMapper) candidate(hostport string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if strings.HasPrefix(host, "[") || net.ParseIP(host) != nil {
+	if strings.HasPrefix(host, "[") || mayBeIPLiteral(host) && net.ParseIP(host) != nil {
 		return "", ErrIPLiteral
 	}
 	name, err := normalizeName(host)
 	if err != nil {
 		return "", err
 	}
-	origin, ok := strings.CutSuffix(name, "."+m.suffix)
+	origin, ok := strings.CutSuffix(name, m.dotSuffix)
 	if !ok || origin == "" {
 		return "", ErrNotSuffixed
 	}
@@ -85,7 +86,7 @@ func (m *SuffixMapper) ToSuffixed(origin string) (string, bool) {
 	if err != nil || looksNumeric(name) || !m.onboarded(name) {
 		return "", false
 	}
-	return name + "." + m.suffix, true
+	return name + m.dotSuffix, true
 }
 
 // ForbiddenOriginAddr reports addresses a suffix-proxied origin may not
@@ -106,6 +107,9 @@ var (
 func stripPort(hostport string) (string, error) {
 	if hostport == "" {
 		return "", ErrBadHost
+	}
+	if strings.IndexByte(hostport, ':') < 0 {
+		return hostport, nil
 	}
 	if h, p, err := net.SplitHostPort(hostport); err == nil {
 		if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
@@ -134,7 +138,7 @@ func normalizeName(h string) (string, error) {
 	if ascii == "" || len(ascii) > 253 {
 		return "", fmt.Errorf("%w: %q", ErrBadHost, h)
 	}
-	for _, label := range strings.Split(ascii, ".") {
+	for label := range strings.SplitSeq(ascii, ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return "", fmt.Errorf("%w: %q", ErrBadHost, h)
 		}
@@ -181,9 +185,36 @@ func plainASCIIName(h string) (string, bool) {
 func looksNumeric(name string) bool {
 	last := name[strings.LastIndexByte(name, '.')+1:]
 	if strings.HasPrefix(last, "0x") {
+		// Only hex digits get as far as ParseUint (which then says whether
+		// they fit): any other label is a name, decided without parsing.
+		if !allBytes(last[2:], isHexDigit) {
+			return false
+		}
 		_, err := strconv.ParseUint(last[2:]+"0", 16, 64)
 		return err == nil
+	}
+	if last == "" || !allBytes(last, isDigit) {
+		return false
 	}
 	_, err := strconv.ParseUint(last, 10, 64)
 	return err == nil
 }
+
+// mayBeIPLiteral reports a host net.ParseIP could accept: an IPv6 form
+// (it has a colon) or digits and dots only. Names (every other host) skip
+// the parse.
+func mayBeIPLiteral(host string) bool {
+	return strings.IndexByte(host, ':') >= 0 || allBytes(host, func(c byte) bool { return isDigit(c) || c == '.' })
+}
+
+func allBytes(s string, ok func(byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool    { return c >= '0' && c <= '9' }
+func isHexDigit(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }

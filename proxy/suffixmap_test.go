@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -160,5 +162,32 @@ func TestNormalizeNameFastPath(t *testing.T) {
 	build("", 4)
 	if n < 10000 {
 		t.Fatalf("only %d names tried", n)
+	}
+}
+
+// TestMappingShortcutsAgreeWithParsing: looksNumeric and the IP-literal
+// test of candidate, which skip strconv and net.ParseIP for names, decide
+// every host as the plain parses do (numbers too big for 64 bits, hex, "0x"
+// alone, IPv4 and IPv6 literals, names that start or end like them).
+func TestMappingShortcutsAgreeWithParsing(t *testing.T) {
+	numericByParse := func(name string) bool {
+		last := name[strings.LastIndexByte(name, '.')+1:]
+		if strings.HasPrefix(last, "0x") {
+			_, err := strconv.ParseUint(last[2:]+"0", 16, 64)
+			return err == nil
+		}
+		_, err := strconv.ParseUint(last, 10, 64)
+		return err == nil
+	}
+	hosts := []string{"", "0", "1", "127", "a.1", "a.01", "a.0x", "a.0x7f", "a.0xfg", "a.0X7f", "0x7f.1", "127.1", "a.b",
+		"a.18446744073709551615", "a.18446744073709551616", "a.0xffffffffffffffff", "a.0xfffffffffffffffff",
+		"2130706433", "a.1a", "a.a1", "1.2.3.4", "1.2.3", "::1", "fe80::1", "::ffff:1.2.3.4", "1.2.3.4.5", "app.test", "1e5", "a.-1", "a.+1", "a.1_0"}
+	for _, h := range hosts {
+		if got, want := looksNumeric(h), numericByParse(h); got != want {
+			t.Errorf("looksNumeric(%q) = %v, parsing says %v", h, got, want)
+		}
+		if got, want := mayBeIPLiteral(h) && net.ParseIP(h) != nil, net.ParseIP(h) != nil; got != want {
+			t.Errorf("IP literal %q: %v, net.ParseIP says %v", h, got, want)
+		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,6 +32,46 @@ type Sessions struct {
 	aeads []cipher.AEAD
 	ttl   time.Duration
 	now   func() time.Time
+
+	opened openedSessions
+}
+
+// openedSessions remembers the cookies Get opened, by the SHA-256 of the
+// host and the cookie's value: a browser sends the same cookie with every
+// request, and opening it (base64, AES-GCM, JSON) costs about twenty
+// allocations and several microseconds each time. Only a cookie that opened
+// is remembered, so a tampered or foreign one is never found here; its
+// expiry is checked at every use, as when it is opened. The sessions are
+// stateless (a cookie is valid until it expires whatever happens on the
+// server), so remembering one changes nothing about which are accepted. At
+// maxOpened entries the set starts again empty: bounded memory, and one
+// more open per live session.
+type openedSessions struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]sealedSession
+}
+
+const maxOpened = 4096
+
+func openedKey(host, value string) [sha256.Size]byte {
+	var buf [1024]byte // most cookies: hashed from the stack
+	return sha256.Sum256(append(append(append(buf[:0], host...), 0), value...))
+}
+
+func (o *openedSessions) get(k [sha256.Size]byte) (sealedSession, bool) {
+	o.mu.Lock()
+	ss, ok := o.m[k]
+	o.mu.Unlock()
+	return ss, ok
+}
+
+func (o *openedSessions) put(k [sha256.Size]byte, ss sealedSession) {
+	o.mu.Lock()
+	if o.m == nil || len(o.m) >= maxOpened {
+		o.m = make(map[[sha256.Size]byte]sealedSession)
+	}
+	o.m[k] = ss
+	o.mu.Unlock()
 }
 
 // NewSessions checks each secret has at least 32 bytes.
@@ -127,11 +169,32 @@ func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
 }
 
 // Get opens the session cookie of r for host. A missing, tampered, expired
-// or other host's cookie gives false.
+// or other host's cookie gives false. The identity's slices and map may be
+// shared with other requests carrying the same cookie: they are read, never
+// written (the slices have no spare capacity, so an append copies).
 func (s *Sessions) Get(r *http.Request, host string) (Identity, bool) {
-	for _, c := range r.CookiesNamed(CookieName) {
-		var ss sealedSession
-		if open(s.aeads, canonicalHost(host), "session", c.Value, &ss) && s.now().Unix() < ss.Exp {
+	cookies := r.CookiesNamed(CookieName)
+	if len(cookies) == 0 {
+		return Identity{}, false
+	}
+	host = canonicalHost(host)
+	now := s.now().Unix()
+	for _, c := range cookies {
+		if len(c.Value) > maxCookie*2 {
+			continue
+		}
+		k := openedKey(host, c.Value)
+		ss, ok := s.opened.get(k)
+		if !ok {
+			var fresh sealedSession
+			if !open(s.aeads, host, "session", c.Value, &fresh) {
+				continue
+			}
+			fresh.Groups, fresh.DeviceTags = slices.Clip(fresh.Groups), slices.Clip(fresh.DeviceTags)
+			s.opened.put(k, fresh)
+			ss = fresh
+		}
+		if now < ss.Exp {
 			ss.Identity.Expires = time.Unix(ss.Exp, 0)
 			return ss.Identity, true
 		}
@@ -142,8 +205,10 @@ func (s *Sessions) Get(r *http.Request, host string) (Identity, bool) {
 // canonicalHost lower-cases host and drops a port and a trailing dot, so
 // "App.Example.com.gw.test:443" and "app.example.com.gw.test" are one host.
 func canonicalHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if strings.IndexByte(host, ':') >= 0 { // no colon: no port to split off
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,68 @@ func TestSessions(t *testing.T) {
 	big := Identity{User: "alice", Groups: []string{strings.Repeat("g", 5000)}}
 	if err := s.Set(httptest.NewRecorder(), "app.gw.test", big); err == nil {
 		t.Error("an oversized identity was sealed")
+	}
+}
+
+// TestSessionsRemembered: a cookie Get opened is recognised again without
+// being opened (the same identity, its slices without spare capacity), and
+// remembering it accepts nothing more than opening would: not on another
+// host, not once it expired, not a tampered copy; the set of remembered
+// cookies stays bounded.
+func TestSessionsRemembered(t *testing.T) {
+	s, _ := NewSessions([][]byte{secret(1)}, time.Hour)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	alice := Identity{User: "alice", Groups: []string{"staff", "finance"}, Attrs: map[string][]string{"email": {"a@x"}}, Source: "oidc"}
+	w := httptest.NewRecorder()
+	if err := s.Set(w, "app.gw.test", alice); err != nil {
+		t.Fatal(err)
+	}
+	c := w.Result().Cookies()[0]
+	get := func(host, value string) (Identity, bool) {
+		r := httptest.NewRequest("GET", "https://"+host+"/", nil)
+		r.AddCookie(&http.Cookie{Name: CookieName, Value: value})
+		return s.Get(r, host)
+	}
+	first, ok := get("app.gw.test", c.Value)
+	if !ok || len(s.opened.m) != 1 {
+		t.Fatalf("first Get: %v, %d remembered", ok, len(s.opened.m))
+	}
+	// Without the keys, only what was remembered can answer.
+	aeads := s.aeads
+	s.aeads = nil
+	again, ok := get("App.GW.test.", c.Value)
+	if !ok || again.User != "alice" || !slices.Equal(again.Groups, first.Groups) || again.Attrs["email"][0] != "a@x" || !again.Expires.Equal(first.Expires) {
+		t.Fatalf("remembered Get: %+v %v", again, ok)
+	}
+	if cap(again.Groups) != len(again.Groups) {
+		t.Error("a remembered identity's groups have spare capacity: an append would write into the shared array")
+	}
+	if _, ok := get("other.gw.test", c.Value); ok {
+		t.Error("a cookie remembered for one host opened on another")
+	}
+	v := []byte(c.Value)
+	v[len(v)/2] ^= 1
+	s.aeads = aeads
+	if _, ok := get("app.gw.test", string(v)); ok {
+		t.Error("a tampered copy of a remembered cookie was accepted")
+	}
+	now = now.Add(2 * time.Hour)
+	if _, ok := get("app.gw.test", c.Value); ok {
+		t.Error("a remembered session was accepted after it expired")
+	}
+	now = now.Add(-2 * time.Hour)
+	for i := range maxOpened + 10 {
+		w := httptest.NewRecorder()
+		if err := s.Set(w, "app.gw.test", Identity{User: "u" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if id, ok := get("app.gw.test", w.Result().Cookies()[0].Value); !ok || id.User != "u"+strconv.Itoa(i) {
+			t.Fatalf("session %d: %+v %v", i, id, ok)
+		}
+	}
+	if n := len(s.opened.m); n > maxOpened || n == 0 {
+		t.Errorf("%d sessions remembered (at most %d)", n, maxOpened)
 	}
 }
 

@@ -281,8 +281,6 @@ func cutCRLF(s string) (line, rest string) {
 	return s, ""
 }
 
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
 // validValue reports whether every byte of a field value (or reason) is one
 // net/http accepts: visible, space, tab, or obs-text.
 func validValue(s string) bool {

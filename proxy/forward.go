@@ -49,6 +49,16 @@ func (s *Server) forwardLean(w http.ResponseWriter, r *http.Request, ci *ConnInf
 		}
 	}
 	dropHopByHop(resp.Header)
+	relayLeanResponse(w, resp)
+	return true
+}
+
+// relayLeanResponse writes resp (hop-by-hop fields removed, rewritten) to
+// w, for forwardLean and suffixForwardLean: the header's value slices handed over, announced
+// trailers, a flush after every write when the length is unknown or it is
+// an event stream, the trailers after the body; a body failing part-way
+// aborts the client's response (http.ErrAbortHandler).
+func relayLeanResponse(w http.ResponseWriter, resp *http.Response) {
 	dst := w.Header()
 	for k, vv := range resp.Header {
 		// The response is this request's alone: its value slices are
@@ -87,7 +97,6 @@ func (s *Server) forwardLean(w http.ResponseWriter, r *http.Request, ci *ConnInf
 			th[k] = append(th[k], vv...)
 		}
 	}
-	return true
 }
 
 // copyBody streams body to w through a pooled buffer, flushing after every

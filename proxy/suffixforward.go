@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/portcullis-gw/portcullis/proxy/rewrite"
 )
@@ -110,46 +109,4 @@ func (o *suffixOutgoingRequest) from(r *http.Request, origin string) *http.Reque
 	}
 	out.Header = oh
 	return out
-}
-
-// relayLeanResponse writes resp (hop-by-hop fields removed, rewritten) to
-// w as forwardLean does: the header's value slices handed over, announced
-// trailers, a flush after every write when the length is unknown or it is
-// an event stream, the trailers after the body; a body failing part-way
-// aborts the client's response (http.ErrAbortHandler).
-func relayLeanResponse(w http.ResponseWriter, resp *http.Response) {
-	dst := w.Header()
-	for k, vv := range resp.Header {
-		if old, ok := dst[k]; ok {
-			vv = append(old, vv...)
-		}
-		dst[k] = vv
-	}
-	announced := len(resp.Trailer)
-	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		dst.Add("Trailer", strings.Join(keys, ", "))
-	}
-	w.WriteHeader(resp.StatusCode)
-	if announced > 0 {
-		_ = http.NewResponseController(w).Flush()
-	}
-	flush := resp.ContentLength == -1 || isEventStream(resp.Header)
-	if err := copyBody(w, resp.Body, flush); err != nil {
-		_ = resp.Body.Close()
-		panic(http.ErrAbortHandler)
-	}
-	_ = resp.Body.Close() // fills resp.Trailer
-	if len(resp.Trailer) > 0 {
-		th := w.Header()
-		for k, vv := range resp.Trailer {
-			if len(resp.Trailer) != announced {
-				k = http.TrailerPrefix + k
-			}
-			th[k] = append(th[k], vv...)
-		}
-	}
 }

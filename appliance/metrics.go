@@ -12,6 +12,7 @@ type proxyCollector struct {
 	certs *proxy.CertStore
 
 	conns, decisions, requests, upstream, leaf, latency *prometheus.Desc
+	h1Plain, h1HandedOver                               *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*proxyCollector)(nil)
@@ -26,11 +27,14 @@ func newProxyCollector(s *proxy.Stats, certs *proxy.CertStore) *proxyCollector {
 		upstream:  prometheus.NewDesc("portcullis_proxy_upstream_failures_total", "Requests that failed upstream, by reason.", []string{"reason"}, nil),
 		leaf:      prometheus.NewDesc("portcullis_proxy_leaf_certificates_total", "Leaf certificate cache events.", []string{"event"}, nil),
 		latency:   prometheus.NewDesc("portcullis_proxy_request_duration_seconds", "Intercepted request durations, from request to the end of the response.", nil, nil),
+		h1Plain:   prometheus.NewDesc("portcullis_proxy_http1_plain_requests_total", "HTTP/1.1 requests the pipeline read and answered itself.", nil, nil),
+		h1HandedOver: prometheus.NewDesc("portcullis_proxy_http1_handovers_total",
+			"HTTP/1.1 connections handed to the general HTTP server at a request that was not plain (a body, an upgrade, an unusual or malformed head); it serves them from then on.", nil, nil),
 	}
 }
 
 func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.conns, c.decisions, c.requests, c.upstream, c.leaf, c.latency} {
+	for _, d := range []*prometheus.Desc{c.conns, c.decisions, c.requests, c.upstream, c.leaf, c.latency, c.h1Plain, c.h1HandedOver} {
 		ch <- d
 	}
 }
@@ -54,6 +58,8 @@ func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.requests, s.Misdirected.Load(), "misdirected")
 	counter(c.upstream, s.UpstreamUnverified.Load(), "certificate")
 	counter(c.upstream, s.UpstreamErrors.Load(), "error")
+	ch <- prometheus.MustNewConstMetric(c.h1Plain, prometheus.CounterValue, float64(s.H1Plain.Load()))
+	ch <- prometheus.MustNewConstMetric(c.h1HandedOver, prometheus.CounterValue, float64(s.H1HandedOver.Load()))
 	h := s.RequestLatency()
 	buckets := make(map[float64]uint64, len(proxy.LatencyBuckets))
 	for i, b := range proxy.LatencyBuckets {

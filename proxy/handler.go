@@ -68,7 +68,14 @@ var requestSeq atomic.Uint64
 // serveRequest is the per-request pipeline for intercepted connections:
 // host check → session decision → upstream → access-log line.
 func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
-	ci := ConnInfoFrom(r.Context())
+	s.serveRequestIn(r.Context(), w, r)
+}
+
+// serveRequestIn is serveRequest for a request whose context is parent
+// (the HTTP/1.1 loop's request, which is given its context here, in the
+// one copy of the request the pipeline makes anyway).
+func (s *Server) serveRequestIn(parent context.Context, w http.ResponseWriter, r *http.Request) {
+	ci := ConnInfoFrom(parent)
 	if ci == nil {
 		http.Error(w, "no connection context", http.StatusInternalServerError)
 		return
@@ -78,7 +85,7 @@ func (s *Server) serveRequest(w http.ResponseWriter, r *http.Request) {
 	ra := &requestAlloc{st: requestState{decision: "allow"}}
 	st, rec, body := &ra.st, &ra.rec, &ra.body
 	st.id = ra.requestID(ci.ID, requestSeq.Add(1))
-	ra.ctx = requestCtx{Context: r.Context(), st: st}
+	ra.ctx = requestCtx{Context: parent, st: st}
 	r = r.WithContext(&ra.ctx)
 	st.in = r
 	body.ReadCloser = r.Body

@@ -48,6 +48,9 @@ func (l *connInbox) Addr() net.Addr { return &net.TCPAddr{} }
 // connInfoOf finds the pipeline's ConnInfo under whatever the http.Server was
 // handed.
 func connInfoOf(c net.Conn) *ConnInfo {
+	if rc, ok := c.(*replayConn); ok {
+		return rc.ci
+	}
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}

@@ -143,8 +143,11 @@ type Server struct {
 	upstreams *upstreamPool
 	limits    *limits
 
-	h1       *http.Server // serves intercepted and plain connections, h2 via TLSNextProto
-	inbox    *connInbox
+	h1    *http.Server // serves intercepted and plain connections, h2 via TLSNextProto
+	inbox *connInbox
+	// h1conns are the HTTP/1.1 connections the pipeline serves itself
+	// (h1serve.go) until one of their requests is not plain.
+	h1conns  h1Conns
 	rproxy   *httputil.ReverseProxy
 	explicit *http.Server
 
@@ -396,7 +399,7 @@ func (s *Server) refuse(c net.Conn, ci *ConnInfo) {
 func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 	if !ci.TLS {
 		ci.upstream = s.upstreamFor(ci, false)
-		s.inbox.push(pc)
+		s.serveHTTP1(pc, ci)
 		return
 	}
 	tc := tls.Server(pc, s.clientTLS)
@@ -412,8 +415,13 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 		return
 	}
 	s.noteClientCert(ci, tc)
-	ci.upstream = s.upstreamFor(ci, tc.ConnectionState().NegotiatedProtocol == "h2")
-	s.inbox.push(tc)
+	h2 := tc.ConnectionState().NegotiatedProtocol == "h2"
+	ci.upstream = s.upstreamFor(ci, h2)
+	if h2 {
+		s.inbox.push(tc)
+		return
+	}
+	s.serveHTTP1(tc, ci)
 }
 
 // Close stops the listeners and drains: requests in flight and tunnels
@@ -438,7 +446,9 @@ func (s *Server) Close(ctx context.Context) error {
 	} else {
 		explicitDone <- nil
 	}
-	err := errors.Join(s.h1.Shutdown(ctx), <-explicitDone)
+	h1Done := make(chan error, 1)
+	go func() { h1Done <- s.h1conns.shutdown(ctx) }()
+	err := errors.Join(s.h1.Shutdown(ctx), <-explicitDone, <-h1Done)
 	_ = s.h1.Close()
 	// Once the HTTP servers are done no tunnel starts: each one open has
 	// what is left of the grace period.

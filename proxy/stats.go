@@ -21,6 +21,11 @@ type Stats struct {
 	RefusedUnrecorded  atomic.Uint64 // sessions refused: the activity log could not record them
 	RecordsFailed      atomic.Uint64 // records the activity log did not accept
 	TunnelsCut         atomic.Uint64 // tunnels (WebSocket, spliced) still open when Close's grace period ended
+	// H1Plain counts HTTP/1.1 requests the pipeline read and served itself;
+	// H1HandedOver the connections it gave to net/http's server at a request
+	// that was not plain (h1serve.go).
+	H1Plain      atomic.Uint64
+	H1HandedOver atomic.Uint64
 
 	SuffixRefused   atomic.Uint64 // suffix requests refused before any dial: bad, unknown or IP-literal host
 	SuffixForbidden atomic.Uint64 // suffix origins that resolved to a forbidden address: not dialled

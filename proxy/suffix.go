@@ -129,7 +129,11 @@ func (s *Server) handleSuffix(c net.Conn, ci *ConnInfo) {
 	}
 	s.Stats.Intercepted.Add(1)
 	s.noteClientCert(ci, tc)
-	s.inbox.push(tc)
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.inbox.push(tc)
+		return
+	}
+	s.serveHTTP1(tc, ci)
 }
 
 // suffixCertificate serves the suffixed name a leaf: the admin's

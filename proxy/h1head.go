@@ -34,16 +34,21 @@ import (
 // allocation where net/http makes one per value.
 func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, maxBytes int) (ok bool, err error) {
 	var head []byte
+	// Only the bytes that arrived since the last look are scanned, so a
+	// head that trickles in (slowloris) costs its length, not its square.
+	scanned := 0
 	for {
 		n := br.Buffered()
 		buf, _ := br.Peek(n)
-		if i := bytes.Index(buf, crlfCRLF); i >= 0 {
-			head = buf[:i+4]
+		from := max(scanned-3, 0)
+		if i := bytes.Index(buf[from:], crlfCRLF); i >= 0 {
+			head = buf[:from+i+4]
 			break
 		}
-		if n >= br.Size() || n > maxBytes || !plainSoFar(buf) {
+		if n >= br.Size() || n > maxBytes || !plainSoFar(buf, scanned) {
 			return false, nil
 		}
+		scanned = n
 		if _, err := br.Peek(n + 1); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -155,16 +160,18 @@ func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, m
 
 var crlfCRLF = []byte("\r\n\r\n")
 
-// plainSoFar reports whether a partial head can still be plain: it is
-// checked before waiting for more bytes, so a head that is already not
-// plain is handed over at once (net/http then applies its own timeouts and
-// limits from its first byte).
-func plainSoFar(b []byte) bool {
-	for i, c := range b {
-		if c == '\n' && (i == 0 || b[i-1] != '\r') {
-			return false
-		}
-		if c == 0 {
+// plainSoFar reports whether a partial head can still be plain, looking at
+// the bytes from from on: it is checked before waiting for more bytes, so
+// a head that is already not plain is handed over at once (net/http then
+// applies its own timeouts and limits from its first byte).
+func plainSoFar(b []byte, from int) bool {
+	for i := from; i < len(b); i++ {
+		switch b[i] {
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return false
+			}
+		case 0:
 			return false
 		}
 	}

@@ -204,9 +204,12 @@ func (s *Server) serveHTTP1(c net.Conn, ci *ConnInfo) {
 	}
 	hc.br = h1Readers.Get().(*bufio.Reader)
 	hc.br.Reset(c)
-	handed := hc.serve()
+	handed, gentle := hc.serve()
 	hc.unwatchTimer()
 	s.h1conns.remove(hc)
+	if gentle {
+		hc.closeGently()
+	}
 	hc.br.Reset(nil)
 	h1Readers.Put(hc.br)
 	if !handed {
@@ -214,40 +217,60 @@ func (s *Server) serveHTTP1(c net.Conn, ci *ConnInfo) {
 	}
 }
 
+// closeGently ends a connection the loop chose to close after a response:
+// the sending side first (TLS close_notify, then FIN), then whatever the
+// client still sends is read and dropped until it closes too, for at most
+// closeLinger. Closing with unread bytes would reset the connection, and
+// a reset can destroy the response before the client has read it (the
+// reason net/http pauses after its FIN as well).
+func (hc *h1conn) closeGently() {
+	if cw, ok := hc.c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if tc, ok := hc.c.(*tls.Conn); ok {
+		if cw, ok := tc.NetConn().(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	}
+	_ = hc.c.SetReadDeadline(time.Now().Add(closeLinger))
+	_, _ = io.Copy(io.Discard, io.LimitReader(hc.c, 256<<10))
+}
+
+// closeLinger bounds closeGently's wait for the client's close.
+const closeLinger = 500 * time.Millisecond
+
 // serve runs the connection's requests. It reports whether it handed the
-// connection to the http.Server (which then owns it).
-func (hc *h1conn) serve() (handed bool) {
+// connection to the http.Server (which then owns it), and whether the
+// connection ends after a complete response (closed gently).
+func (hc *h1conn) serve() (handed, gentle bool) {
 	s := hc.s
 	for {
 		hc.state.Store(h1Idle)
 		if s.closing.Load() {
-			return false
+			return false, false
 		}
 		if s.cfg.IdleTimeout > 0 {
 			_ = hc.c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
 		if _, err := hc.br.Peek(1); err != nil {
-			return false
+			return false, false
 		}
 		hc.state.Store(h1Active)
-		if s.closing.Load() && hc.br.Buffered() == 0 {
-			return false
-		}
 		_ = hc.c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
 		hr := &h1Request{}
 		ok, err := readPlainHead(hc.br, &hr.req, &hr.url, s.cfg.MaxHeaderCount, s.cfg.MaxHeaderBytes)
 		if err != nil {
 			// Timed out, closed or reset part-way: net/http closes such a
 			// connection without an answer, and so does the loop.
-			return false
+			return false, false
 		}
 		if !ok {
-			return hc.handOver()
+			return hc.handOver(), false
 		}
 		_ = hc.c.SetReadDeadline(time.Time{})
 		s.Stats.H1Plain.Add(1)
-		if !hc.serveRequest(hr) {
-			return false
+		if keep, clean := hc.serveRequest(hr); !keep {
+			return false, clean
 		}
 	}
 }
@@ -274,8 +297,10 @@ type h1Request struct {
 }
 
 // serveRequest runs one request through the pipeline and writes its
-// response. It reports whether the connection stays open.
-func (hc *h1conn) serveRequest(hr *h1Request) (keep bool) {
+// response. It reports whether the connection stays open and, when not,
+// whether the response went out whole (the connection is then closed
+// gently).
+func (hc *h1conn) serveRequest(hr *h1Request) (keep, clean bool) {
 	s := hc.s
 	r := &hr.req
 	r.RemoteAddr = hc.remote
@@ -300,7 +325,7 @@ func (hc *h1conn) serveRequest(hr *h1Request) (keep bool) {
 			_ = hc.bw.Flush()
 		}
 		hc.releaseWriter()
-		return false
+		return false, false
 	}
 	w.finish()
 	err := w.flushErr
@@ -310,7 +335,10 @@ func (hc *h1conn) serveRequest(hr *h1Request) (keep bool) {
 		}
 	}
 	hc.releaseWriter()
-	return err == nil && !w.closeAfter && !r.Close && !hc.gone.Load()
+	if err != nil || hc.gone.Load() {
+		return false, false
+	}
+	return !w.closeAfter && !r.Close, true
 }
 
 // runHandler calls the pipeline, reporting whether the handler aborted

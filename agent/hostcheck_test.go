@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,11 +183,15 @@ func TestStartNamesMissingPrivileges(t *testing.T) {
 		{"CAP_PERFMON missing", []uintptr{unix.CAP_BPF, unix.CAP_NET_ADMIN}, "lacks CAP_PERFMON;"},
 		{"CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN", []uintptr{unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_NET_ADMIN}, ""},
 	}
-	for _, mode := range attachModes {
+	// Both hooks of tc steering, and route steering (sk_lookup).
+	for _, mode := range append(slices.Clone(attachModes), AttachSkLookup) {
 		for _, c := range cases {
 			t.Run(string(mode)+"/"+c.name, func(t *testing.T) {
 				cfg := cfg
 				cfg.Attach = mode
+				if mode == AttachSkLookup {
+					cfg.Attach, cfg.Steering = AttachAuto, SteeringRoute
+				}
 				// As nobody, with exactly c.caps (as ambient capabilities).
 				out := runHelper(t, ns, exe, "start", cfg, &syscall.SysProcAttr{
 					Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
@@ -244,7 +249,7 @@ func worldExecutableCopy(t *testing.T) string {
 // is attached, naming what it lacks.
 func TestStartNamesMissingKernelFeatures(t *testing.T) {
 	ns := quietNS(t)
-	cfg := Config{Interface: "if0", PinDir: testPinDir(t)}
+	cfg := Config{Interface: "if0", PinDir: testPinDir(t), Steering: SteeringTC}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +279,32 @@ func TestStartNamesMissingKernelFeatures(t *testing.T) {
 		}, []string{"BPF maps of type SockMap (map listeners)"}},
 		{"sched_cls", func() { haveProgramType = func(ebpf.ProgramType) error { return missing } },
 			[]string{"BPF programs of type SchedCLS"}},
+		// Route steering probes its own program.
+		{"route/sk_lookup", func() {
+			haveProgramType = func(pt ebpf.ProgramType) error {
+				if pt == ebpf.SkLookup {
+					return missing
+				}
+				return realType(pt)
+			}
+		}, []string{"BPF programs of type SkLookup", "Linux 5.9"}},
+		{"route/bpf_sk_assign", func() {
+			haveProgramHelper = func(pt ebpf.ProgramType, fn asm.BuiltinFunc) error {
+				if fn == asm.FnSkAssign && pt == ebpf.SkLookup {
+					return missing
+				}
+				return realHelper(pt, fn)
+			}
+		}, []string{"the BPF helper bpf_sk_assign for SkLookup programs"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			haveProgramType, haveMapType, haveProgramHelper = realType, realMap, realHelper
 			c.older()
+			cfg := cfg
+			if strings.HasPrefix(c.name, "route/") {
+				cfg.Steering = SteeringRoute
+			}
 			err := ns.Do(func() error { _, err := Start(cfg); return err })
 			if !errors.Is(err, ErrUnsupportedKernel) {
 				t.Fatalf("Start: %v, want ErrUnsupportedKernel", err)

@@ -120,7 +120,7 @@ func Start(cfg Config) (_ *Agent, err error) {
 
 	var att attachment
 	if steering == SteeringRoute {
-		att, err = attachLookup(objs.SteerLookup)
+		att, err = attachLookup(objs.SteerLookup, cfg.ifindex)
 	} else {
 		att, err = attach(nl, &cfg, iface, objs.Steer, prev)
 	}

@@ -120,7 +120,7 @@ func attach(nl *netlink.Handle, cfg *Config, iface netlink.Link, prog *ebpf.Prog
 // behind it until its pins go: programs run in attachment order and the
 // last one to select a socket decides, so from here on the new one does
 // (both assign the same listener from the shared sockmap).
-func attachLookup(prog *ebpf.Program) (attachment, error) {
+func attachLookup(prog *ebpf.Program, ifindex int) (attachment, error) {
 	ns, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace: %w", err)
@@ -133,12 +133,15 @@ func attachLookup(prog *ebpf.Program) (attachment, error) {
 		}
 		return nil, fmt.Errorf("attach sk_lookup: %w", err)
 	}
-	return &lookupAttachment{link: lnk}, nil
+	return &lookupAttachment{link: lnk, ifindex: ifindex}, nil
 }
 
 // lookupAttachment is steer_lookup's netns link, kept attached by its pin
 // as a TCX link is.
-type lookupAttachment struct{ link *link.NetNsLink }
+type lookupAttachment struct {
+	link    *link.NetNsLink
+	ifindex int // the interface it steers from (the record's, for the status command)
+}
 
 func (l *lookupAttachment) mode() AttachMode { return AttachSkLookup }
 
@@ -146,7 +149,7 @@ func (l *lookupAttachment) pin(dir string) error {
 	if err := l.link.Pin(filepath.Join(dir, linkPin)); err != nil {
 		return fmt.Errorf("pin link: %w", err)
 	}
-	return writeRecord(dir, attachRecord{mode: AttachSkLookup})
+	return writeRecord(dir, attachRecord{mode: AttachSkLookup, ifindex: l.ifindex})
 }
 
 func (l *lookupAttachment) release() error { return l.link.Close() }
@@ -181,7 +184,7 @@ func (t *tcxAttachment) detach() error  { return nil }
 //
 //	tcx ifindex=4
 //	tc ifindex=4 prio=124 handle=124 qdisc=created
-//	sk_lookup ifindex=0
+//	sk_lookup ifindex=4
 type attachRecord struct {
 	mode    AttachMode
 	ifindex int

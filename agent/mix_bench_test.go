@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
 )
 
 // BenchmarkDatapathLabMix is the steering program's cost per packet over the
@@ -98,6 +101,9 @@ func BenchmarkDatapathLabMix(b *testing.B) {
 		cfg     Config
 		perPath [][]sample
 		mix     []sample
+		// short: shortConns short connections to the proxy (not in the
+		// mix): where route steering's one run per connection weighs most.
+		short []sample
 	}
 	mechs := []*mechanism{{name: "tc", cfg: tcCfg}, {name: "route", cfg: routeCfg}}
 	for _, m := range mechs {
@@ -155,6 +161,17 @@ func BenchmarkDatapathLabMix(b *testing.B) {
 				}
 			}
 			mech.mix = append(mech.mix, m)
+
+			rt0, n0, _ := a.ProgramStats()
+			e0, _ := empty.Stats()
+			shortConns(b, k.Gateway, k.steered4, shortConnsPerRound)
+			e1, _ := empty.Stats()
+			rt1, n1, _ := a.ProgramStats()
+			if route && n1-n0 != shortConnsPerRound {
+				b.Errorf("route: steer_lookup ran %d times for %d short connections", n1-n0, shortConnsPerRound)
+			}
+			mech.short = append(mech.short, sample{float64(rt1 - rt0), float64(e1.Runtime - e0.Runtime),
+				float64(e1.RunCount - e0.RunCount), float64(n1 - n0)})
 		}
 	}
 	b.StopTimer()
@@ -193,6 +210,17 @@ func BenchmarkDatapathLabMix(b *testing.B) {
 		}
 		fmt.Fprintf(&log, "%-5s lab mix: steer %.2f (rounds %.2f-%.2f), empty %.1f ns/packet (ratio %.3f, excess %.2f); best round %.2f vs %.1f\n",
 			mech.name, st, lo, hi, em, st/em, st-em, best, bestEmpty)
+		st, em, _, _, lo, hi = perPacket(mech.short)
+		b.ReportMetric(st, prefix+"short_ns/packet")
+		fmt.Fprintf(&log, "%-5s %d short connections: steer %.1f (rounds %.1f-%.1f), empty %.1f ns/packet, %.1f packets a connection\n",
+			mech.name, shortConnsPerRound, st, lo, hi, em, mech.short[0].packets/shortConnsPerRound)
+		if mech.name == "route" {
+			var ns, runs float64
+			for _, m := range mech.short {
+				ns, runs = ns+m.steerNs, runs+m.steerRuns
+			}
+			b.ReportMetric(ns/max(runs, 1), "route_short_ns/lookup")
+		}
 		if mech.name == "route" {
 			// What one connection costs it: the mix's per-packet figure
 			// depends on how many packets a connection carries.
@@ -205,6 +233,31 @@ func BenchmarkDatapathLabMix(b *testing.B) {
 		}
 	}
 	b.Log("\n" + log.String())
+}
+
+// shortConnsPerRound is how many short connections a round makes.
+const shortConnsPerRound = 100
+
+// shortConns makes n connections from the client to addr (a bulkServer),
+// each sending one byte and reading the one-byte answer: a handful of
+// packets each.
+func shortConns(b *testing.B, g *lab.Gateway, addr netip.AddrPort, n int) {
+	b.Helper()
+	for range n {
+		c, err := dialFrom(g.Client, "tcp", addr.String())
+		if err != nil {
+			b.Fatalf("dial %s: %v", addr, err)
+		}
+		var one [1]byte
+		if _, err := c.Write([]byte{'u'}); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		if _, err := io.ReadFull(c, one[:]); err != nil {
+			b.Fatalf("short connection to %s: %v", addr, err)
+		}
+		c.Close()
+	}
 }
 
 // labMixRounds is how many rounds of every path one iteration runs.

@@ -957,15 +957,24 @@ int steer_lookup(struct bpf_sk_lookup *ctx)
 		}
 	}
 
+	/*
+	 * REPLACE: the decision for an intercepted lookup is this program's,
+	 * whatever an sk_lookup program before it chose -- the previous
+	 * generation's, still attached while a restart takes over (the same
+	 * listener), or another tool's.
+	 */
 	struct bpf_sock *listener = bpf_map_lookup_elem(&listeners, &key);
 	if (listener) {
-		long err = bpf_sk_assign(ctx, listener, 0);
+		long err = bpf_sk_assign(ctx, listener, BPF_SK_LOOKUP_F_REPLACE);
 
 		bpf_sk_release(listener);
 		if (err == 0)
 			return count(COUNTER_STEERED, SK_PASS);
 		count(COUNTER_ASSIGN_ERRORS, 0);
 	}
+	/* A socket an earlier program chose would still win over SK_DROP. */
+	if (ctx->sk)
+		bpf_sk_assign(ctx, NULL, BPF_SK_LOOKUP_F_REPLACE);
 	return count(COUNTER_NO_LISTENER_REFUSED, SK_DROP);
 }
 

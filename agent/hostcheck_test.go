@@ -320,7 +320,7 @@ func TestStartNamesMissingKernelFeatures(t *testing.T) {
 }
 
 // On a host with IPv6 disabled the datapath starts with IPv4 routing only
-// (the kernel refuses IPv6 routes there), in both modes.
+// (the kernel refuses IPv6 routes there), with either mechanism.
 func TestStartOnHostWithoutIPv6(t *testing.T) {
 	ns := quietNS(t)
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1"} {
@@ -328,9 +328,9 @@ func TestStartOnHostWithoutIPv6(t *testing.T) {
 			t.Fatalf("sysctl %s: %v: %s", k, err, out)
 		}
 	}
-	for _, mode := range attachModes {
+	for _, mode := range steeringModes {
 		t.Run(string(mode), func(t *testing.T) {
-			cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
+			cfg := withMode(Config{Interface: "if0", PinDir: testPinDir(t)}, mode)
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
@@ -339,8 +339,16 @@ func TestStartOnHostWithoutIPv6(t *testing.T) {
 				t.Errorf("attachment %+v, want %s without IPv6", at, mode)
 			}
 			rules, routes := routingLeft(t, ns, cfg)
-			if len(rules) != 1 || len(routes) != 1 || rules[0].Family != unix.AF_INET || routes[0].Family != unix.AF_INET {
-				t.Errorf("routing %v %v, want the IPv4 rule and route only", rules, routes)
+			// The fwmark rule, and with route steering its IPv4 rules (two
+			// /1 halves × two port ranges).
+			wantRules := tableRules(mode) / 2
+			if len(rules) != wantRules || len(routes) != 1 || routes[0].Family != unix.AF_INET {
+				t.Errorf("routing %v %v, want %d IPv4 rules and the IPv4 route only", rules, routes, wantRules)
+			}
+			for _, r := range rules {
+				if r.Family != unix.AF_INET {
+					t.Errorf("rule %v is not IPv4", r)
+				}
 			}
 			if err := a.Detach(); err != nil {
 				t.Fatal(err)

@@ -314,6 +314,37 @@ func TestRouteSteeringEndToEnd(t *testing.T) {
 		}
 		expectAnswer(t, g, https4, "proxy "+https4.String())
 	})
+	t.Run("switching to tc steering and back takes over without a gap", func(t *testing.T) {
+		tc := cfg
+		tc.Steering = SteeringTC
+		for _, next := range []Config{tc, cfg} {
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			failed := make(chan error, 2)
+			for _, addr := range []netip.AddrPort{https4, https6} {
+				go func() { failed <- dialUntil(g, addr, stop) }()
+			}
+			if err := g.GW.Do(func() (err error) { a, err = Start(next); return }); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			close(stop)
+			for range 2 {
+				if err := <-failed; err != nil {
+					t.Errorf("switching to %s steering: %v", next.Steering, err)
+				}
+			}
+			if at := a.Attachment(); !at.TookOver || (at.Steering == SteeringRoute) != (next.Steering == SteeringAuto) {
+				t.Errorf("attachment %+v after switching to %s", at, next.Steering)
+			}
+		}
+		waitSteering(t, g.GW, g.LANIf, AttachSkLookup, 1)
+		if rules, _ := routeSteeringLeft(t, g.GW, cfg); rules != 16 {
+			t.Errorf("%d rules after switching back, want 16", rules)
+		}
+	})
 	t.Run("without a listener, fail-closed: nothing reaches the origin", func(t *testing.T) {
 		before, _ := a.Counters()
 		_ = ln4.Close()

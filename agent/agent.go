@@ -23,6 +23,9 @@ type Agent struct {
 	info   Attachment
 	nl     *netlink.Handle // bound to the network namespace Start ran in
 	closed bool
+	// steering is the mechanism Start chose; ipv6 whether it routes IPv6.
+	steering Steering
+	ipv6     bool
 	// reported is what Counters last returned (it never returns less).
 	reported Counters
 }
@@ -51,6 +54,10 @@ func Start(cfg Config) (_ *Agent, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	steering, err := cfg.steering()
+	if err != nil {
+		return nil, err
+	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
 	}
@@ -58,7 +65,7 @@ func Start(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkKernel(spec); err != nil {
+	if err := checkKernel(spec, programOf(steering)); err != nil {
 		return nil, err
 	}
 	mounted, err := ensureBPFFS(cfg.PinDir)
@@ -74,6 +81,7 @@ func Start(cfg Config) (_ *Agent, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", cfg.Interface, err)
 	}
+	cfg.ifindex = iface.Attrs().Index
 	if err := removeStaleTemps(cfg.PinDir); err != nil {
 		return nil, fmt.Errorf("remove stale pins: %w", err)
 	}
@@ -83,11 +91,11 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	// Closing the previous generation's descriptors is what finally detaches
-	// its TCX program, once publish has removed its pins; on failure its
-	// pins keep it running.
+	// its TCX program or sk_lookup link, once publish has removed its pins;
+	// on failure its pins keep it running.
 	defer prev.Close()
 
-	objs, byName, err := loadObjects(prev.maps)
+	objs, byName, err := loadObjects(prev.maps, steering)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +104,9 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 
+	// Both mechanisms keep the fwmark rule and the local routes: tc
+	// steering marks, and a generation of the other mechanism being taken
+	// over may still be marking.
 	ipv6 := hostHasIPv6()
 	added, err := installRouting(nl, &cfg, ipv6)
 	defer onError(&err, func() {
@@ -107,11 +118,24 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 
-	att, err := attach(nl, &cfg, iface, objs.Steer, prev)
+	var att attachment
+	if steering == SteeringRoute {
+		att, err = attachLookup(objs.SteerLookup, cfg.ifindex)
+	} else {
+		att, err = attach(nl, &cfg, iface, objs.Steer, prev)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer onError(&err, func() { _ = att.undo() })
+	var change routingChange
+	defer onError(&err, func() { _ = change.undo(nl) })
+	if steering == SteeringRoute {
+		// After the program: a SYN the rules deliver finds it there.
+		if change, err = addRouteSteering(nl, &cfg, ipv6); err != nil {
+			return nil, err
+		}
+	}
 	if testHookAfterAttach != nil {
 		if err := testHookAfterAttach(att.mode()); err != nil {
 			return nil, err
@@ -127,8 +151,10 @@ func Start(cfg Config) (_ *Agent, err error) {
 		return nil, err
 	}
 	// Published: from here on nothing fails. A tc filter the previous
-	// generation left where this one does not use it goes now (a TCX link
-	// goes with prev.Close).
+	// generation left where this one does not use it goes now (a TCX or
+	// sk_lookup link goes with prev.Close), and so do route steering's
+	// rules and routes this generation does not want: all of them with tc
+	// steering, whose program is attached by now.
 	tookOver := prev.hasRecord
 	if t, ok := att.(*tcAttachment); ok {
 		tookOver = tookOver || t.tookOver
@@ -137,23 +163,36 @@ func Start(cfg Config) (_ *Agent, err error) {
 		(att.mode() != AttachTC || prev.record.ifindex != iface.Attrs().Index) {
 		_ = removeTC(nl, prev.record)
 	}
-	if att.mode() == AttachTCX {
+	if att.mode() != AttachTC {
 		// An orphan filter of ours (its pins lost with a private bpffs) on
-		// this interface would run behind the new program: never, but it
-		// keeps stale maps alive.
+		// this interface would keep deciding: behind a TCX program never,
+		// but it keeps stale maps alive; beside route steering it would
+		// still steer every packet.
 		_ = removeTC(nl, attachRecord{mode: AttachTC, ifindex: iface.Attrs().Index})
 	}
-	a := &Agent{cfg: cfg, objs: *objs, att: att, nl: nl}
-	a.info = Attachment{Mode: att.mode(), Interface: cfg.Interface, TookOver: tookOver, MountedBPFFS: mounted, IPv6: ipv6}
+	_ = pruneRouteSteering(nl, &cfg, steering == SteeringRoute, ipv6)
+	a := &Agent{cfg: cfg, objs: *objs, att: att, nl: nl, steering: steering, ipv6: ipv6}
+	a.info = Attachment{Steering: steering, Mode: att.mode(), Interface: cfg.Interface, TookOver: tookOver, MountedBPFFS: mounted, IPv6: ipv6}
 	return a, nil
+}
+
+// programOf names the program a mechanism runs.
+func programOf(s Steering) string {
+	if s == SteeringRoute {
+		return steerProgSteerLookup
+	}
+	return steerProgSteer
 }
 
 // loadObjects loads the program with the maps pinned by a previous run when
 // all of them are still compatible, and with fresh maps otherwise (first
 // start, or an upgrade that changed a map). It also returns every map by
 // name, for pinning.
-func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.Map, error) {
-	spec, err := loadPerCPU()
+//
+// Only the program of the mechanism is loaded: the other may need what this
+// kernel lacks (steer_lookup reads ingress_ifindex, Linux 5.17).
+func loadObjects(pinned map[string]*ebpf.Map, steering Steering) (*steerObjects, map[string]*ebpf.Map, error) {
+	spec, err := loadPerCPU(steering)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -165,7 +204,7 @@ func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.M
 	if err != nil && opts.MapReplacements != nil && errors.Is(err, ebpf.ErrMapIncompatible) {
 		// The old datapath keeps running on its maps until the new one,
 		// with fresh maps, replaces it.
-		if spec, err = loadPerCPU(); err != nil {
+		if spec, err = loadPerCPU(steering); err != nil {
 			return nil, nil, err
 		}
 		coll, err = ebpf.NewCollection(spec)
@@ -178,20 +217,28 @@ func loadObjects(pinned map[string]*ebpf.Map) (*steerObjects, map[string]*ebpf.M
 	}
 	byName := maps.Clone(coll.Maps)
 	objs := new(steerObjects)
-	if err := coll.Assign(objs); err != nil {
+	if err := coll.Assign(&objs.steerMaps); err != nil {
 		coll.Close()
 		return nil, nil, fmt.Errorf("load steering program: %w", err)
 	}
-	coll.Close() // everything was assigned; nothing is left to close here
+	objs.Steer = coll.DetachProgram(steerProgSteer) // nil unless tc steering
+	objs.SteerLookup = coll.DetachProgram(steerProgSteerLookup)
+	coll.Close() // everything is held by objs; nothing is left to close here
 	return objs, byName, nil
 }
 
 // loadPerCPU loads the program's spec with the maps that hold a region per
 // CPU (see enum per_cpu_layout in bpf/steer.c) sized for every possible CPU.
-func loadPerCPU() (*ebpf.CollectionSpec, error) {
+// Of the programs, only the one steering runs is kept.
+func loadPerCPU(steering Steering) (*ebpf.CollectionSpec, error) {
 	spec, err := loadSteer()
 	if err != nil {
 		return nil, err
+	}
+	for name := range spec.Programs {
+		if name != programOf(steering) {
+			delete(spec.Programs, name)
+		}
 	}
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
@@ -253,11 +300,18 @@ func (a *Agent) SetBypass(prefixes []netip.Prefix) error {
 		return err
 	}
 	a.cfg = next
+	if a.steering == SteeringRoute {
+		if err := syncRouteSteering(a.nl, &next, a.ipv6); err != nil {
+			return fmt.Errorf("bypass routes: %w", err)
+		}
+	}
 	return nil
 }
 
 // SetFailOpen switches what happens to intercepted traffic when no listener
-// is present: forwarded unsteered (true) or refused with a reset (false).
+// is present: forwarded unsteered (true) or refused (false). Route
+// steering cannot fail open: turning it on there returns ErrRestartRequired
+// (a restart with SteeringAuto chooses tc steering) and changes nothing.
 func (a *Agent) SetFailOpen(on bool) error {
 	return a.updateSettings(func(c *Config) { c.FailOpen = on })
 }
@@ -275,10 +329,30 @@ func (a *Agent) updateSettings(change func(*Config)) error {
 	}
 	next := a.cfg
 	change(&next)
+	if err := a.refuseFailOpen(&next); err != nil {
+		return err
+	}
 	if err := writeSettings(&a.objs.steerMaps, &next); err != nil {
 		return err
 	}
 	a.cfg = next
+	if a.steering == SteeringRoute {
+		return syncRouteSteering(a.nl, &next, a.ipv6)
+	}
+	return nil
+}
+
+// refuseFailOpen refuses a change to fail-open, or past the rule budget,
+// while route steering runs.
+func (a *Agent) refuseFailOpen(next *Config) error {
+	if a.steering != SteeringRoute {
+		return nil
+	}
+	probe := *next
+	probe.Steering = SteeringRoute
+	if _, err := probe.steering(); err != nil {
+		return fmt.Errorf("%w: %w", ErrRestartRequired, err)
+	}
 	return nil
 }
 
@@ -301,13 +375,22 @@ func (a *Agent) Update(cfg Config) error {
 		return fmt.Errorf("%w: pin directory %s -> %s", ErrRestartRequired, a.cfg.PinDir, cfg.PinDir)
 	case cfg.Attach != a.cfg.Attach:
 		return fmt.Errorf("%w: attach mode %s -> %s", ErrRestartRequired, a.cfg.Attach, cfg.Attach)
-	case cfg.Mark != a.cfg.Mark || cfg.Table != a.cfg.Table || cfg.RulePriority != a.cfg.RulePriority:
-		return fmt.Errorf("%w: mark, table or rule priority", ErrRestartRequired)
+	case cfg.Mark != a.cfg.Mark || cfg.Table != a.cfg.Table || cfg.DropTable != a.cfg.DropTable || cfg.RulePriority != a.cfg.RulePriority:
+		return fmt.Errorf("%w: mark, tables or rule priority", ErrRestartRequired)
+	case cfg.Steering != a.cfg.Steering:
+		return fmt.Errorf("%w: steering %s -> %s", ErrRestartRequired, a.cfg.Steering, cfg.Steering)
+	}
+	cfg.ifindex = a.cfg.ifindex
+	if err := a.refuseFailOpen(&cfg); err != nil {
+		return err
 	}
 	if err := writeConfig(&a.objs.steerMaps, &cfg); err != nil {
 		return err
 	}
 	a.cfg = cfg
+	if a.steering == SteeringRoute {
+		return syncRouteSteering(a.nl, &cfg, a.ipv6)
+	}
 	return nil
 }
 
@@ -337,8 +420,15 @@ func (a *Agent) Detach() error {
 	a.closed = true
 	// Program first, routing last: a marked packet must never meet a host
 	// without the routes that deliver it. A tc filter goes by netlink, a
-	// TCX link once its pin is gone and its descriptor closed.
-	errs := []error{a.att.detach(), removePins(a.cfg.PinDir)}
+	// TCX link once its pin is gone and its descriptor closed. Route
+	// steering's rules go first of all: from then on the kernel forwards
+	// what they delivered, and no SYN is delivered to a host whose
+	// steer_lookup is gone.
+	var errs []error
+	if a.steering == SteeringRoute {
+		errs = append(errs, pruneRouteSteering(a.nl, &a.cfg, false, a.ipv6))
+	}
+	errs = append(errs, a.att.detach(), removePins(a.cfg.PinDir))
 	nl := a.nl
 	a.nl = nil
 	errs = append(errs, a.release(), removeRouting(nl, &a.cfg))
@@ -355,10 +445,11 @@ func (a *Agent) release() error {
 }
 
 // Remove tears down the datapath a stopped (or crashed) process left behind,
-// as Detach would: the tc filter the attach record in cfg.PinDir names (and
-// the clsact qdisc if Portcullis created it), the pins (removing a TCX
-// link's pin detaches it once no process holds it), and the policy routing
-// for cfg's mark, table and rule priority. Like Start it must run in the
+// as Detach would: route steering's rules and routes (cfg's tables and rule
+// priority), the tc filter the attach record in cfg.PinDir names (and
+// the clsact qdisc if Portcullis created it), the pins (removing a TCX or
+// sk_lookup link's pin detaches it once no process holds it), and the policy
+// routing for cfg's mark, table and rule priority. Like Start it must run in the
 // interface's network namespace. cfg.Interface may be empty; if it is set, a
 // filter of ours on it is removed even without pins (its bpffs gone with a
 // mount namespace). Nothing left to remove is not an error.
@@ -371,7 +462,8 @@ func Remove(cfg Config) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer nl.Close()
-	var errs []error
+	// Route steering's rules first, as Detach does.
+	errs := []error{pruneRouteSteering(nl, &cfg, false, true)}
 	rec, ok, err := readRecord(cfg.PinDir)
 	errs = append(errs, err)
 	if ok && rec.mode == AttachTC {

@@ -29,14 +29,20 @@ const (
 	// qdisc (created if missing): the hook of kernels before 6.6. The filter
 	// itself keeps the program attached after the process exits.
 	AttachTC AttachMode = "tc"
+	// AttachSkLookup is route steering's hook (see Steering), never a
+	// Config value: steer_lookup attached to the network namespace's
+	// listener lookups by a netns link, pinned like the TCX link.
+	AttachSkLookup AttachMode = "sk_lookup"
 )
 
 func (m AttachMode) valid() bool { return m == AttachAuto || m == AttachTCX || m == AttachTC }
 
 // Attachment describes how a running Agent's datapath is attached.
 type Attachment struct {
-	// Mode is AttachTCX or AttachTC: what auto resolved to, or what was
-	// forced.
+	// Steering is the mechanism in use: SteeringRoute or SteeringTC.
+	Steering Steering
+	// Mode is AttachSkLookup with route steering; with tc steering it is
+	// AttachTCX or AttachTC: what auto resolved to, or what was forced.
 	Mode      AttachMode
 	Interface string
 	// TookOver is set when Start replaced a datapath a previous run had left
@@ -109,6 +115,47 @@ func attach(nl *netlink.Handle, cfg *Config, iface netlink.Link, prog *ebpf.Prog
 	return attachTC(nl, iface, prog, prev)
 }
 
+// attachLookup attaches steer_lookup to the listener lookups of the calling
+// thread's network namespace. A previous generation's link stays attached
+// behind it until its pins go: programs run in attachment order and the
+// last one to select a socket decides, so from here on the new one does
+// (both assign the same listener from the shared sockmap).
+func attachLookup(prog *ebpf.Program, ifindex int) (attachment, error) {
+	ns, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	defer ns.Close()
+	lnk, err := link.AttachNetNs(int(ns.Fd()), prog)
+	if err != nil {
+		if errors.Is(err, ebpf.ErrNotSupported) {
+			err = fmt.Errorf("%w: sk_lookup netns links need Linux 5.9 or later (set datapath.steering to tc): %w", ErrUnsupportedKernel, err)
+		}
+		return nil, fmt.Errorf("attach sk_lookup: %w", err)
+	}
+	return &lookupAttachment{link: lnk, ifindex: ifindex}, nil
+}
+
+// lookupAttachment is steer_lookup's netns link, kept attached by its pin
+// as a TCX link is.
+type lookupAttachment struct {
+	link    *link.NetNsLink
+	ifindex int // the interface it steers from (the record's, for the status command)
+}
+
+func (l *lookupAttachment) mode() AttachMode { return AttachSkLookup }
+
+func (l *lookupAttachment) pin(dir string) error {
+	if err := l.link.Pin(filepath.Join(dir, linkPin)); err != nil {
+		return fmt.Errorf("pin link: %w", err)
+	}
+	return writeRecord(dir, attachRecord{mode: AttachSkLookup, ifindex: l.ifindex})
+}
+
+func (l *lookupAttachment) release() error { return l.link.Close() }
+func (l *lookupAttachment) undo() error    { return l.link.Close() }
+func (l *lookupAttachment) detach() error  { return nil }
+
 // tcxAttachment is a TCX link, kept attached by its pin.
 type tcxAttachment struct {
 	link    link.Link
@@ -137,6 +184,7 @@ func (t *tcxAttachment) detach() error  { return nil }
 //
 //	tcx ifindex=4
 //	tc ifindex=4 prio=124 handle=124 qdisc=created
+//	sk_lookup ifindex=4
 type attachRecord struct {
 	mode    AttachMode
 	ifindex int
@@ -193,7 +241,7 @@ func parseRecord(s string) (attachRecord, error) {
 		return attachRecord{}, errors.New("empty")
 	}
 	r := attachRecord{mode: AttachMode(fields[0])}
-	if r.mode != AttachTCX && r.mode != AttachTC {
+	if r.mode != AttachTCX && r.mode != AttachTC && r.mode != AttachSkLookup {
 		return attachRecord{}, fmt.Errorf("unknown mode %q", fields[0])
 	}
 	for _, f := range fields[1:] {

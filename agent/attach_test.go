@@ -26,21 +26,39 @@ func TestTakeoverAcrossAttachModes(t *testing.T) {
 	if err := a.objs.Counters.Update(counterKey(0, steerCounterCOUNTER_STEERED), uint64(7), ebpf.UpdateAny); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []AttachMode{AttachTC, AttachTCX, AttachTC, AttachAuto} {
+	// Auto with tc steering forced resolves to TCX on this kernel; plain
+	// auto is route steering (sk_lookup), taken over from tc and back.
+	steps := []struct {
+		attach   AttachMode
+		steering Steering
+		want     AttachMode
+	}{
+		{AttachTC, SteeringAuto, AttachTC}, {AttachTCX, SteeringAuto, AttachTCX}, {AttachTC, SteeringAuto, AttachTC},
+		{AttachAuto, SteeringTC, AttachTCX}, {AttachAuto, SteeringAuto, AttachSkLookup},
+		{AttachTC, SteeringAuto, AttachTC}, {AttachAuto, SteeringRoute, AttachSkLookup}, {AttachTCX, SteeringTC, AttachTCX},
+	}
+	for _, step := range steps {
 		if err := a.Close(); err != nil {
 			t.Fatal(err)
 		}
-		cfg.Attach = mode
+		mode, want := step.attach, step.want
+		cfg.Attach, cfg.Steering = mode, step.steering
 		a = startIn(t, ns, cfg)
-		want := mode
-		if mode == AttachAuto {
-			want = AttachTCX // this kernel has TCX
-		}
 		at := a.Attachment()
 		if at.Mode != want || !at.TookOver {
-			t.Fatalf("%s: attachment %+v, want %s taken over", mode, at, want)
+			t.Fatalf("%s/%s: attachment %+v, want %s taken over", mode, step.steering, at, want)
 		}
-		waitPrograms(t, ns, "if0", want, 1)
+		if want == AttachSkLookup {
+			waitPrograms(t, ns, "if0", AttachTCX, 0)
+			waitLookupPrograms(t, ns, 1)
+		} else {
+			waitPrograms(t, ns, "if0", want, 1)
+			waitLookupPrograms(t, ns, 0)
+		}
+		// Route steering's rules exist exactly while it runs.
+		if rules, _ := routeSteeringLeft(t, ns, cfg); (rules > 0) != (want == AttachSkLookup) {
+			t.Errorf("%s: %d route steering rules", want, rules)
+		}
 		// The qdisc the tc mode created goes with it.
 		if tc := tcOf(t, ns, "if0"); tc.clsact != (want == AttachTC) {
 			t.Errorf("%s: clsact present %v", mode, tc.clsact)
@@ -73,7 +91,7 @@ func TestAutoFallsBackToTCWithoutTCX(t *testing.T) {
 	}
 	requireNothingLeft(t, ns, "if0", cfg)
 
-	cfg.Attach = AttachAuto
+	cfg.Attach, cfg.Steering = AttachAuto, SteeringTC
 	a := startIn(t, ns, cfg)
 	if at := a.Attachment(); at.Mode != AttachTC {
 		t.Fatalf("auto without TCX attached %+v, want tc", at)

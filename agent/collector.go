@@ -22,7 +22,13 @@ var _ prometheus.Collector = (*collector)(nil)
 //	portcullis_datapath_packets_total{result}     packets by outcome (see Counters)
 //	portcullis_datapath_assign_errors_total       failed bpf_sk_assign calls
 //	portcullis_datapath_listener_present{family}  1 while a listener is in the sockmap
-//	portcullis_datapath_attach_mode{mode}         1 for the hook in use: tcx or tc
+//	portcullis_datapath_attach_mode{mode}         1 for the hook in use: tcx, tc or sk_lookup
+//
+// With route steering (attach mode sk_lookup) packets_total has only the
+// results it counts, which are connections (SYNs), not packets:
+// steered and no_listener_refused (see Counters). The others are not
+// exported rather than left at zero: the kernel forwards bypassed and
+// not-intercepted packets, and delivers established ones, with no program.
 func (a *Agent) Collector() prometheus.Collector {
 	return &collector{
 		agent: a,
@@ -33,7 +39,7 @@ func (a *Agent) Collector() prometheus.Collector {
 		listener: prometheus.NewDesc("portcullis_datapath_listener_present",
 			"Whether a proxy listener is in the datapath's sockmap (0: the fail mode applies).", []string{"family"}, nil),
 		mode: prometheus.NewDesc("portcullis_datapath_attach_mode",
-			"How the steering program is attached (1 for the mode in use): tcx, or tc (clsact) on kernels before 6.6.", []string{"mode"}, nil),
+			"How the steering program is attached (1 for the mode in use): tcx, or tc (clsact) on kernels before 6.6, or sk_lookup (route steering).", []string{"mode"}, nil),
 	}
 }
 
@@ -45,13 +51,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.mode, prometheus.GaugeValue, 1, string(c.agent.Attachment().Mode))
+	at := c.agent.Attachment()
+	ch <- prometheus.MustNewConstMetric(c.mode, prometheus.GaugeValue, 1, string(at.Mode))
 	counters, err := c.agent.Counters()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.packets, err)
 		return
 	}
 	for _, f := range counterFields {
+		if !at.Steering.CountsPackets() && !f.route {
+			continue
+		}
 		n := float64(*f.field(&counters))
 		if f.label == "" {
 			ch <- prometheus.MustNewConstMetric(c.assignErr, prometheus.CounterValue, n)

@@ -18,6 +18,10 @@ const (
 	// DefaultTable holds only the "local 0.0.0.0/0 dev lo" and
 	// "local ::/0 dev lo" routes that deliver marked packets to this host.
 	DefaultTable = 7400
+	// DefaultDropTable is route steering's table for dropped QUIC: only
+	// "blackhole 0.0.0.0/0", "blackhole ::/0" and the bypass prefixes'
+	// throw routes.
+	DefaultDropTable = 7401
 	// DefaultRulePriority puts the fwmark rule ahead of the main table (32766)
 	// and of typical VPN and multi-uplink rules, behind "local" (0).
 	DefaultRulePriority = 100
@@ -49,8 +53,18 @@ type Config struct {
 	// back to TCP, which is steered.
 	DropQUIC bool
 	// FailOpen forwards traffic unsteered when no proxy listener is present.
-	// The default, fail-closed, refuses it with a TCP reset.
+	// The default, fail-closed, refuses it: with a TCP reset (tc steering,
+	// and route steering over IPv6), or by dropping the SYN, which the
+	// client retries until the proxy is back or it gives up (route steering
+	// over IPv4: the kernel cannot send a reset from an address that is not
+	// the host's). Fail-open needs tc steering (see Steering).
 	FailOpen bool
+	// Steering chooses the mechanism (see Steering): route (policy rules
+	// and a program for SYNs only), tc (a program on every packet), or auto:
+	// route when fail-closed with the attach mode left at auto and the
+	// configuration within route steering's rule budget, tc otherwise.
+	// Default SteeringAuto.
+	Steering Steering
 	// PinDir is the bpffs directory holding the pinned link and maps, so the
 	// datapath outlives the process and a restart takes it over. Default
 	// DefaultPinDir.
@@ -58,15 +72,24 @@ type Config struct {
 	// Mark is the fwmark the program sets on steered packets and the policy
 	// rule matches (as mark/mask with mask = Mark). Default DefaultMark.
 	Mark uint32
-	// Table is the routing table with the local-delivery routes. Default
+	// Table is the routing table with the local-delivery routes (and, with
+	// route steering, the bypass prefixes' throw routes). Default
 	// DefaultTable.
 	Table int
-	// RulePriority is the priority of the fwmark rule. Default
-	// DefaultRulePriority.
+	// DropTable is route steering's table for QUIC from clients when
+	// DropQUIC is set. Default DefaultDropTable.
+	DropTable int
+	// RulePriority is the priority of the fwmark rule and of route
+	// steering's rules. Default DefaultRulePriority.
 	RulePriority int
-	// Attach chooses the hook: TCX, tc (clsact + cls_bpf), or auto (TCX
-	// where the kernel has it, tc otherwise). Default AttachAuto.
+	// Attach chooses the hook of tc steering: TCX, tc (clsact + cls_bpf),
+	// or auto (TCX where the kernel has it, tc otherwise). Forcing tcx or tc
+	// also chooses tc steering when Steering is auto. Default AttachAuto.
 	Attach AttachMode
+
+	// ifindex is Interface's index, set by Start: the settings map carries
+	// it for steer_lookup.
+	ifindex int
 }
 
 // maxInterceptPorts bounds Config.InterceptPorts.
@@ -137,6 +160,12 @@ func (c *Config) validate(needInterface bool) error {
 	if c.Table < 0 || (c.Table >= 253 && c.Table <= 255) {
 		return fmt.Errorf("%w: routing table %d is reserved or invalid", ErrInvalidConfig, c.Table)
 	}
+	if c.DropTable == 0 {
+		c.DropTable = DefaultDropTable
+	}
+	if c.DropTable < 0 || (c.DropTable >= 253 && c.DropTable <= 255) || c.DropTable == c.Table {
+		return fmt.Errorf("%w: drop table %d is reserved, invalid or the routing table", ErrInvalidConfig, c.DropTable)
+	}
 	if c.RulePriority == 0 {
 		c.RulePriority = DefaultRulePriority
 	}
@@ -150,7 +179,19 @@ func (c *Config) validate(needInterface bool) error {
 	if !c.Attach.valid() {
 		return fmt.Errorf("%w: attach mode %q is not one of auto, tcx, tc", ErrInvalidConfig, c.Attach)
 	}
-	return nil
+	if c.Steering == "" {
+		c.Steering = SteeringAuto
+	}
+	if !c.Steering.valid() {
+		return fmt.Errorf("%w: steering %q is not one of auto, route, tc", ErrInvalidConfig, c.Steering)
+	}
+	if !needInterface {
+		// Remove tears down whatever is there, by mechanism-independent
+		// names (pins, tables, priority).
+		return nil
+	}
+	_, err = c.steering()
+	return err
 }
 
 // normalizePrefixes masks each prefix, rejects invalid and IPv4-mapped ones

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,42 @@ func TestConfigValidateRejects(t *testing.T) {
 		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
+	}
+}
+
+// Auto steering is route steering where it can enforce the configuration,
+// tc steering otherwise; route steering beyond its rule budget is refused.
+func TestSteeringAuto(t *testing.T) {
+	many := make([]netip.Prefix, 40)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i), 0}), 24)
+	}
+	cases := []struct {
+		name string
+		cfg  Config
+		want Steering
+	}{
+		{"default", Config{}, SteeringRoute},
+		{"fail-open", Config{FailOpen: true}, SteeringTC},
+		{"attach forced", Config{Attach: AttachTC}, SteeringTC},
+		{"many client prefixes", Config{ClientPrefixes: many}, SteeringTC},
+		{"forced tc", Config{Steering: SteeringTC}, SteeringTC},
+		{"ports in ranges", Config{InterceptPorts: []uint16{8000, 8001, 8002, 8003, 443}}, SteeringRoute},
+	}
+	for _, c := range cases {
+		c.cfg.Interface = "lan0"
+		if err := c.cfg.Validate(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got, err := c.cfg.steering(); err != nil || got != c.want {
+			t.Errorf("%s: steering %s, %v; want %s", c.name, got, err, c.want)
+		}
+	}
+	if got := portRanges([]uint16{8003, 443, 8001, 8000, 8002, 443}); len(got) != 2 || got[0] != (portRange{443, 443}) || got[1] != (portRange{8000, 8003}) {
+		t.Errorf("port ranges %v", got)
+	}
+	cfg := Config{Interface: "lan0", ClientPrefixes: many, Steering: SteeringRoute}
+	if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "policy rules") {
+		t.Errorf("route steering past its rule budget: %v", err)
 	}
 }

@@ -9,8 +9,16 @@ import (
 
 // Counters are the program's per-packet results since its maps were
 // created (they survive restarts that reuse the pinned maps), summed over
-// CPUs. Every packet the program sees is counted in exactly one field but
-// AssignErrors.
+// CPUs. With tc steering every packet the program sees is counted in
+// exactly one field but AssignErrors.
+//
+// Route steering runs no program on packets, only on listener lookups, so
+// it counts connections, not packets, and only in Steered (lookups assigned
+// to the listener: SYNs, and the rare SYN-cookie ACK or segment no socket
+// owns, which the listener answers itself), NoListenerRefused (intercepted
+// lookups refused for want of a listener) and AssignErrors. The other
+// fields stay at what a tc generation before it counted (the maps carry
+// over); Steering.CountsPackets says which a mechanism counts.
 type Counters struct {
 	Steered           uint64 // SYNs assigned to the listener: new steered flows
 	Established       uint64 // packets of a flow a local socket owns (a steered flow), marked for local delivery
@@ -35,19 +43,20 @@ var counterFields = []struct {
 	index steerCounter
 	label string
 	field func(*Counters) *uint64
+	route bool // counted by route steering too
 }{
-	{steerCounterCOUNTER_STEERED, "steered", func(c *Counters) *uint64 { return &c.Steered }},
-	{steerCounterCOUNTER_ESTABLISHED, "established", func(c *Counters) *uint64 { return &c.Established }},
-	{steerCounterCOUNTER_BYPASSED, "bypassed", func(c *Counters) *uint64 { return &c.Bypassed }},
-	{steerCounterCOUNTER_NO_LISTENER_REFUSED, "no_listener_refused", func(c *Counters) *uint64 { return &c.NoListenerRefused }},
-	{steerCounterCOUNTER_NO_LISTENER_PASSED, "no_listener_passed", func(c *Counters) *uint64 { return &c.NoListenerPassed }},
-	{steerCounterCOUNTER_ORPHAN_REFUSED, "orphan_refused", func(c *Counters) *uint64 { return &c.OrphanRefused }},
-	{steerCounterCOUNTER_ORPHAN_PASSED, "orphan_passed", func(c *Counters) *uint64 { return &c.OrphanPassed }},
-	{steerCounterCOUNTER_QUIC_DROPPED, "quic_dropped", func(c *Counters) *uint64 { return &c.QUICDropped }},
-	{steerCounterCOUNTER_FRAGMENT_DROPPED, "fragment_dropped", func(c *Counters) *uint64 { return &c.FragmentDropped }},
-	{steerCounterCOUNTER_NOT_INTERCEPTED, "not_intercepted", func(c *Counters) *uint64 { return &c.NotIntercepted }},
-	{steerCounterCOUNTER_MALFORMED, "malformed", func(c *Counters) *uint64 { return &c.Malformed }},
-	{steerCounterCOUNTER_ASSIGN_ERRORS, "", func(c *Counters) *uint64 { return &c.AssignErrors }},
+	{steerCounterCOUNTER_STEERED, "steered", func(c *Counters) *uint64 { return &c.Steered }, true},
+	{steerCounterCOUNTER_ESTABLISHED, "established", func(c *Counters) *uint64 { return &c.Established }, false},
+	{steerCounterCOUNTER_BYPASSED, "bypassed", func(c *Counters) *uint64 { return &c.Bypassed }, false},
+	{steerCounterCOUNTER_NO_LISTENER_REFUSED, "no_listener_refused", func(c *Counters) *uint64 { return &c.NoListenerRefused }, true},
+	{steerCounterCOUNTER_NO_LISTENER_PASSED, "no_listener_passed", func(c *Counters) *uint64 { return &c.NoListenerPassed }, false},
+	{steerCounterCOUNTER_ORPHAN_REFUSED, "orphan_refused", func(c *Counters) *uint64 { return &c.OrphanRefused }, false},
+	{steerCounterCOUNTER_ORPHAN_PASSED, "orphan_passed", func(c *Counters) *uint64 { return &c.OrphanPassed }, false},
+	{steerCounterCOUNTER_QUIC_DROPPED, "quic_dropped", func(c *Counters) *uint64 { return &c.QUICDropped }, false},
+	{steerCounterCOUNTER_FRAGMENT_DROPPED, "fragment_dropped", func(c *Counters) *uint64 { return &c.FragmentDropped }, false},
+	{steerCounterCOUNTER_NOT_INTERCEPTED, "not_intercepted", func(c *Counters) *uint64 { return &c.NotIntercepted }, false},
+	{steerCounterCOUNTER_MALFORMED, "malformed", func(c *Counters) *uint64 { return &c.Malformed }, false},
+	{steerCounterCOUNTER_ASSIGN_ERRORS, "", func(c *Counters) *uint64 { return &c.AssignErrors }, true},
 }
 
 // The counters map holds a region of counterStride words per possible CPU,
@@ -56,6 +65,12 @@ const (
 	counterStride = uint32(steerPerCpuLayoutCOUNTER_STRIDE)
 	counterOffset = uint32(steerPerCpuLayoutCOUNTER_OFFSET)
 )
+
+// CountsPackets reports whether steering s counts every packet in Counters
+// (tc steering), or only Steered, NoListenerRefused and AssignErrors (route
+// steering). Callers export the other fields only when it does, so that no
+// metric reads zero because nothing counts it.
+func (s Steering) CountsPackets() bool { return s != SteeringRoute }
 
 // counterKey is the counters map's key of counter c of a CPU.
 func counterKey(cpu uint32, c steerCounter) uint32 {

@@ -27,8 +27,10 @@ var (
 	ErrNotListener = errors.New("not a transparent TCP listener")
 
 	// ErrRestartRequired means Update was asked to change a setting that only
-	// Start applies (interface, pin directory, mark, routing table or rule
-	// priority).
+	// Start applies (interface, pin directory, steering, mark, routing
+	// tables or rule priority), or Update or SetFailOpen to make route
+	// steering fail open or exceed its rule budget (a restart with steering
+	// auto chooses tc steering).
 	ErrRestartRequired = errors.New("datapath setting needs a restart")
 
 	// ErrClosed means the Agent was closed or detached.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -182,11 +183,15 @@ func TestStartNamesMissingPrivileges(t *testing.T) {
 		{"CAP_PERFMON missing", []uintptr{unix.CAP_BPF, unix.CAP_NET_ADMIN}, "lacks CAP_PERFMON;"},
 		{"CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN", []uintptr{unix.CAP_BPF, unix.CAP_PERFMON, unix.CAP_NET_ADMIN}, ""},
 	}
-	for _, mode := range attachModes {
+	// Both hooks of tc steering, and route steering (sk_lookup).
+	for _, mode := range append(slices.Clone(attachModes), AttachSkLookup) {
 		for _, c := range cases {
 			t.Run(string(mode)+"/"+c.name, func(t *testing.T) {
 				cfg := cfg
 				cfg.Attach = mode
+				if mode == AttachSkLookup {
+					cfg.Attach, cfg.Steering = AttachAuto, SteeringRoute
+				}
 				// As nobody, with exactly c.caps (as ambient capabilities).
 				out := runHelper(t, ns, exe, "start", cfg, &syscall.SysProcAttr{
 					Credential:  &syscall.Credential{Uid: 65534, Gid: 65534},
@@ -244,7 +249,7 @@ func worldExecutableCopy(t *testing.T) string {
 // is attached, naming what it lacks.
 func TestStartNamesMissingKernelFeatures(t *testing.T) {
 	ns := quietNS(t)
-	cfg := Config{Interface: "if0", PinDir: testPinDir(t)}
+	cfg := Config{Interface: "if0", PinDir: testPinDir(t), Steering: SteeringTC}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +279,32 @@ func TestStartNamesMissingKernelFeatures(t *testing.T) {
 		}, []string{"BPF maps of type SockMap (map listeners)"}},
 		{"sched_cls", func() { haveProgramType = func(ebpf.ProgramType) error { return missing } },
 			[]string{"BPF programs of type SchedCLS"}},
+		// Route steering probes its own program.
+		{"route/sk_lookup", func() {
+			haveProgramType = func(pt ebpf.ProgramType) error {
+				if pt == ebpf.SkLookup {
+					return missing
+				}
+				return realType(pt)
+			}
+		}, []string{"BPF programs of type SkLookup", "Linux 5.9"}},
+		{"route/bpf_sk_assign", func() {
+			haveProgramHelper = func(pt ebpf.ProgramType, fn asm.BuiltinFunc) error {
+				if fn == asm.FnSkAssign && pt == ebpf.SkLookup {
+					return missing
+				}
+				return realHelper(pt, fn)
+			}
+		}, []string{"the BPF helper bpf_sk_assign for SkLookup programs"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			haveProgramType, haveMapType, haveProgramHelper = realType, realMap, realHelper
 			c.older()
+			cfg := cfg
+			if strings.HasPrefix(c.name, "route/") {
+				cfg.Steering = SteeringRoute
+			}
 			err := ns.Do(func() error { _, err := Start(cfg); return err })
 			if !errors.Is(err, ErrUnsupportedKernel) {
 				t.Fatalf("Start: %v, want ErrUnsupportedKernel", err)
@@ -294,7 +320,7 @@ func TestStartNamesMissingKernelFeatures(t *testing.T) {
 }
 
 // On a host with IPv6 disabled the datapath starts with IPv4 routing only
-// (the kernel refuses IPv6 routes there), in both modes.
+// (the kernel refuses IPv6 routes there), with either mechanism.
 func TestStartOnHostWithoutIPv6(t *testing.T) {
 	ns := quietNS(t)
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1"} {
@@ -302,9 +328,9 @@ func TestStartOnHostWithoutIPv6(t *testing.T) {
 			t.Fatalf("sysctl %s: %v: %s", k, err, out)
 		}
 	}
-	for _, mode := range attachModes {
+	for _, mode := range steeringModes {
 		t.Run(string(mode), func(t *testing.T) {
-			cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
+			cfg := withMode(Config{Interface: "if0", PinDir: testPinDir(t)}, mode)
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
@@ -313,8 +339,16 @@ func TestStartOnHostWithoutIPv6(t *testing.T) {
 				t.Errorf("attachment %+v, want %s without IPv6", at, mode)
 			}
 			rules, routes := routingLeft(t, ns, cfg)
-			if len(rules) != 1 || len(routes) != 1 || rules[0].Family != unix.AF_INET || routes[0].Family != unix.AF_INET {
-				t.Errorf("routing %v %v, want the IPv4 rule and route only", rules, routes)
+			// The fwmark rule, and with route steering its IPv4 rules (two
+			// /1 halves × two port ranges).
+			wantRules := tableRules(mode) / 2
+			if len(rules) != wantRules || len(routes) != 1 || routes[0].Family != unix.AF_INET {
+				t.Errorf("routing %v %v, want %d IPv4 rules and the IPv4 route only", rules, routes, wantRules)
+			}
+			for _, r := range rules {
+				if r.Family != unix.AF_INET {
+					t.Errorf("rule %v is not IPv4", r)
+				}
 			}
 			if err := a.Detach(); err != nil {
 				t.Fatal(err)

@@ -17,14 +17,14 @@ import (
 // Close leaves the datapath running; the next Start takes it over, reusing
 // compatible maps and replacing incompatible ones; Remove clears it all.
 func TestLifecycleTakeoverAndRemove(t *testing.T) {
-	for _, mode := range attachModes {
+	for _, mode := range steeringModes {
 		t.Run(string(mode), func(t *testing.T) { testLifecycleTakeoverAndRemove(t, mode) })
 	}
 }
 
 func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 	ns := quietNS(t)
-	cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
+	cfg := withMode(Config{Interface: "if0", PinDir: testPinDir(t)}, mode)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,14 +42,14 @@ func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 	if _, err := first.Counters(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Counters after Close: %v, want ErrClosed", err)
 	}
-	waitPrograms(t, ns, "if0", mode, 1) // still attached: by its pin (TCX) or its filter (tc)
-	if rules, routes := routingLeft(t, ns, cfg); len(rules) != 2 || len(routes) != 2 {
-		t.Errorf("routing after Close: %d rules %d routes, want 2 and 2", len(rules), len(routes))
+	waitSteering(t, ns, "if0", mode, 1) // still attached: by its pin (TCX, sk_lookup) or its filter (tc)
+	if rules, routes := routingLeft(t, ns, cfg); len(rules) != tableRules(mode) || len(routes) != 2 {
+		t.Errorf("routing after Close: %d rules %d routes, want %d and 2", len(rules), len(routes), tableRules(mode))
 	}
 
 	// Takeover with compatible maps: state carries over, one program stays.
 	second := startIn(t, ns, cfg)
-	waitPrograms(t, ns, "if0", mode, 1)
+	waitSteering(t, ns, "if0", mode, 1)
 	if c, err := second.Counters(); err != nil || c.Steered != 41 {
 		t.Errorf("counters after takeover: %+v, %v; want Steered 41 carried over", c, err)
 	}
@@ -72,7 +72,7 @@ func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 		t.Fatal(err)
 	}
 	third := startIn(t, ns, cfg)
-	waitPrograms(t, ns, "if0", mode, 1)
+	waitSteering(t, ns, "if0", mode, 1)
 	if c, err := third.Counters(); err != nil || c.Steered != 0 {
 		t.Errorf("counters after upgrade: %+v, %v; want fresh", c, err)
 	}
@@ -98,20 +98,20 @@ func testLifecycleTakeoverAndRemove(t *testing.T, mode AttachMode) {
 // (of either mode) exactly as it was.
 func TestStartUndoesPartialWork(t *testing.T) {
 	failAfterAttach(t)
-	for _, mode := range attachModes {
+	for _, mode := range steeringModes {
 		t.Run(string(mode)+"/first start", func(t *testing.T) {
 			ns := quietNS(t)
-			cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: mode}
+			cfg := withMode(Config{Interface: "if0", PinDir: testPinDir(t)}, mode)
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
 			expectStartFails(t, ns, cfg)
 			requireNothingLeft(t, ns, "if0", cfg)
 		})
-		for _, prevMode := range attachModes {
+		for _, prevMode := range steeringModes {
 			t.Run(string(mode)+"/taking over "+string(prevMode), func(t *testing.T) {
 				ns := quietNS(t)
-				cfg := Config{Interface: "if0", PinDir: testPinDir(t), Attach: prevMode}
+				cfg := withMode(Config{Interface: "if0", PinDir: testPinDir(t)}, prevMode)
 				if err := cfg.Validate(); err != nil {
 					t.Fatal(err)
 				}
@@ -129,10 +129,9 @@ func TestStartUndoesPartialWork(t *testing.T) {
 				failing = true
 				hookMu.Unlock()
 
-				next := cfg
-				next.Attach = mode
+				next := withMode(cfg, mode)
 				expectStartFails(t, ns, next)
-				waitPrograms(t, ns, "if0", prevMode, 1)
+				waitSteering(t, ns, "if0", prevMode, 1)
 				if after := attachedProgramIDs(t, ns, "if0"); !slices.Equal(after, before) {
 					t.Errorf("programs attached %v, want the previous generation's %v", after, before)
 				}
@@ -145,8 +144,8 @@ func TestStartUndoesPartialWork(t *testing.T) {
 				if tc := tcOf(t, ns, "if0"); tc.clsact != (prevMode == AttachTC) {
 					t.Errorf("clsact qdisc present: %v, want %v", tc.clsact, prevMode == AttachTC)
 				}
-				if rules, routes := routingLeft(t, ns, cfg); len(rules) != 2 || len(routes) != 2 {
-					t.Errorf("routing: %d rules %d routes, want the previous 2 and 2", len(rules), len(routes))
+				if rules, routes := routingLeft(t, ns, cfg); len(rules) != tableRules(prevMode) || len(routes) != 2 {
+					t.Errorf("routing: %d rules %d routes, want the previous %d and 2", len(rules), len(routes), tableRules(prevMode))
 				}
 				if err := ns.Do(func() error { return Remove(cfg) }); err != nil {
 					t.Fatal(err)
@@ -231,6 +230,12 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		"reserved table":   {Interface: "lan0", Table: 254},
 		"relative pin dir": {Interface: "lan0", PinDir: "pins"},
 		"rule priority":    {Interface: "lan0", RulePriority: 40000},
+		"route fail-open":  {Interface: "lan0", Steering: SteeringRoute, FailOpen: true},
+		"route with tcx":   {Interface: "lan0", Steering: SteeringRoute, Attach: AttachTCX},
+		"route too many rules": {Interface: "lan0", Steering: SteeringRoute,
+			InterceptPorts: []uint16{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63, 65}},
+		"steering":   {Interface: "lan0", Steering: "packets"},
+		"drop table": {Interface: "lan0", DropTable: 7400},
 	}
 	for name, cfg := range cases {
 		if _, err := Start(cfg); !errors.Is(err, ErrInvalidConfig) {

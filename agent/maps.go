@@ -112,7 +112,7 @@ func syncSet[K comparable](m *ebpf.Map, want map[K]struct{}) error {
 // hold cfg's prefixes when the value is written: then a packet judged while
 // the configuration changes gets either the old or the new decision.
 func settingsOf(cfg *Config) steerRuntimeSettings {
-	s := steerRuntimeSettings{Mark: cfg.Mark}
+	s := steerRuntimeSettings{Mark: cfg.Mark, Ifindex: uint32(cfg.ifindex)}
 	if cfg.FailOpen {
 		s.Flags |= settingFailOpen
 	}

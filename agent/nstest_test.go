@@ -59,6 +59,45 @@ func startIn(t testing.TB, ns *lab.NS, cfg Config) *Agent {
 // kernels CI runs (6.6+), so the tc fallback is tested there too.
 var attachModes = []AttachMode{AttachTCX, AttachTC}
 
+// steeringModes are the attach modes of both mechanisms: tc steering's two
+// hooks and route steering's sk_lookup (see withMode).
+var steeringModes = []AttachMode{AttachTCX, AttachTC, AttachSkLookup}
+
+// withMode returns cfg set up to attach in mode: AttachSkLookup is route
+// steering.
+func withMode(cfg Config, mode AttachMode) Config {
+	if mode == AttachSkLookup {
+		cfg.Attach, cfg.Steering = AttachAuto, SteeringRoute
+		return cfg
+	}
+	cfg.Attach, cfg.Steering = mode, SteeringTC
+	return cfg
+}
+
+// waitSteering waits until the datapath attached in mode is there (want 1)
+// or gone (want 0): on ifname's ingress for tc steering, and for route
+// steering in ns's sk_lookup programs (with no program on ifname).
+func waitSteering(t testing.TB, ns *lab.NS, ifname string, mode AttachMode, want int) {
+	t.Helper()
+	if mode == AttachSkLookup {
+		waitPrograms(t, ns, ifname, AttachTCX, 0)
+		waitLookupPrograms(t, ns, want)
+		return
+	}
+	waitPrograms(t, ns, ifname, mode, want)
+	waitLookupPrograms(t, ns, 0)
+}
+
+// tableRules is how many rules into cfg's Table a datapath attached in mode
+// keeps (routingLeft): the fwmark rule per family, and route steering's TCP
+// rules (per family two /1 halves of the default clients × two port ranges).
+func tableRules(mode AttachMode) int {
+	if mode == AttachSkLookup {
+		return 2 + 8
+	}
+	return 2
+}
+
 // tcxPrograms counts the programs attached to the TCX ingress of ifname.
 func tcxPrograms(t testing.TB, ns *lab.NS, ifname string) int {
 	t.Helper()
@@ -121,7 +160,7 @@ func tcOf(t testing.TB, ns *lab.NS, ifname string) tcState {
 }
 
 // attachedProgramIDs lists the programs on ifname's ingress, TCX links and
-// tc filters alike.
+// tc filters alike, and the sk_lookup programs of ns.
 func attachedProgramIDs(t testing.TB, ns *lab.NS, ifname string) []ebpf.ProgramID {
 	t.Helper()
 	var ids []ebpf.ProgramID
@@ -146,6 +185,24 @@ func attachedProgramIDs(t testing.TB, ns *lab.NS, ifname string) []ebpf.ProgramI
 		if bf, ok := f.(*netlink.BpfFilter); ok {
 			ids = append(ids, ebpf.ProgramID(bf.Id))
 		}
+	}
+	err = ns.Do(func() error {
+		f, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		res, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: ebpf.AttachSkLookup})
+		if err != nil {
+			return err
+		}
+		for _, p := range res.Programs {
+			ids = append(ids, p.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("query sk_lookup programs: %v", err)
 	}
 	return ids
 }
@@ -199,8 +256,9 @@ func routingLeft(t testing.TB, ns *lab.NS, cfg Config) (rules []netlink.Rule, ro
 }
 
 // requireNothingLeft checks that no trace of the datapath remains: no pins,
-// no program on the interface (TCX or tc), no clsact qdisc (the tests'
-// interfaces have none of their own), no rules or routes.
+// no program on the interface (TCX or tc) or in the namespace (sk_lookup),
+// no clsact qdisc (the tests' interfaces have none of their own), no rules
+// or routes.
 func requireNothingLeft(t testing.TB, ns *lab.NS, ifname string, cfg Config) {
 	t.Helper()
 	if _, err := os.Stat(cfg.PinDir); !os.IsNotExist(err) {
@@ -216,6 +274,10 @@ func requireNothingLeft(t testing.TB, ns *lab.NS, ifname string, cfg Config) {
 	rules, routes := routingLeft(t, ns, cfg)
 	if len(rules) > 0 || len(routes) > 0 {
 		t.Errorf("routing left: rules %v routes %v", rules, routes)
+	}
+	waitLookupPrograms(t, ns, 0)
+	if rules, routes := routeSteeringLeft(t, ns, cfg); rules+routes > 0 {
+		t.Errorf("route steering left: %d rules, %d routes", rules, routes)
 	}
 }
 

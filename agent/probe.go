@@ -71,10 +71,15 @@ var helperSince = map[asm.BuiltinFunc]string{
 }
 
 // checkKernel probes the program type, every map type and every helper the
-// steering program uses, as the compiled object declares them.
-func checkKernel(spec *ebpf.CollectionSpec) error {
-	prog := spec.Programs[steerProgSteer]
-	if err := probe(haveProgramType(prog.Type), "BPF programs of type %s (CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_BPF)", prog.Type); err != nil {
+// steering program name (steer or steer_lookup) uses, as the compiled object
+// declares them.
+func checkKernel(spec *ebpf.CollectionSpec, name string) error {
+	prog := spec.Programs[name]
+	need := "CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_BPF"
+	if prog.Type == ebpf.SkLookup {
+		need = "CONFIG_BPF_SYSCALL, Linux 5.9; ingress_ifindex needs 5.17"
+	}
+	if err := probe(haveProgramType(prog.Type), "BPF programs of type %s (%s)", prog.Type, need); err != nil {
 		return err
 	}
 	for _, name := range slices.Sorted(func(yield func(string) bool) {

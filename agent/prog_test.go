@@ -66,7 +66,7 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	objs, _, err := loadObjects(nil)
+	objs, _, err := loadObjects(nil, SteeringTC)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,21 @@ func EnableProgramStats() (io.Closer, error) {
 
 // ProgramStats returns the steering program's total run time and run count
 // as accounted by the kernel while stats were enabled (EnableProgramStats or
-// the sysctl). Divide the two for the mean cost per packet.
+// the sysctl): steer's (it runs on every packet of the LAN ingress) with tc
+// steering, steer_lookup's (it runs on listener lookups: SYNs) with route
+// steering. Divide the run time by the packets the datapath carried for the
+// mean cost per packet; with tc steering the run count is that number.
 func (a *Agent) ProgramStats() (runTime time.Duration, runCount uint64, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return 0, 0, ErrClosed
 	}
-	stats, err := a.objs.Steer.Stats()
+	prog := a.objs.Steer
+	if a.steering == SteeringRoute {
+		prog = a.objs.SteerLookup
+	}
+	stats, err := prog.Stats()
 	if err != nil {
 		return 0, 0, fmt.Errorf("program stats: %w", err)
 	}

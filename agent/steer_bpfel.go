@@ -84,10 +84,11 @@ type steerPortWord struct {
 }
 
 type steerRuntimeSettings struct {
-	_     structs.HostLayout
-	Gen   uint32
-	Mark  uint32
-	Flags uint32
+	_       structs.HostLayout
+	Gen     uint32
+	Mark    uint32
+	Flags   uint32
+	Ifindex uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -105,6 +106,7 @@ const (
 	steerMapListeners      = "listeners"
 	steerMapSettings       = "settings"
 	steerProgSteer         = "steer"
+	steerProgSteerLookup   = "steer_lookup"
 )
 
 // loadSteer returns the embedded CollectionSpec for steer.
@@ -149,7 +151,8 @@ type steerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerProgramSpecs struct {
-	Steer *ebpf.ProgramSpec `ebpf:"steer"`
+	Steer       *ebpf.ProgramSpec `ebpf:"steer"`
+	SteerLookup *ebpf.ProgramSpec `ebpf:"steer_lookup"`
 }
 
 // steerMapSpecs contains maps before they are loaded into the kernel.
@@ -231,12 +234,14 @@ type steerVariables struct {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerPrograms struct {
-	Steer *ebpf.Program `ebpf:"steer"`
+	Steer       *ebpf.Program `ebpf:"steer"`
+	SteerLookup *ebpf.Program `ebpf:"steer_lookup"`
 }
 
 func (p *steerPrograms) Close() error {
 	return _SteerClose(
 		p.Steer,
+		p.SteerLookup,
 	)
 }
 

@@ -471,6 +471,7 @@ func agentConfig(d DatapathConfig) agent.Config {
 		FailOpen:       d.FailOpen,
 		PinDir:         d.PinDir,
 		Attach:         agent.AttachMode(d.Attach),
+		Steering:       agent.Steering(d.Steering),
 	}
 }
 

@@ -68,10 +68,10 @@ func BenchmarkLab(b *testing.B) {
 		{"not_intercepted", "origin.lab", originGood, 8443, "/lab-ca.pem"},
 		{"intercepted", "origin.lab", originGood, 443, "/appliance-ca.pem"},
 	} {
-		before := steerStats(b)
+		before := steerStats(b, l)
 		l.download(b, p.host, p.addr, p.port, 128<<20, l.dir+p.ca)
-		after := steerStats(b)
-		if n := after.count - before.count; n > 0 {
+		after := steerStats(b, l)
+		if n := after.packets - before.packets; n > 0 {
 			r.set("steer_ns_per_packet_"+p.name, float64(after.ns-before.ns)/float64(n))
 			r.add("steer_ns_total", float64(after.ns-before.ns))
 			r.add("steer_packets_total", float64(n))
@@ -408,10 +408,24 @@ func procSyscalls(b testing.TB, pid int) (reads, writes float64) {
 	return reads, writes
 }
 
-type progStats struct{ ns, count uint64 }
+type progStats struct{ ns, count, packets uint64 }
 
-// steerStats sums kernel run-time statistics of the steering programs.
-func steerStats(b testing.TB) progStats {
+// steerStats sums kernel run-time statistics of the steering programs,
+// whichever mechanism runs (tc steering's steer on every packet, route
+// steering's steer_lookup on SYNs), and reads the packets the LAN interface
+// received: the per-packet cost is the programs' run time over those, not
+// over their runs (route steering's are connections).
+func steerStats(b testing.TB, l *e2eLab) progStats {
+	var link []struct {
+		Stats struct {
+			RX struct {
+				Packets uint64 `json:"packets"`
+			} `json:"rx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(l.GW.IP("-s", "-j", "link", "show", l.LANIf)), &link); err != nil || len(link) != 1 {
+		b.Fatalf("LAN interface statistics: %v", err)
+	}
 	out, err := exec.Command("bpftool", "-j", "prog", "show").Output()
 	if err != nil {
 		b.Fatal(err)
@@ -424,7 +438,7 @@ func steerStats(b testing.TB) progStats {
 	if err := json.Unmarshal(out, &progs); err != nil {
 		b.Fatal(err)
 	}
-	var s progStats
+	s := progStats{packets: link[0].Stats.RX.Packets}
 	for _, p := range progs {
 		if strings.HasPrefix(p.Name, "steer") {
 			s.ns += p.RunNs

@@ -88,6 +88,8 @@ type DatapathConfig struct {
 	// Attach is the hook: auto (TCX where the kernel has it, else tc), tcx
 	// or tc.
 	Attach string `mapstructure:"attach"`
+	// Steering is the mechanism (agent.Steering): auto, route or tc.
+	Steering string `mapstructure:"steering"`
 }
 
 type UpstreamConfig struct {
@@ -251,6 +253,18 @@ func (c *Config) Validate() error {
 	case "auto", "tcx", "tc":
 	default:
 		bad("datapath.attach", "%q is not one of auto, tcx, tc", c.Datapath.Attach)
+	}
+	switch c.Datapath.Steering {
+	case "auto", "tc":
+	case "route":
+		if c.Datapath.FailOpen {
+			bad("datapath.steering", "route steering cannot fail open (only a program on every packet can forward what no socket owns): use auto or tc, or fail_open: false")
+		}
+		if c.Datapath.Attach != "auto" {
+			bad("datapath.steering", "route steering has no attach hook: leave datapath.attach at auto")
+		}
+	default:
+		bad("datapath.steering", "%q is not one of auto, route, tc", c.Datapath.Steering)
 	}
 	for _, p := range c.Datapath.InterceptPorts {
 		if p == 0 {

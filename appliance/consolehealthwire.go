@@ -33,6 +33,12 @@ func (a *Appliance) consoleComponents() []console.Component {
 				cnt("forwarded, no listener (fail open)", c.NoListenerPassed+c.OrphanPassed),
 				cnt("refused, no listener (fail closed)", c.NoListenerRefused+c.OrphanRefused),
 				cnt("QUIC dropped", c.QUICDropped), cnt("malformed", c.Malformed), cnt("assign errors", c.AssignErrors)}
+			if !att.Steering.CountsPackets() {
+				// Route steering counts connections only (agent.Counters).
+				dp.Summary = fmt.Sprintf("attached to %s (route steering), %s", att.Interface, mode)
+				dp.Counts = []console.Counter{cnt("steered flows", c.Steered),
+					cnt("refused, no listener (fail closed)", c.NoListenerRefused), cnt("assign errors", c.AssignErrors)}
+			}
 		}
 	}
 	out = append(out, dp)

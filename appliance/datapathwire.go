@@ -45,7 +45,7 @@ func (a *Appliance) startDatapath() (err error) {
 		a.log.Warn("no bpffs was mounted, so the datapath mounted one; in a private mount namespace (ip netns exec) its pins go when the daemon exits",
 			"at", at.MountedBPFFS)
 	}
-	a.log.Info("datapath attached", "mode", at.Mode, "interface", at.Interface, "took_over", at.TookOver,
+	a.log.Info("datapath attached", "steering", at.Steering, "mode", at.Mode, "interface", at.Interface, "took_over", at.TookOver,
 		"ipv6_routing", at.IPv6, "pin_dir", a.cfg.Datapath.PinDir)
 	a.datapath = dp
 	return nil

@@ -228,8 +228,12 @@ type snmpSources struct {
 	// datapath reads the steering program's counters; nil when the
 	// appliance runs without a datapath.
 	datapath func() (agent.Counters, error)
-	failOpen bool
-	usage    *usageCounters
+	// connectionsOnly: the datapath is route steering, which counts
+	// connections (steered, refused) and no packets, so the per-packet
+	// objects are not served rather than served as zero.
+	connectionsOnly bool
+	failOpen        bool
+	usage           *usageCounters
 }
 
 // snapshot is the snmp.Provider: every served instance, in OID order.
@@ -267,9 +271,15 @@ func (s *snmpSources) snapshot() []snmp.Var {
 	}
 	if attached {
 		add(snmp.ObjDpSteered, c64(dp.Steered))
+	}
+	if attached && !s.connectionsOnly {
 		add(snmp.ObjDpEstablished, c64(dp.Established))
 		add(snmp.ObjDpBypassed, c64(dp.Bypassed))
+	}
+	if attached {
 		add(snmp.ObjDpFailClosedSyns, c64(dp.NoListenerRefused))
+	}
+	if attached && !s.connectionsOnly {
 		add(snmp.ObjDpFailOpenSyns, c64(dp.NoListenerPassed))
 		add(snmp.ObjDpFailClosedOrphans, c64(dp.OrphanRefused))
 		add(snmp.ObjDpFailOpenOrphans, c64(dp.OrphanPassed))
@@ -277,6 +287,8 @@ func (s *snmpSources) snapshot() []snmp.Var {
 		add(snmp.ObjDpFragmentDropped, c64(dp.FragmentDropped))
 		add(snmp.ObjDpNotIntercepted, c64(dp.NotIntercepted))
 		add(snmp.ObjDpMalformed, c64(dp.Malformed))
+	}
+	if attached {
 		add(snmp.ObjDpAssignErrors, c64(dp.AssignErrors))
 	}
 	if p := s.proxy; p != nil {
@@ -663,6 +675,7 @@ func (a *Appliance) startSNMP() {
 	}
 	if dp := a.datapath; dp != nil {
 		src.datapath = dp.Counters
+		src.connectionsOnly = !dp.Attachment().Steering.CountsPackets()
 	}
 	a.snmp = newSNMPService(a.cfg.SNMP, src, a.log.With("component", "snmp"))
 	a.snmp.seenFile = filepath.Join(a.cfg.StateDir, "snmp-failopen-seen")

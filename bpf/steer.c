@@ -20,6 +20,12 @@
  * Destinations in the bypass maps are forwarded by the kernel untouched.
  * QUIC can be dropped so browsers fall back to TCP, which is steered.
  *
+ * steer_lookup, at the end, is the other mechanism ("route" steering,
+ * agent/route.go): policy rules select what is delivered locally and this
+ * sk_lookup program runs only on listener lookups (SYNs), so the packets of
+ * established flows run no BPF at all. One object holds both programs and
+ * the maps they share; the agent loads the one its mechanism uses.
+ *
  * The map names and layouts are a contract with the Go agent (agent/).
  */
 #include <linux/bpf.h>
@@ -38,6 +44,9 @@
 
 /* intercept_ports is a bitmap of all 65536 ports in 32-bit words. */
 #define PORT_WORDS (65536 / 32)
+
+/* The IPv6 family of struct bpf_sk_lookup (linux/socket.h, not vendored). */
+#define AF_INET6 10
 
 /* Keys of the listeners map. */
 #define LISTENER_IPV4 0
@@ -79,6 +88,7 @@ struct runtime_settings {
 	__u32 gen;
 	__u32 mark; /* skb->mark for steered packets: the policy routing's fwmark */
 	__u32 flags;
+	__u32 ifindex; /* the LAN interface: steer_lookup steers only what arrived on it */
 };
 
 /*
@@ -856,6 +866,116 @@ int steer(struct __sk_buff *skb)
 		return decide(skb, &f, w);
 	}
 	return steer_general(skb);
+}
+
+/*
+ * steer_lookup is the sk_lookup program of route steering. Policy rules
+ * (iif LAN, from a client prefix, TCP to an intercepted port, bypass
+ * destinations thrown back to the main table) route intercepted segments to
+ * this host without any program; the stack then finds an established
+ * flow's socket by itself, and only a segment no socket owns -- a SYN,
+ * nearly always -- reaches the listener lookup this program runs in.
+ *
+ * The program runs for every listener lookup of the network namespace, the
+ * host's own services included (ssh, the console, anything on loopback or
+ * another interface): it steers only TCP that arrived on the LAN interface,
+ * to an intercepted port, from a client prefix, to a destination that is
+ * not bypassed -- the decision of steer, which also covers the gateway's
+ * own addresses (the local table delivers those before any rule of ours).
+ * Anything else passes untouched to the stack's own lookup.
+ *
+ * An intercepted lookup with no listener in the sockmap (the proxy is
+ * down) is dropped (SK_DROP): a host service listening on the wildcard
+ * address must not get clients' connections to foreign destinations. The
+ * stack then answers as it does for a closed port: IPv6 with a reset from
+ * the original destination; IPv4 cannot send one from an address that is
+ * not the host's (see reset.h), so the SYN is dropped and the client
+ * retries, reaching the proxy once it is back. Nothing reaches the origin
+ * unsteered: route steering is fail-closed only (the agent refuses it with
+ * fail-open, which needs a program on every packet).
+ *
+ * Counted (one counter per run): COUNTER_STEERED for a lookup assigned to
+ * the listener (a SYN; also a SYN-cookie ACK or a segment no socket owns,
+ * which the listener itself answers), COUNTER_NO_LISTENER_REFUSED for one
+ * dropped for want of a listener. Lookups it passes are not counted: they
+ * are not the datapath's.
+ */
+SEC("sk_lookup")
+int steer_lookup(struct bpf_sk_lookup *ctx)
+{
+	__u32 zero = 0;
+	const struct runtime_settings *s;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	if (!s || ctx->ingress_ifindex != s->ifindex)
+		return SK_PASS;
+
+	__u32 port = ctx->local_port;
+	__u32 word = port / 32;
+	const struct port_word *w = bpf_map_lookup_elem(&intercept_ports, &word);
+	if (!w || !((w->ports >> (port % 32)) & 1))
+		return SK_PASS;
+
+	__u32 flags = s->flags;
+	__u32 key = LISTENER_IPV4;
+	if (ctx->family == AF_INET6) {
+		if (!(flags & SETTING_ALL_CLIENTS_V6)) {
+			struct lpm_v6_key k = {.prefixlen = 128};
+			__u32 a[4] = {ctx->remote_ip6[0], ctx->remote_ip6[1], ctx->remote_ip6[2], ctx->remote_ip6[3]};
+
+			__builtin_memcpy(k.addr, a, sizeof(k.addr));
+			if (!bpf_map_lookup_elem(&client_v6, &k))
+				return SK_PASS;
+		}
+		if (flags & SETTING_BYPASS_V6) {
+			struct lpm_v6_key k = {.prefixlen = 128};
+			__u32 a[4] = {ctx->local_ip6[0], ctx->local_ip6[1], ctx->local_ip6[2], ctx->local_ip6[3]};
+
+			__builtin_memcpy(k.addr, a, sizeof(k.addr));
+			if (bpf_map_lookup_elem(&bypass_v6, &k))
+				return SK_PASS;
+		}
+		key = LISTENER_IPV6;
+	} else {
+		if (!(flags & SETTING_ALL_CLIENTS_V4)) {
+			struct lpm_v4_key k = {.prefixlen = 32};
+			__u32 a = ctx->remote_ip4;
+
+			__builtin_memcpy(k.addr, &a, sizeof(k.addr));
+			if (!bpf_map_lookup_elem(&client_v4, &k))
+				return SK_PASS;
+		}
+		if (flags & SETTING_BYPASS_V4) {
+			struct lpm_v4_key k = {.prefixlen = 32};
+			__u32 a = ctx->local_ip4;
+
+			__builtin_memcpy(k.addr, &a, sizeof(k.addr));
+			if (bpf_map_lookup_elem(&bypass_v4, &k))
+				return SK_PASS;
+		}
+	}
+
+	/*
+	 * REPLACE: the decision for an intercepted lookup is this program's,
+	 * whatever an sk_lookup program before it chose -- the previous
+	 * generation's, still attached while a restart takes over (the same
+	 * listener), or another tool's.
+	 */
+	struct bpf_sock *listener = bpf_map_lookup_elem(&listeners, &key);
+	if (listener) {
+		long err = bpf_sk_assign(ctx, listener, BPF_SK_LOOKUP_F_REPLACE);
+
+		bpf_sk_release(listener);
+		if (err == 0)
+			return count(COUNTER_STEERED, SK_PASS);
+		count(COUNTER_ASSIGN_ERRORS, 0);
+	}
+	/* A socket an earlier program chose would still win over SK_DROP. */
+	if (ctx->sk)
+		bpf_sk_assign(ctx, NULL, BPF_SK_LOOKUP_F_REPLACE);
+	return count(COUNTER_NO_LISTENER_REFUSED, SK_DROP);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

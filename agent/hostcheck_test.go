@@ -168,7 +168,7 @@ func runHelper(t *testing.T, ns *lab.NS, exe, job string, cfg Config, attr *sysc
 func TestStartNamesMissingPrivileges(t *testing.T) {
 	ns := quietNS(t)
 	exe := worldExecutableCopy(t)
-	cfg := Config{Interface: "if0", PinDir: testPinDir(t)}
+	cfg := Config{Interface: "if0", PinDir: filepath.Join(traversableBPFFS(t), "pins")}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +208,30 @@ func TestStartNamesMissingPrivileges(t *testing.T) {
 			})
 		}
 	}
+}
+
+// traversableBPFFS mounts a bpffs instance of its own that an unprivileged
+// user may use (world-writable, sticky, as /tmp), for the capability tests: the host's /sys/fs/bpf is
+// often mode 0700 (systemd's default, and ensureBPFFS's), which no
+// capability the datapath needs lets a non-root user into.
+func traversableBPFFS(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "portcullis-bpffs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777"); err != nil {
+		_ = os.Remove(dir)
+		t.Fatalf("mount a bpffs for the test: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		_ = os.Remove(dir)
+	})
+	return dir
 }
 
 // worldExecutableCopy copies the test binary where an unprivileged user can

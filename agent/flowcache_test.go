@@ -58,6 +58,11 @@ func TestProgramFlowCache(t *testing.T) {
 			h.setHits(t, 0xffffffff)
 			expect("hits overflowing", seg, Counters{Established: 1})
 			expect("after the overflow", seg, Counters{Established: 1})
+			// A fresh lookup just before the socket goes, so a slow machine
+			// cannot let FLOW_CACHE_TTL (256 jiffies from the lookup) run
+			// out between the first lookup and the check below.
+			h.ageCache(t)
+			expect("looked up again after the TTL", seg, Counters{Established: 1})
 			kill()
 			// The socket is gone, the word stays for the TTL: proof that the
 			// cache, not a lookup, answered.

@@ -216,7 +216,10 @@ func TestE2EDeviceCertificates(t *testing.T) {
 	}
 	ja4s := map[string]bool{}
 	for _, ev := range page.Events {
-		if ev.Action != "allow" || ev.User != "valid@corp.example" || (ev.Host != "origin.lab" && ev.Host != "chat.lab") {
+		// A request the browser abandoned as the test closed it (its
+		// favicon, on a slow machine) is an error event, with the same user.
+		abandoned := ev.Action == "error" && ev.Reason == "client went away"
+		if ev.Action != "allow" && !abandoned || ev.User != "valid@corp.example" || (ev.Host != "origin.lab" && ev.Host != "chat.lab") {
 			t.Errorf("event with the device tag: %+v, want allowed, user from the certificate's e-mail SAN", ev)
 		}
 		ja4s[ev.JA4] = true

@@ -279,7 +279,8 @@ func TestStartFailureKeepsPreviousDatapath(t *testing.T) {
 // namespace) the transparent proxy serves IPv4 and the datapath routes IPv4
 // only; without an IPv4 address on loopback it serves IPv6 and the
 // management endpoint moves to [::1]; with neither it refuses to start,
-// saying why. Each runs with the datapath in both attach modes.
+// saying why. Each runs with the datapath as the default chooses (route
+// steering) and with tc steering forced.
 func TestListenersServeTheFamiliesTheHostHas(t *testing.T) {
 	for _, mode := range []string{"auto", "tc"} {
 		t.Run("no IPv6/attach "+mode, func(t *testing.T) {
@@ -361,8 +362,13 @@ func requireServed(t *testing.T, a *Appliance, log, host, served, skipped string
 // /metrics exports it.
 func requireAttached(t *testing.T, a *Appliance, log, mode string, ipv6 bool) {
 	t.Helper()
+	// auto on a fail-closed configuration (the default) is route steering:
+	// the sk_lookup program; a forced hook is tc steering on it.
 	want := agent.AttachTC
-	if mode == "auto" || mode == "tcx" {
+	switch mode {
+	case "auto":
+		want = agent.AttachSkLookup
+	case "tcx":
 		want = agent.AttachTCX
 	}
 	if a.datapath == nil {

@@ -192,10 +192,11 @@ func TestApplianceVM(t *testing.T) {
 		t.Error("the intercepted request is not in the activity log")
 	}
 
-	// /metrics from the LAN, the datapath on TCX.
+	// /metrics from the LAN, the datapath steering by route (the default
+	// for the default fail-closed configuration: rules and sk_lookup).
 	metrics := httpGet(t, mgmt, base+"/metrics")
-	if !strings.Contains(metrics, `portcullis_datapath_attach_mode{mode="tcx"} 1`) {
-		t.Errorf("/metrics: no TCX attach mode:\n%s", grepLines(metrics, "portcullis_datapath"))
+	if !strings.Contains(metrics, `portcullis_datapath_attach_mode{mode="sk_lookup"} 1`) {
+		t.Errorf("/metrics: not steering by route (sk_lookup):\n%s", grepLines(metrics, "portcullis_datapath"))
 	}
 
 	// SNMPv3 authPriv from the LAN: snmpd's own tree and PORTCULLIS-MIB

@@ -115,8 +115,8 @@ func TestVagrantUp(t *testing.T) {
 		t.Fatalf("vagrant ssh: portcullis status: %v:\n%s", err, out)
 	}
 	t.Logf("portcullis status:\n%s", out)
-	if !strings.Contains(out, "tcx") {
-		t.Errorf("portcullis status does not show the TCX datapath:\n%s", out)
+	if !strings.Contains(out, "sk_lookup") {
+		t.Errorf("portcullis status does not show the datapath steering by route (sk_lookup):\n%s", out)
 	}
 	if out, err := vagrant(3*time.Minute, "ssh", "-c", "ip -br addr show lan"); err != nil || !strings.Contains(out, "198.18.6.10/24") {
 		t.Errorf("lan address: %v: %s", err, out)

@@ -116,6 +116,9 @@ func (s *Store) emit(ev Event, durable bool) (*group, error) {
 		g = s.newGroup(now)
 		s.pending = append(s.pending, g)
 	}
+	if len(g.events) == cap(g.events) {
+		g.events = s.grow(g.events)
+	}
 	g.events = append(g.events, ev)
 	g.durable = g.durable || durable
 	s.depth++
@@ -136,6 +139,22 @@ func (s *Store) emit(ev Event, durable bool) (*group, error) {
 	return g, nil
 }
 
+// Group buffers grow on demand: a group starts with room for
+// groupStartEvents events (about 7 KiB) and doubles, at most to MaxBatch.
+// Under the usual load a group is what arrived during one fsync (a few to a
+// few hundred events); sized for a full group (MaxBatch, 1.8 MB at the
+// default) every buffer cost its whole size, and the two to four buffers
+// alive under load held ~4-7 MiB of heap whatever the traffic. A buffer is
+// reused with the capacity it grew to, so at a steady rate the request path
+// copies nothing; while groups grow, the copies add at most one move per
+// event (doubling).
+const (
+	groupStartEvents = 16
+	// spareIdleEvents is the largest buffer the pool keeps once the writer
+	// has nothing to do: what a burst grew is given back when it ends.
+	spareIdleEvents = 256
+)
+
 // newGroup returns an empty group, reusing an event buffer the writer gave
 // back when there is one. Called with qmu held.
 func (s *Store) newGroup(now time.Time) *group {
@@ -144,15 +163,25 @@ func (s *Store) newGroup(now time.Time) *group {
 		g.events = s.spare[n-1]
 		s.spare = s.spare[:n-1]
 	} else {
-		// Sized for a full group (capped by the queue): a buffer that had
-		// to grow would be copied on the request path.
-		g.events = make([]Event, 0, min(s.opt.MaxBatch, s.opt.QueueSize))
+		g.events = make([]Event, 0, min(groupStartEvents, s.opt.MaxBatch, s.opt.QueueSize))
 	}
 	return g
 }
 
+// grow returns buf with twice its capacity (at most MaxBatch, which emit
+// never exceeds: a full group is not appended to). Called with qmu held.
+func (s *Store) grow(buf []Event) []Event {
+	n := min(max(2*cap(buf), groupStartEvents), s.opt.MaxBatch)
+	bigger := make([]Event, len(buf), n)
+	copy(bigger, buf)
+	clear(buf) // it may be referenced no more, but do not pin its strings
+	return bigger
+}
+
 // recycle returns a committed group's event buffer for reuse. The buffers
-// kept are bounded by how many groups fit in the queue.
+// kept are bounded by how many groups fit in the queue, and a buffer its
+// group filled to less than a quarter is let go when it is larger than a
+// fresh one: groups that shrank after a burst give the burst's memory back.
 //
 // Only the events the group held are cleared: a spare buffer is zero past
 // its length (fresh from make, or cleared up to what it held), so clearing
@@ -162,11 +191,27 @@ func (s *Store) recycle(g *group) {
 	buf := g.events
 	clear(buf) // drop references to the events' strings and slices
 	g.events = nil
+	if cap(buf) > groupStartEvents && 4*len(buf) < cap(buf) {
+		return
+	}
 	s.qmu.Lock()
 	if len(s.spare) < s.opt.QueueSize/max(s.opt.MaxBatch, 1)+2 {
 		s.spare = append(s.spare, buf[:0])
 	}
 	s.qmu.Unlock()
+}
+
+// trimSpare drops the pooled buffers larger than spareIdleEvents. The
+// writer calls it (qmu held) when the queue is empty and it goes to sleep.
+func (s *Store) trimSpare() {
+	kept := s.spare[:0]
+	for _, buf := range s.spare {
+		if cap(buf) <= spareIdleEvents {
+			kept = append(kept, buf)
+		}
+	}
+	clear(s.spare[len(kept):])
+	s.spare = kept
 }
 
 // newEventID returns a UUIDv7 (RFC 9562 §5.7) for an event stamped at now:

@@ -24,6 +24,7 @@ func (s *Store) write() {
 	for {
 		s.qmu.Lock()
 		for len(s.pending) == 0 && !s.closed {
+			s.trimSpare()
 			s.wake = wakeAny
 			s.qmu.Unlock()
 			<-s.wakeCh

@@ -71,6 +71,7 @@ type Appliance struct {
 	mgmtLn      net.Listener
 	mgmt        *http.Server
 	closers     []func()
+	idle        *idleReleaser // gives a burst's heap back once traffic stops
 }
 
 // New prepares everything that can fail before any traffic is taken: the CA,
@@ -193,6 +194,8 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	a.registry.MustRegister(newCertCheckCollector(a.certCheck, a.proxy.DeviceStats()), newSessionCollector(a.proxy.SessionStats()))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
+	a.idle = newIdleReleaser() // idlememory.go
+	a.registry.MustRegister(a.idle.collector())
 
 	if cfg.Transparent.Enabled {
 		if err := a.listenTransparent(); err != nil {
@@ -263,6 +266,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
 	a.exporters.start(expCtx)
+	idleCtx, stopIdle := context.WithCancel(context.Background())
+	defer stopIdle()
+	go a.idle.run(idleCtx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

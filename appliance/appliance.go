@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,6 +196,12 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
 	a.idle = newIdleReleaser() // idlememory.go
+	a.idle.release = func() {
+		if err := a.activity.store.ReleaseMemory(); err != nil {
+			a.log.Warn("idle memory release", "err", err)
+		}
+		debug.FreeOSMemory()
+	}
 	a.registry.MustRegister(a.idle.collector())
 
 	if cfg.Transparent.Enabled {
@@ -266,9 +273,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
 	a.exporters.start(expCtx)
+	// The idle releaser stops before the store closes (closeAll).
 	idleCtx, stopIdle := context.WithCancel(context.Background())
-	defer stopIdle()
-	go a.idle.run(idleCtx)
+	idleDone := make(chan struct{})
+	go func() { a.idle.run(idleCtx); close(idleDone) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -313,6 +321,8 @@ wait:
 	a.stopSNMP()
 	stopExport()
 	a.exporters.wait()
+	stopIdle()
+	<-idleDone
 	a.closeAll()
 	wg.Wait()
 	return err

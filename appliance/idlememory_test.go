@@ -57,26 +57,24 @@ func heapFree() uint64 {
 	return s[0].Value.Uint64()
 }
 
-var sink [][]byte
-
-// churn allocates about rate bytes per second (64 KiB objects, the last
-// 16 MiB of them kept live) until stop is closed.
-func churn(rate int, stop <-chan struct{}) {
+// churn allocates 1 MiB (64 KiB objects, the last 16 MiB of them kept
+// live) every millisecond or so until stop is closed: short sleeps, so a
+// loaded machine delays it by little more than its scheduling latency.
+func churn(stop <-chan struct{}) {
 	const obj = 64 << 10
 	ring := make([][]byte, 256)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for i := 0; ; {
 		select {
 		case <-stop:
 			clear(ring)
 			return
-		case <-tick.C:
+		default:
 		}
-		for range rate / 100 / obj {
+		for range (1 << 20) / obj {
 			ring[i%len(ring)] = make([]byte, obj)
 			i++
 		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -101,7 +99,7 @@ func TestIdleReleaseAfterLoadNotDuring(t *testing.T) {
 
 	stop := make(chan struct{})
 	during.Store(true)
-	go churn(200<<20, stop) // 200 MiB/s, about 20 MiB per interval
+	go churn(stop) // up to ~1 GiB/s, far above quietBytes per interval
 	time.Sleep(1500 * time.Millisecond)
 	during.Store(false)
 	close(stop)

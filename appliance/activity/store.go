@@ -176,6 +176,7 @@ func (s *Store) init(path string) error {
 		return fmt.Errorf("open activity store for reading: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(4)
+	s.rdb.SetMaxIdleConns(readIdleConns)
 	return nil
 }
 

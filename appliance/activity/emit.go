@@ -174,7 +174,6 @@ func (s *Store) grow(buf []Event) []Event {
 	n := min(max(2*cap(buf), groupStartEvents), s.opt.MaxBatch)
 	bigger := make([]Event, len(buf), n)
 	copy(bigger, buf)
-	clear(buf) // it may be referenced no more, but do not pin its strings
 	return bigger
 }
 

@@ -113,7 +113,13 @@ func (s *Store) emit(ev Event, durable bool) (*group, error) {
 	if n := len(s.pending); n > 0 && len(s.pending[n-1].events) < s.opt.MaxBatch {
 		g = s.pending[n-1]
 	} else {
-		g = s.newGroup(now)
+		// The writer is behind when the newest group is full: the next
+		// one will fill as well, so it is made at that size at once.
+		hint := s.lastTaken
+		if n > 0 {
+			hint = s.opt.MaxBatch
+		}
+		g = s.newGroup(now, hint)
 		s.pending = append(s.pending, g)
 	}
 	if len(g.events) == cap(g.events) {
@@ -156,14 +162,19 @@ const (
 )
 
 // newGroup returns an empty group, reusing an event buffer the writer gave
-// back when there is one. Called with qmu held.
-func (s *Store) newGroup(now time.Time) *group {
+// back when there is one, else making one with room for hint events (the
+// size of the group the writer took last, or MaxBatch while it is behind),
+// at least groupStartEvents. Called with qmu held.
+func (s *Store) newGroup(now time.Time, hint int) *group {
 	g := &group{created: now, done: make(chan struct{})}
+	size := min(max(hint, groupStartEvents), s.opt.MaxBatch, s.opt.QueueSize)
 	if n := len(s.spare); n > 0 {
 		g.events = s.spare[n-1]
+		s.spare[n-1] = nil
 		s.spare = s.spare[:n-1]
-	} else {
-		g.events = make([]Event, 0, min(groupStartEvents, s.opt.MaxBatch, s.opt.QueueSize))
+	}
+	if cap(g.events) < size { // none, or one too small to be worth growing
+		g.events = make([]Event, 0, size)
 	}
 	return g
 }

@@ -56,6 +56,7 @@ func (s *Store) write() {
 		}
 		s.depth -= len(g.events)
 		s.depthNow.Store(int64(s.depth))
+		s.lastTaken = len(g.events)
 		s.qmu.Unlock()
 
 		g.err = s.commitRetrying(g)

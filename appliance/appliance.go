@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,6 +72,7 @@ type Appliance struct {
 	mgmtLn      net.Listener
 	mgmt        *http.Server
 	closers     []func()
+	idle        *idleReleaser // gives a burst's heap back once traffic stops
 }
 
 // New prepares everything that can fail before any traffic is taken: the CA,
@@ -193,6 +195,14 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	a.registry.MustRegister(newCertCheckCollector(a.certCheck, a.proxy.DeviceStats()), newSessionCollector(a.proxy.SessionStats()))
 	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newProxyCollector(&a.proxy.Stats, a.certs), newActivityCollector(a.activity.store))
+	a.idle = newIdleReleaser() // idlememory.go
+	a.idle.release = func() {
+		if err := a.activity.store.ReleaseMemory(); err != nil {
+			a.log.Warn("idle memory release", "err", err)
+		}
+		debug.FreeOSMemory()
+	}
+	a.registry.MustRegister(a.idle.collector())
 
 	if cfg.Transparent.Enabled {
 		if err := a.listenTransparent(); err != nil {
@@ -263,6 +273,10 @@ func (a *Appliance) Run(ctx context.Context) error {
 		"management", a.ManagementAddr(), "datapath", a.datapath != nil)
 	expCtx, stopExport := context.WithCancel(context.Background())
 	a.exporters.start(expCtx)
+	// The idle releaser stops before the store closes (closeAll).
+	idleCtx, stopIdle := context.WithCancel(context.Background())
+	idleDone := make(chan struct{})
+	go func() { a.idle.run(idleCtx); close(idleDone) }()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -307,6 +321,8 @@ wait:
 	a.stopSNMP()
 	stopExport()
 	a.exporters.wait()
+	stopIdle()
+	<-idleDone
 	a.closeAll()
 	wg.Wait()
 	return err

@@ -65,7 +65,7 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 		// from the OS, stacks; the rest is SQLite's C heap, the page
 		// cache among it, and the runtime's own).
 		metrics := l.get("http://127.0.0.1:9780/metrics")
-		for _, m := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+		for _, m := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "portcullis_memory_idle_releases_total"} {
 			if v, ok := promValue(metrics, m); ok {
 				r.add(m, v)
 			}

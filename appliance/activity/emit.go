@@ -113,8 +113,17 @@ func (s *Store) emit(ev Event, durable bool) (*group, error) {
 	if n := len(s.pending); n > 0 && len(s.pending[n-1].events) < s.opt.MaxBatch {
 		g = s.pending[n-1]
 	} else {
-		g = s.newGroup(now)
+		// The writer is behind when the newest group is full: the next
+		// one will fill as well, so it is made at that size at once.
+		hint := s.lastTaken
+		if n > 0 {
+			hint = s.opt.MaxBatch
+		}
+		g = s.newGroup(now, hint)
 		s.pending = append(s.pending, g)
+	}
+	if len(g.events) == cap(g.events) {
+		g.events = s.grow(g.events)
 	}
 	g.events = append(g.events, ev)
 	g.durable = g.durable || durable
@@ -136,23 +145,53 @@ func (s *Store) emit(ev Event, durable bool) (*group, error) {
 	return g, nil
 }
 
+// Group buffers grow on demand: a group starts with room for
+// groupStartEvents events (about 7 KiB) and doubles, at most to MaxBatch.
+// Under the usual load a group is what arrived during one fsync (a few to a
+// few hundred events); sized for a full group (MaxBatch, 1.8 MB at the
+// default) every buffer cost its whole size, and the two to four buffers
+// alive under load held ~4-7 MiB of heap whatever the traffic. A buffer is
+// reused with the capacity it grew to, so at a steady rate the request path
+// copies nothing; while groups grow, the copies add at most one move per
+// event (doubling).
+const (
+	groupStartEvents = 16
+	// spareIdleEvents is the largest buffer the pool keeps once the writer
+	// has nothing to do: what a burst grew is given back when it ends.
+	spareIdleEvents = 256
+)
+
 // newGroup returns an empty group, reusing an event buffer the writer gave
-// back when there is one. Called with qmu held.
-func (s *Store) newGroup(now time.Time) *group {
+// back when there is one, else making one with room for hint events (the
+// size of the group the writer took last, or MaxBatch while it is behind),
+// at least groupStartEvents. Called with qmu held.
+func (s *Store) newGroup(now time.Time, hint int) *group {
 	g := &group{created: now, done: make(chan struct{})}
+	size := min(max(hint, groupStartEvents), s.opt.MaxBatch, s.opt.QueueSize)
 	if n := len(s.spare); n > 0 {
 		g.events = s.spare[n-1]
+		s.spare[n-1] = nil
 		s.spare = s.spare[:n-1]
-	} else {
-		// Sized for a full group (capped by the queue): a buffer that had
-		// to grow would be copied on the request path.
-		g.events = make([]Event, 0, min(s.opt.MaxBatch, s.opt.QueueSize))
+	}
+	if cap(g.events) < size { // none, or one too small to be worth growing
+		g.events = make([]Event, 0, size)
 	}
 	return g
 }
 
+// grow returns buf with twice its capacity (at most MaxBatch, which emit
+// never exceeds: a full group is not appended to). Called with qmu held.
+func (s *Store) grow(buf []Event) []Event {
+	n := min(max(2*cap(buf), groupStartEvents), s.opt.MaxBatch)
+	bigger := make([]Event, len(buf), n)
+	copy(bigger, buf)
+	return bigger
+}
+
 // recycle returns a committed group's event buffer for reuse. The buffers
-// kept are bounded by how many groups fit in the queue.
+// kept are bounded by how many groups fit in the queue, and a buffer its
+// group filled to less than a quarter is let go when it is larger than a
+// fresh one: groups that shrank after a burst give the burst's memory back.
 //
 // Only the events the group held are cleared: a spare buffer is zero past
 // its length (fresh from make, or cleared up to what it held), so clearing
@@ -162,11 +201,27 @@ func (s *Store) recycle(g *group) {
 	buf := g.events
 	clear(buf) // drop references to the events' strings and slices
 	g.events = nil
+	if cap(buf) > groupStartEvents && 4*len(buf) < cap(buf) {
+		return
+	}
 	s.qmu.Lock()
 	if len(s.spare) < s.opt.QueueSize/max(s.opt.MaxBatch, 1)+2 {
 		s.spare = append(s.spare, buf[:0])
 	}
 	s.qmu.Unlock()
+}
+
+// trimSpare drops the pooled buffers larger than spareIdleEvents. The
+// writer calls it (qmu held) when the queue is empty and it goes to sleep.
+func (s *Store) trimSpare() {
+	kept := s.spare[:0]
+	for _, buf := range s.spare {
+		if cap(buf) <= spareIdleEvents {
+			kept = append(kept, buf)
+		}
+	}
+	clear(s.spare[len(kept):])
+	s.spare = kept
 }
 
 // newEventID returns a UUIDv7 (RFC 9562 §5.7) for an event stamped at now:

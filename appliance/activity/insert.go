@@ -303,10 +303,7 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 		}
 	}
 	// Keep the buffer for the next group, but not the strings it points to.
-	defer func() {
-		clear(args)
-		in.args = args[:0]
-	}()
+	defer func() { in.args = reusable(args) }()
 	if err := in.exec(dc, "events", args, eventInsertWidth, eventRowsPerInsert); err != nil {
 		return err
 	}
@@ -341,6 +338,19 @@ func (in *inserter) commitOn(dc any, events []Event) (err error) {
 	}
 	in.ftsMark = mark
 	return nil
+}
+
+// reusable is a bound-values buffer cleared for the next group (the strings
+// it points to are not kept), or nil when the group just bound filled less
+// than a quarter of it: a burst's large groups grow it to megabytes
+// (MaxBatch events of ~28 values, 16 bytes each), and the small groups that
+// follow would otherwise keep that for good.
+func reusable(buf []any) []any {
+	clear(buf)
+	if cap(buf) > 1024 && 4*len(buf) < cap(buf) {
+		return nil
+	}
+	return buf[:0]
 }
 
 // Policies and device tags go to their side tables in the group's
@@ -389,9 +399,6 @@ func (in *inserter) sideRows(dc any, side sideList, events []Event) error {
 			rows = append(rows, v, ev.Time.UnixNano(), ev.Seq)
 		}
 	}
-	defer func() {
-		clear(rows)
-		in.side = rows[:0]
-	}()
+	defer func() { in.side = reusable(rows) }()
 	return in.exec(dc, side.table, rows, 3, sideRowsPerInsert)
 }

@@ -41,14 +41,17 @@ type Store struct {
 	// event count, the writer's wake-up wish and closed. Emit holds it for
 	// an append, so once Close set closed no event can slip in after the
 	// writer's final drain.
-	qmu      sync.Mutex
-	pending  []*group
-	depth    int
-	spare    [][]Event // event buffers of committed groups, for reuse
-	wake     int
-	closed   bool
-	wakeCh   chan struct{} // capacity 1: "look at the queue"
-	depthNow atomic.Int64  // depth, for Stats without the lock
+	qmu     sync.Mutex
+	pending []*group
+	depth   int
+	spare   [][]Event // event buffers of committed groups, for reuse
+	// lastTaken is the size of the group the writer took last: a new
+	// group's buffer is made that large (emit.go newGroup).
+	lastTaken int
+	wake      int
+	closed    bool
+	wakeCh    chan struct{} // capacity 1: "look at the queue"
+	depthNow  atomic.Int64  // depth, for Stats without the lock
 
 	closing    chan struct{} // closed by Close: stop retrying and pruning
 	writerDone chan struct{}
@@ -176,6 +179,7 @@ func (s *Store) init(path string) error {
 		return fmt.Errorf("open activity store for reading: %w", err)
 	}
 	s.rdb.SetMaxOpenConns(4)
+	s.rdb.SetMaxIdleConns(readIdleConns)
 	return nil
 }
 

@@ -24,6 +24,7 @@ func (s *Store) write() {
 	for {
 		s.qmu.Lock()
 		for len(s.pending) == 0 && !s.closed {
+			s.trimSpare()
 			s.wake = wakeAny
 			s.qmu.Unlock()
 			<-s.wakeCh
@@ -55,6 +56,7 @@ func (s *Store) write() {
 		}
 		s.depth -= len(g.events)
 		s.depthNow.Store(int64(s.depth))
+		s.lastTaken = len(g.events)
 		s.qmu.Unlock()
 
 		g.err = s.commitRetrying(g)

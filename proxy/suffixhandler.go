@@ -86,8 +86,11 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 	}
 
 	if sc.Sessions != nil {
+		// Only a found identity is put on the heap (&id of the Get's result
+		// would allocate for every request, signed in or not).
 		if id, ok := sc.Sessions.Get(r, suffixed); ok {
-			st.user = &id
+			st.user = new(identity.Identity)
+			*st.user = id
 		}
 	}
 	if strings.HasPrefix(r.URL.Path, suffixEndpointPrefix) {
@@ -216,25 +219,33 @@ func (s *Server) suffixRewriteRequest(pr *httputil.ProxyRequest) {
 	stripOwnCookies(pr.Out.Header)
 }
 
-// stripOwnCookies removes the proxy's cookies from a request to an origin.
+// stripOwnCookies removes the proxy's cookies from a request to an origin:
+// the cookies that remain, trimmed, are joined into one Cookie line (no
+// line when none remains), built in one buffer.
 func stripOwnCookies(h http.Header) {
-	lines := h.Values("Cookie")
+	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
-	var kept []string
+	var b strings.Builder
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
 			if name == "" || strings.HasPrefix(name, "__Host-portcullis") {
 				continue
 			}
-			kept = append(kept, strings.TrimSpace(part))
+			if b.Len() == 0 {
+				b.Grow(len(line))
+			} else {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
 		}
 	}
-	h.Del("Cookie")
-	if len(kept) > 0 {
-		h.Set("Cookie", strings.Join(kept, "; "))
+	delete(h, "Cookie")
+	if b.Len() > 0 {
+		h["Cookie"] = []string{b.String()}
 	}
 }
 

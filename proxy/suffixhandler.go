@@ -221,12 +221,21 @@ func (s *Server) suffixRewriteRequest(pr *httputil.ProxyRequest) {
 
 // stripOwnCookies removes the proxy's cookies from a request to an origin:
 // the cookies that remain, trimmed, are joined into one Cookie line (no
-// line when none remains), built in one buffer.
+// line when none remains).
 func stripOwnCookies(h http.Header) {
 	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
+	delete(h, "Cookie")
+	if line, ok := strippedCookies(lines); ok {
+		h["Cookie"] = []string{line}
+	}
+}
+
+// strippedCookies is the Cookie line stripOwnCookies sends for the lines,
+// built in one buffer; false when no cookie remains.
+func strippedCookies(lines []string) (string, bool) {
 	var b strings.Builder
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
@@ -243,10 +252,7 @@ func stripOwnCookies(h http.Header) {
 			b.WriteString(part)
 		}
 	}
-	delete(h, "Cookie")
-	if b.Len() > 0 {
-		h["Cookie"] = []string{b.String()}
-	}
+	return b.String(), b.Len() > 0
 }
 
 // suffixRewriteResponse rewrites headers and, for text types, the body as

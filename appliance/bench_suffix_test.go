@@ -191,8 +191,10 @@ func benchClientFor(root *x509.Certificate, name, addr string) *http.Client {
 // default configuration with the suffix domain on and the transparent
 // listener off), alternating three times so the ratio has its baseline from
 // the same minutes. It reports the ratio of the medians (target 0.40, as
-// BenchmarkLab's) and the appliance's CPU per suffix request. Run with
-// -benchtime=1x.
+// BenchmarkLab's), the appliance's CPU and read and write system calls per
+// suffix request (medians). Run with -benchtime=1x; with
+// PORTCULLIS_BENCH_CPUPROFILE=file it also writes a CPU profile of the
+// appliance over 4 s of the first suffix run.
 func BenchmarkLabSuffixKeepAlive(b *testing.B) {
 	lab.RequireRoot(b)
 	if _, err := exec.LookPath("wrk"); err != nil {
@@ -200,13 +202,28 @@ func BenchmarkLabSuffixKeepAlive(b *testing.B) {
 	}
 	l := newE2ELab(b, suffixLabConfig)
 	l.Client.SetHosts(map[string]netip.Addr{"origin.lab": originGood, "origin.lab.gw.test": suffixListen.Addr()})
+	profile := os.Getenv("PORTCULLIS_BENCH_CPUPROFILE")
+	if profile != "" {
+		l.enablePProf(b)
+	}
 	r := newLabReport()
-	for range 3 {
+	for i := range 3 {
 		r.add("rps_keepalive_direct", l.wrk(b, false).rps)
 		l.start()
+		var profiled chan struct{}
+		if profile != "" && i == 0 {
+			profiled = l.cpuProfile(b, profile, 4*time.Second)
+		}
 		cpu0 := procCPU(b, l.proc.Process.Pid)
+		rd0, wr0 := procSyscalls(b, l.proc.Process.Pid)
 		ka := l.wrkURL(b, false, "https://origin.lab.gw.test/")
 		cpu1 := procCPU(b, l.proc.Process.Pid)
+		rd1, wr1 := procSyscalls(b, l.proc.Process.Pid)
+		r.add("read_syscalls_per_request", (rd1-rd0)/ka.requests)
+		r.add("write_syscalls_per_request", (wr1-wr0)/ka.requests)
+		if profiled != nil {
+			<-profiled
+		}
 		r.add("rps_keepalive_suffix", ka.rps)
 		r.add("cpu_per_request_appliance_us", (cpu1-cpu0)/ka.requests*1e6)
 		l.stop(syscall.SIGTERM)
@@ -216,5 +233,59 @@ func BenchmarkLabSuffixKeepAlive(b *testing.B) {
 		b.ReportMetric(t.Value, strings.ReplaceAll(t.Name, " ", "_"))
 	}
 	b.ReportMetric(r.value("cpu_per_request_appliance_us"), "appliance_cpu_us/request")
+	b.ReportMetric(r.value("read_syscalls_per_request"), "reads/request")
+	b.ReportMetric(r.value("write_syscalls_per_request"), "writes/request")
 	b.Logf("raw: %v", r.Raw)
+}
+
+// enablePProf turns on the management listener's /debug/pprof endpoints in
+// the lab appliance's configuration.
+func (l *e2eLab) enablePProf(b *testing.B) {
+	cfg, err := os.ReadFile(l.cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const mgmt = "management:\n  listen: 127.0.0.1:9780\n"
+	if !strings.Contains(string(cfg), mgmt) {
+		b.Fatalf("lab config has no %q", mgmt)
+	}
+	text := strings.Replace(string(cfg), mgmt, mgmt+"  pprof: true\n", 1)
+	if err := os.WriteFile(l.cfgPath, []byte(text), 0o600); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuProfile fetches a CPU profile of the running lab appliance over d,
+// starting half a second from now (wrk's connections open first), into
+// path; the channel is closed when it is written. PORTCULLIS_BENCH_CPUPROFILE
+// asks BenchmarkLabSuffixKeepAlive for one (its first suffix run): the
+// profiled run's figures include the profiler's own cost.
+func (l *e2eLab) cpuProfile(b *testing.B, path string, d time.Duration) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(500 * time.Millisecond)
+		c := &http.Client{Timeout: d + 10*time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return l.GW.Dial(ctx, network, addr)
+			},
+		}}
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:9780/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+		if err != nil {
+			b.Errorf("cpu profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, data)
+		}
+		if err == nil {
+			err = os.WriteFile(path, data, 0o644)
+		}
+		if err != nil {
+			b.Errorf("cpu profile: %v", err)
+		}
+	}()
+	return done
 }

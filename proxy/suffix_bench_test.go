@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/portcullis-gw/portcullis/proxy/identity"
 )
 
 // BenchmarkSuffixRequest is one keep-alive HTTPS/1.1 request through the
@@ -44,6 +48,70 @@ func BenchmarkSuffixRequest(b *testing.B) {
 				func() { benchGet(b, proxied, "https://app.test.gw.test"+path) })
 		})
 	}
+	b.Run("echo-signed-in", benchSuffixSignedIn)
+}
+
+// benchSuffixSignedIn is BenchmarkSuffixRequest's echo for a signed-in
+// browser's fetch: the proxy's session cookie among the app's cookies,
+// Origin and Referer of the suffixed host, and the fields a browser sends
+// with every request. The direct request carries what the origin gets
+// (the app's cookies, the origin's Origin and Referer).
+func benchSuffixSignedIn(b *testing.B) {
+	sessions, err := identity.NewSessions([][]byte{bytes.Repeat([]byte{7}, 32)}, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sh := newSuffixHarness(b, func(sc *SuffixConfig) { sc.Sessions = sessions })
+	rec := httptest.NewRecorder()
+	if err := sessions.Set(rec, "app.test.gw.test", identity.Identity{User: "alice@example.com", Groups: []string{"staff", "finance"}, Source: "saml"}); err != nil {
+		b.Fatal(err)
+	}
+	session := rec.Result().Cookies()[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(sh.labCA.Cert)
+	directTr := &http.Transport{
+		TLSClientConfig:    &tls.Config{RootCAs: roots, ServerName: "app.test"},
+		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableCompression: true,
+	}
+	b.Cleanup(directTr.CloseIdleConnections)
+	direct := &http.Client{Transport: directTr}
+	proxied := sh.client(false, false)
+	proxied.Transport.(*http.Transport).DisableCompression = true
+	browser := func(c *http.Client, url, host, cookie string) func() {
+		req, err := http.NewRequest("GET", url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Host = host
+		req.Header = http.Header{
+			"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+			"Accept":          {"application/json, text/plain, */*"},
+			"Accept-Language": {"en-GB,en;q=0.9"},
+			"Origin":          {"https://" + host},
+			"Referer":         {"https://" + host + "/projects/42?tab=overview"},
+			"Sec-Fetch-Site":  {"same-origin"},
+			"Sec-Fetch-Mode":  {"cors"},
+			"Sec-Fetch-Dest":  {"empty"},
+			"Cookie":          {cookie},
+		}
+		return func() {
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"origin":"https://app.test"`)) ||
+				!bytes.Contains(body, []byte(`"cookie":"sid=s1; theme=dark"`)) {
+				b.Fatalf("%s: %s %s", url, resp.Status, body)
+			}
+		}
+	}
+	appCookies := "sid=s1; theme=dark"
+	benchInterleaved(b,
+		browser(direct, "https://"+sh.srv.cfg.Hosts["app.test"][0]+"/echo", "app.test", appCookies),
+		browser(proxied, "https://app.test.gw.test/echo", "app.test.gw.test", "sid=s1; "+session.Name+"="+session.Value+"; theme=dark"))
 }
 
 // benchInterleaved times proxied while measuring direct in slices between

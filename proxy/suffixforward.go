@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"net/url"
-	"slices"
 
 	"github.com/portcullis-gw/portcullis/proxy/rewrite"
 )
@@ -97,15 +96,31 @@ func (o *suffixOutgoingRequest) from(r *http.Request, origin string) *http.Reque
 	for k, vv := range h {
 		oh[k] = vv
 	}
-	// RequestHeaders rewrites values in place: those of r stay r's.
+	// The rewritten fields get new value slices (r's stay r's), cut from
+	// one array: a signed-in browser sends all three with every request.
+	vals := make([]string, 0, len(h["Origin"])+len(h["Referer"])+1)
 	for _, k := range [...]string{"Origin", "Referer"} {
-		if vv, ok := oh[k]; ok {
-			oh[k] = slices.Clone(vv)
+		vv := h[k]
+		start := len(vals)
+		changed := false
+		for _, v := range vv {
+			n, ok := rewrite.URLToOrigin(v, m)
+			changed = changed || ok
+			vals = append(vals, n)
+		}
+		if changed {
+			oh[k] = vals[start:len(vals):len(vals)]
+		} else {
+			vals = vals[:start]
 		}
 	}
-	rewrite.RequestHeaders(oh, m)
 	if ownCookie {
-		stripOwnCookies(oh)
+		if line, ok := strippedCookies(h["Cookie"]); ok {
+			vals = append(vals, line)
+			oh["Cookie"] = vals[len(vals)-1 : len(vals) : len(vals)]
+		} else {
+			delete(oh, "Cookie")
+		}
 	}
 	out.Header = oh
 	return out

@@ -86,8 +86,11 @@ func (s *Server) serveSuffix(rec *recorder, r *http.Request, ci *ConnInfo, st *r
 	}
 
 	if sc.Sessions != nil {
+		// Only a found identity is put on the heap (&id of the Get's result
+		// would allocate for every request, signed in or not).
 		if id, ok := sc.Sessions.Get(r, suffixed); ok {
-			st.user = &id
+			st.user = new(identity.Identity)
+			*st.user = id
 		}
 	}
 	if strings.HasPrefix(r.URL.Path, suffixEndpointPrefix) {
@@ -216,26 +219,40 @@ func (s *Server) suffixRewriteRequest(pr *httputil.ProxyRequest) {
 	stripOwnCookies(pr.Out.Header)
 }
 
-// stripOwnCookies removes the proxy's cookies from a request to an origin.
+// stripOwnCookies removes the proxy's cookies from a request to an origin:
+// the cookies that remain, trimmed, are joined into one Cookie line (no
+// line when none remains).
 func stripOwnCookies(h http.Header) {
-	lines := h.Values("Cookie")
+	lines := h["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
-	var kept []string
+	delete(h, "Cookie")
+	if line, ok := strippedCookies(lines); ok {
+		h["Cookie"] = []string{line}
+	}
+}
+
+// strippedCookies is the Cookie line stripOwnCookies sends for the lines,
+// built in one buffer; false when no cookie remains.
+func strippedCookies(lines []string) (string, bool) {
+	var b strings.Builder
 	for _, line := range lines {
 		for part := range strings.SplitSeq(line, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
 			if name == "" || strings.HasPrefix(name, "__Host-portcullis") {
 				continue
 			}
-			kept = append(kept, strings.TrimSpace(part))
+			if b.Len() == 0 {
+				b.Grow(len(line))
+			} else {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
 		}
 	}
-	h.Del("Cookie")
-	if len(kept) > 0 {
-		h.Set("Cookie", strings.Join(kept, "; "))
-	}
+	return b.String(), b.Len() > 0
 }
 
 // suffixRewriteResponse rewrites headers and, for text types, the body as

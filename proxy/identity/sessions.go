@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 	"sync"
@@ -172,34 +173,98 @@ func (s *Sessions) Set(w http.ResponseWriter, host string, id Identity) error {
 // or other host's cookie gives false. The identity's slices and map may be
 // shared with other requests carrying the same cookie: they are read, never
 // written (the slices have no spare capacity, so an append copies).
+//
+// The cookie values are those r.CookiesNamed(CookieName) gives, found
+// without its per-request slice and Cookie values (sessionCookies): Get
+// runs for every request of a signed-in browser.
 func (s *Sessions) Get(r *http.Request, host string) (Identity, bool) {
-	cookies := r.CookiesNamed(CookieName)
-	if len(cookies) == 0 {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
 		return Identity{}, false
 	}
 	host = canonicalHost(host)
 	now := s.now().Unix()
-	for _, c := range cookies {
-		if len(c.Value) > maxCookie*2 {
-			continue
+	var found Identity
+	ok := sessionCookies(lines, func(value string) bool {
+		if len(value) > maxCookie*2 {
+			return false
 		}
-		k := openedKey(host, c.Value)
+		k := openedKey(host, value)
 		ss, ok := s.opened.get(k)
 		if !ok {
 			var fresh sealedSession
-			if !open(s.aeads, host, "session", c.Value, &fresh) {
-				continue
+			if !open(s.aeads, host, "session", value, &fresh) {
+				return false
 			}
 			fresh.Groups, fresh.DeviceTags = slices.Clip(fresh.Groups), slices.Clip(fresh.DeviceTags)
 			s.opened.put(k, fresh)
 			ss = fresh
 		}
 		if now < ss.Exp {
-			ss.Identity.Expires = time.Unix(ss.Exp, 0)
-			return ss.Identity, true
+			found = ss.Identity
+			found.Expires = time.Unix(ss.Exp, 0)
+			return true
+		}
+		return false
+	})
+	if !ok {
+		return Identity{}, false
+	}
+	return found, true
+}
+
+// maxCookieCount is net/http's default bound on the cookies of a request
+// (readCookies gives none beyond it).
+const maxCookieCount = 3000
+
+// sessionCookies calls try with the value of every CookieName cookie of the
+// Cookie lines, in order, as net/http's readCookies parses them (each
+// cookie and its name trimmed, a quoted value unquoted, a value holding a
+// byte a cookie may not hold skipped), until try reports true; it reports
+// whether one did.
+// Lines holding more cookies than net/http accepts are left to
+// Request.CookiesNamed itself (its limit can be changed by GODEBUG).
+func sessionCookies(lines []string, try func(value string) bool) bool {
+	count := 0
+	for _, line := range lines {
+		count += strings.Count(line, ";") + 1
+	}
+	if count > maxCookieCount {
+		r := http.Request{Header: http.Header{"Cookie": lines}}
+		for _, c := range r.CookiesNamed(CookieName) {
+			if try(c.Value) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, line := range lines {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, val, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(name) != CookieName {
+				continue
+			}
+			if len(val) > 1 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			if validCookieValue(val) && try(val) {
+				return true
+			}
 		}
 	}
-	return Identity{}, false
+	return false
+}
+
+// validCookieValue is net/http's test of a (unquoted) cookie value.
+func validCookieValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if b := v[i]; b < 0x20 || b >= 0x7f || b == '"' || b == ';' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalHost lower-cases host and drops a port and a trailing dot, so

@@ -212,3 +212,70 @@ func BenchmarkSessions(b *testing.B) {
 		}
 	})
 }
+
+// TestSessionCookiesAsNetHTTP: the values Get tries are exactly those
+// Request.CookiesNamed gives, in order, for Cookie lines net/http parses
+// in its own ways (spaces around names and values, quotes, bytes a value
+// may not hold, empty parts, several lines, names that only contain the
+// cookie's, more cookies than net/http accepts).
+func TestSessionCookiesAsNetHTTP(t *testing.T) {
+	many := strings.Repeat("a=1; ", 3000) + CookieName + "=late"
+	for _, lines := range [][]string{
+		{CookieName + "=v1"},
+		{"a=b; " + CookieName + "=v1; c=d", CookieName + "=v2"},
+		{"  " + CookieName + " = v1 ;" + CookieName + "= v2; " + CookieName + "=v3 "},
+		{CookieName + `="quoted"; ` + CookieName + `="half; ` + CookieName + `=""`},
+		{CookieName + "=bad\\value; " + CookieName + "=bad\"q; " + CookieName + "=tab\tin; " + CookieName + "=ok"},
+		{";;" + CookieName + ";" + CookieName + "=; x" + CookieName + "=no; " + CookieName + "x=no; " + strings.ToUpper(CookieName) + "=no"},
+		{"\t" + CookieName + "=\t v \t"},
+		{CookieName + "=a=b=c; " + CookieName + "=caf\u00e9"},
+		{"", " ", CookieName + "=last"},
+		{many},
+		{strings.Repeat("a=1;", 1500), strings.Repeat("b=2;", 1500) + CookieName + "=over"},
+	} {
+		r := http.Request{Header: http.Header{"Cookie": lines}}
+		var want []string
+		for _, c := range r.CookiesNamed(CookieName) {
+			want = append(want, c.Value)
+		}
+		var got []string
+		if sessionCookies(lines, func(v string) bool { got = append(got, v); return false }) {
+			t.Errorf("%q: reported a cookie taken", lines)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%.80q: tried %q, net/http gives %q", lines, got, want)
+		}
+		// The first one taken stops the scan.
+		n := 0
+		taken := sessionCookies(lines, func(string) bool { n++; return true })
+		if taken != (len(want) > 0) || n != min(len(want), 1) {
+			t.Errorf("%.80q: taking the first: %v after %d tries", lines, taken, n)
+		}
+	}
+}
+
+// TestSessionsGetAllocs: a request without the session cookie costs Get no
+// allocation, and one with a remembered cookie among others costs it none
+// either (net/http's cookie parse allocated a slice and a Cookie per match).
+func TestSessionsGetAllocs(t *testing.T) {
+	s, err := NewSessions([][]byte{secret(1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	if err := s.Set(w, "app.gw.test", Identity{User: "alice", Groups: []string{"staff"}}); err != nil {
+		t.Fatal(err)
+	}
+	signedIn := httptest.NewRequest("GET", "https://app.gw.test/", nil)
+	signedIn.Header.Set("Cookie", "theme=dark; "+w.Result().Cookies()[0].String()+"; lang=en")
+	if id, ok := s.Get(signedIn, "app.gw.test"); !ok || id.User != "alice" {
+		t.Fatalf("signed-in request: %+v %v", id, ok)
+	}
+	anonymous := httptest.NewRequest("GET", "https://app.gw.test/", nil)
+	anonymous.Header.Set("Cookie", "theme=dark; lang=en")
+	for name, r := range map[string]*http.Request{"signed in": signedIn, "anonymous": anonymous} {
+		if n := testing.AllocsPerRun(100, func() { s.Get(r, "app.gw.test") }); n != 0 {
+			t.Errorf("%s: %v allocations per Get", name, n)
+		}
+	}
+}

@@ -34,48 +34,65 @@ func RequestHeaders(h http.Header, m Mapper) {
 // the origin's alternative services for the suffixed name. Everything else,
 // Strict-Transport-Security included, is kept as is. URLs of hosts the
 // Mapper refuses stay as they are.
+//
+// The fields are found in one pass over h (a response has a handful; ten
+// lookups of fields it mostly lacks cost more), by their canonical names
+// as before.
 func ResponseHeaders(h http.Header, originHost string, m Mapper, o HeaderOptions) {
 	f := suffixFunc(m)
-	for _, k := range [...]string{"Location", "Content-Location", "Access-Control-Allow-Origin", "Service-Worker-Allowed"} {
-		vs := h[k]
-		for i, v := range vs {
-			if n, ok := mapURL(v, f); ok {
-				vs[i] = n
+	for k, vs := range h {
+		switch k {
+		case "Location", "Content-Location", "Access-Control-Allow-Origin", "Service-Worker-Allowed":
+			for i, v := range vs {
+				if n, ok := mapURL(v, f); ok {
+					vs[i] = n
+				}
 			}
-		}
-	}
-	for i, v := range h["Refresh"] {
-		if n, ok := rewriteRefresh(v, f); ok {
-			h["Refresh"][i] = n
-		}
-	}
-	for i, v := range h["Link"] {
-		h["Link"][i] = rewriteLink(v, f)
-	}
-	if cookies := h["Set-Cookie"]; len(cookies) > 0 {
-		host := strings.ToLower(strings.TrimSuffix(originHost, "."))
-		suffixed, ok := f(host)
-		kept := cookies[:0]
-		for _, c := range cookies {
-			if !ok {
-				break
+		case "Refresh":
+			for i, v := range vs {
+				if n, ok := rewriteRefresh(v, f); ok {
+					vs[i] = n
+				}
 			}
-			if n, ok := SetCookie(c, host, suffixed); ok {
-				kept = append(kept, n)
+		case "Link":
+			for i, v := range vs {
+				vs[i] = rewriteLink(v, f)
 			}
-		}
-		if len(kept) == 0 {
-			h.Del("Set-Cookie")
-		} else {
-			h["Set-Cookie"] = kept
+		case "Set-Cookie":
+			if len(vs) == 0 {
+				continue
+			}
+			if kept := setCookies(vs, originHost, f); len(kept) == 0 {
+				delete(h, k)
+			} else {
+				h[k] = kept
+			}
+		case "Content-Security-Policy", "Content-Security-Policy-Report-Only":
+			for i, v := range vs {
+				vs[i] = CSP(v, m, o.Nonce)
+			}
+		case "Alt-Svc":
+			delete(h, k)
 		}
 	}
-	for _, k := range [...]string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
-		for i, v := range h[k] {
-			h[k][i] = CSP(v, m, o.Nonce)
+}
+
+// setCookies is what ResponseHeaders keeps of a response's Set-Cookie
+// lines (in place, in cookies' array): each through SetCookie, none when
+// originHost has no suffixed name.
+func setCookies(cookies []string, originHost string, f hostFunc) []string {
+	host := strings.ToLower(strings.TrimSuffix(originHost, "."))
+	suffixed, ok := f(host)
+	if !ok {
+		return nil
+	}
+	kept := cookies[:0]
+	for _, c := range cookies {
+		if n, ok := SetCookie(c, host, suffixed); ok {
+			kept = append(kept, n)
 		}
 	}
-	h.Del("Alt-Svc")
+	return kept
 }
 
 // rewriteLink rewrites each <URI-Reference> of a Link header value.

@@ -50,6 +50,33 @@ func TestResponseHeaders(t *testing.T) {
 	}
 }
 
+// TestResponseHeadersPlainResponse: a response with none of the fields
+// rewritten is left as it is, without an allocation, and fields are matched
+// by their canonical names only (as the per-field lookups did): a
+// non-canonical key in a hand-built header is not a Location.
+func TestResponseHeadersPlainResponse(t *testing.T) {
+	m := newTestMapper()
+	h := http.Header{
+		"Content-Type":   {"text/plain"},
+		"Content-Length": {"38"},
+		"Date":           {"Wed, 02 Dec 2026 14:00:00 GMT"},
+		"location":       {"https://app.example.com/x"},
+		"Set-Cookie":     {},
+	}
+	want := http.Header{}
+	for k, vv := range h {
+		want[k] = append([]string{}, vv...)
+	}
+	ResponseHeaders(h, "app.example.com", m, HeaderOptions{})
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("plain response became %q, want %q", h, want)
+	}
+	delete(h, "location")
+	if n := testing.AllocsPerRun(100, func() { ResponseHeaders(h, "app.example.com", m, HeaderOptions{}) }); n != 0 {
+		t.Errorf("%v allocations for a response with nothing to rewrite", n)
+	}
+}
+
 func TestResponseHeadersRefusedHosts(t *testing.T) {
 	m := newTestMapper()
 	cases := []struct{ key, in string }{

@@ -247,7 +247,12 @@ func TestActivityToolsInChromium(t *testing.T) {
 	// Save the search and find it again.
 	run("save search", chromedp.Navigate(base+"/activity?action=block&since=1h"), chromedp.WaitVisible(chromedp.CSS("details.saved")),
 		chromedp.Click(chromedp.CSS("details.saved summary")), chromedp.SendKeys(chromedp.CSS("#ss-name"), "blocked last hour"),
-		chromedp.Submit(chromedp.CSS("#ss-name")), chromedp.WaitVisible(chromedp.CSS("#live-toggle")))
+		// Waiting for the saved search in the reloaded page's list: the
+		// page before the submit had #live-toggle too, so waiting for it
+		// returned before the POST's navigation ended, and the next
+		// Navigate aborted it (net::ERR_ABORTED, 2 runs in 3 here).
+		chromedp.Submit(chromedp.CSS("#ss-name")),
+		waitFor(`[...document.querySelectorAll(".saved-list a")].some(a => a.textContent.includes("blocked last hour"))`))
 	run("open saved", chromedp.Navigate(base+"/activity"), chromedp.Click(chromedp.CSS("details.saved summary")),
 		chromedp.Click(chromedp.CSS(`.saved-list a`)), waitFor(`location.search === "?action=block&since=1h"`))
 

@@ -136,7 +136,7 @@ func (s *Server) resolve(ctx context.Context, host, port string) (netip.AddrPort
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		addrs, err = s.resolver.LookupNetIP(ctx, "ip", host)
+		addrs, err = s.lookupHost(ctx, host)
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("resolve %s: %w", host, err)
 		}

@@ -139,6 +139,7 @@ type Server struct {
 	upstreamTLS *tls.Config // template cloned per connection with its ServerName
 	dialer      net.Dialer
 	resolver    *net.Resolver
+	dns         dnsCache // lookups of the suffix and explicit proxies (dnscache.go)
 
 	upstreams *upstreamPool
 	limits    *limits

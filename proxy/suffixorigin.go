@@ -53,7 +53,7 @@ func (s *Server) resolveOrigin(ctx context.Context, host string) (netip.AddrPort
 			}
 		}
 	} else {
-		ips, err := s.resolver.LookupNetIP(ctx, "ip", host)
+		ips, err := s.lookupHost(ctx, host)
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("resolve %s: %w", host, err)
 		}

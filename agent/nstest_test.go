@@ -186,7 +186,14 @@ func attachedProgramIDs(t testing.TB, ns *lab.NS, ifname string) []ebpf.ProgramI
 			ids = append(ids, ebpf.ProgramID(bf.Id))
 		}
 	}
-	err = ns.Do(func() error {
+	return append(ids, lookupProgramIDs(t, ns)...)
+}
+
+// lookupProgramIDs lists the sk_lookup programs attached to ns.
+func lookupProgramIDs(t testing.TB, ns *lab.NS) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	err := ns.Do(func() error {
 		f, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			return err

@@ -6,14 +6,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -24,23 +21,7 @@ import (
 // lookupPrograms counts the sk_lookup programs attached to ns.
 func lookupPrograms(t testing.TB, ns *lab.NS) int {
 	t.Helper()
-	var n int
-	if err := ns.Do(func() error {
-		f, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		res, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: ebpf.AttachSkLookup})
-		if err != nil {
-			return err
-		}
-		n = len(res.Programs)
-		return nil
-	}); err != nil {
-		t.Fatalf("query sk_lookup programs: %v", err)
-	}
-	return n
+	return len(lookupProgramIDs(t, ns))
 }
 
 // waitLookupPrograms waits (bounded) for want sk_lookup programs in ns: a

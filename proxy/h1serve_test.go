@@ -145,18 +145,7 @@ func checkPlainHead(t *testing.T, in []byte) (*http.Request, bool) {
 // netHTTPStatus is what net/http's server answers to head.
 func netHTTPStatus(t *testing.T, head string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), ErrorLog: log.New(io.Discard, "", 0)}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialNetHTTP(t, func(http.ResponseWriter, *http.Request) {})
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
@@ -350,19 +339,26 @@ func splitRaw(t *testing.T, raw []byte, kind string) ([]string, rawResp) {
 // netHTTPRaw is the raw response net/http's server writes for handler.
 func netHTTPRaw(t *testing.T, handler http.HandlerFunc, req string) []byte {
 	t.Helper()
+	return rawExchange(t, dialNetHTTP(t, handler), req)
+}
+
+// dialNetHTTP is a connection to a net/http server on loopback serving
+// handler; both end with the test.
+func dialNetHTTP(t *testing.T, handler http.HandlerFunc) net.Conn {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: handler, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	t.Cleanup(func() { _ = srv.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	return rawExchange(t, c, req)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // loopRaw is the raw response the loop's writer writes for handler.

@@ -32,23 +32,29 @@ func BenchmarkSuffixRequest(b *testing.B) {
 		name := strings.ReplaceAll(strings.TrimPrefix(path, "/"), ".gz", "-gzip")
 		b.Run(name, func(b *testing.B) {
 			sh := newSuffixHarness(b, nil)
-			roots := x509.NewCertPool()
-			roots.AddCert(sh.labCA.Cert)
-			directTr := &http.Transport{
-				TLSClientConfig:    &tls.Config{RootCAs: roots, ServerName: "app.test"},
-				TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
-				DisableCompression: true,
-			}
-			b.Cleanup(directTr.CloseIdleConnections)
-			direct := &http.Client{Transport: directTr}
-			proxied := sh.client(false, false)
-			proxied.Transport.(*http.Transport).DisableCompression = true
+			direct, proxied := suffixBenchClients(b, sh)
 			directURL := "https://" + sh.srv.cfg.Hosts["app.test"][0] + path
 			benchInterleaved(b, func() { benchGet(b, direct, directURL) },
 				func() { benchGet(b, proxied, "https://app.test.gw.test"+path) })
 		})
 	}
 	b.Run("echo-signed-in", benchSuffixSignedIn)
+}
+
+// suffixBenchClients are HTTP/1.1 clients without compression: one to the
+// origin directly (trusting the lab CA), one through the suffix proxy.
+func suffixBenchClients(b *testing.B, sh *suffixHarness) (direct, proxied *http.Client) {
+	roots := x509.NewCertPool()
+	roots.AddCert(sh.labCA.Cert)
+	directTr := &http.Transport{
+		TLSClientConfig:    &tls.Config{RootCAs: roots, ServerName: "app.test"},
+		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
+		DisableCompression: true,
+	}
+	b.Cleanup(directTr.CloseIdleConnections)
+	proxied = sh.client(false, false)
+	proxied.Transport.(*http.Transport).DisableCompression = true
+	return &http.Client{Transport: directTr}, proxied
 }
 
 // benchSuffixSignedIn is BenchmarkSuffixRequest's echo for a signed-in
@@ -67,17 +73,7 @@ func benchSuffixSignedIn(b *testing.B) {
 		b.Fatal(err)
 	}
 	session := rec.Result().Cookies()[0]
-	roots := x509.NewCertPool()
-	roots.AddCert(sh.labCA.Cert)
-	directTr := &http.Transport{
-		TLSClientConfig:    &tls.Config{RootCAs: roots, ServerName: "app.test"},
-		TLSNextProto:       map[string]func(string, *tls.Conn) http.RoundTripper{},
-		DisableCompression: true,
-	}
-	b.Cleanup(directTr.CloseIdleConnections)
-	direct := &http.Client{Transport: directTr}
-	proxied := sh.client(false, false)
-	proxied.Transport.(*http.Transport).DisableCompression = true
+	direct, proxied := suffixBenchClients(b, sh)
 	browser := func(c *http.Client, url, host, cookie string) func() {
 		req, err := http.NewRequest("GET", url, nil)
 		if err != nil {

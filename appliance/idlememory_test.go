@@ -86,11 +86,13 @@ func TestIdleReleaseAfterLoadNotDuring(t *testing.T) {
 	r := newIdleReleaser()
 	var during atomic.Bool
 	var duringLoad atomic.Int32
-	var freeAfter atomic.Uint64 // read at once: other tests' goroutines may allocate later
+	// Read at once around the release: other tests' goroutines may allocate later.
+	var freeBefore, freeAfter atomic.Uint64
 	r.release = func() {
 		if during.Load() {
 			duringLoad.Add(1)
 		}
+		freeBefore.Store(heapFree())
 		debug.FreeOSMemory()
 		freeAfter.Store(heapFree())
 	}
@@ -118,8 +120,11 @@ func TestIdleReleaseAfterLoadNotDuring(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if free := freeAfter.Load(); free > 2<<20 {
-		t.Fatalf("after the release the heap still holds %d bytes free", free)
+	// Returned: at most 2 MiB left free, or (when goroutines of earlier
+	// tests allocated meanwhile, as in make test) at most a quarter of what
+	// the burst left free.
+	if before, free := freeBefore.Load(), freeAfter.Load(); free > 2<<20 && free > before/4 {
+		t.Fatalf("after the release the heap still holds %d bytes free (%d before it)", free, before)
 	}
 	time.Sleep(time.Second)
 	if n := r.releases.Load(); n != 1 {

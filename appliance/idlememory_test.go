@@ -50,9 +50,14 @@ func TestIdleStateStep(t *testing.T) {
 	}
 }
 
-// heapFree is the heap memory free but still held from the system.
-func heapFree() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+// heapFree is the heap memory free but still held from the system;
+// heapReleased what the heap has given back to it.
+func heapFree() uint64 { return readMetric("/memory/classes/heap/free:bytes") }
+
+func heapReleased() uint64 { return readMetric("/memory/classes/heap/released:bytes") }
+
+func readMetric(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
@@ -87,14 +92,16 @@ func TestIdleReleaseAfterLoadNotDuring(t *testing.T) {
 	var during atomic.Bool
 	var duringLoad atomic.Int32
 	// Read at once around the release: other tests' goroutines may allocate later.
-	var freeBefore, freeAfter atomic.Uint64
+	var freeBefore, returned atomic.Uint64
 	r.release = func() {
 		if during.Load() {
 			duringLoad.Add(1)
 		}
 		freeBefore.Store(heapFree())
+		released := heapReleased()
 		debug.FreeOSMemory()
-		freeAfter.Store(heapFree())
+		after := heapReleased()
+		returned.Store(after - min(released, after))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -120,11 +127,12 @@ func TestIdleReleaseAfterLoadNotDuring(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Returned: at most 2 MiB left free, or (when goroutines of earlier
-	// tests allocated meanwhile, as in make test) at most a quarter of what
-	// the burst left free.
-	if before, free := freeBefore.Load(), freeAfter.Load(); free > 2<<20 && free > before/4 {
-		t.Fatalf("after the release the heap still holds %d bytes free (%d before it)", free, before)
+	// Returned: at least half of what the burst left free went back to the
+	// system. (What the heap holds free afterwards is no measure: in make
+	// test, goroutines of earlier tests allocate and collect meanwhile; in
+	// CI 3.7 of 6.6 MB were free again when read after the release.)
+	if before, back := freeBefore.Load(), returned.Load(); back < before/2 {
+		t.Fatalf("the release returned %d bytes; the burst had left %d free", back, before)
 	}
 	time.Sleep(time.Second)
 	if n := r.releases.Load(); n != 1 {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portcullis-gw/portcullis/proxy"
 )
 
 // bufferedLog batches access-log lines into few writes: one write(2) per
@@ -91,18 +93,59 @@ var accessBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 func (h *accessHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
 func (h *accessHandler) Handle(_ context.Context, r slog.Record) error {
-	bp := accessBufs.Get().(*[]byte)
-	b := append((*bp)[:0], `{"time":"`...)
-	b = r.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","level":"`...)
-	b = append(b, r.Level.String()...)
-	b = append(b, `","msg":`...)
-	b = appendJSONText(b, r.Message)
-	b = append(b, h.pre...)
+	bp, b := h.begin(r.Time, r.Level, r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		b = appendAccessAttr(b, a)
 		return true
 	})
+	return h.end(bp, b)
+}
+
+var _ proxy.RequestLineHandler = (*accessHandler)(nil)
+
+// HandleRequestLine writes what Handle writes for the line's record
+// (TestRequestLineAsRecord), with the keys known here and no slog.Record.
+func (h *accessHandler) HandleRequestLine(t time.Time, l *proxy.RequestLine) error {
+	bp, b := h.begin(t, slog.LevelInfo, proxy.RequestLineMessage)
+	b = appendTextField(b, `,"id":`, l.ID)
+	b = appendTextField(b, `,"mode":`, l.Mode)
+	b = appendTextField(b, `,"client":`, l.Client)
+	b = appendTextField(b, `,"dest":`, l.Dest)
+	b = appendTextField(b, `,"sni":`, l.SNI)
+	b = appendTextField(b, `,"host":`, l.Host)
+	b = appendTextField(b, `,"user":`, l.User)
+	b = appendTextField(b, `,"method":`, l.Method)
+	b = appendTextField(b, `,"path":`, l.Path)
+	b = appendTextField(b, `,"proto":`, l.Proto)
+	b = strconv.AppendInt(append(b, `,"status":`...), int64(l.Status), 10)
+	b = strconv.AppendInt(append(b, `,"bytes_in":`...), l.BytesIn, 10)
+	b = strconv.AppendInt(append(b, `,"bytes_out":`...), l.BytesOut, 10)
+	b = appendTextField(b, `,"decision":`, l.Decision)
+	b = appendTextField(b, `,"reason":`, l.Reason)
+	b = appendTextField(b, `,"ja4":`, l.JA4)
+	b = appendTextField(b, `,"client_app":`, l.ClientApp)
+	b = appendTextField(b, `,"client_why":`, l.ClientWhy)
+	b = strconv.AppendInt(append(b, `,"duration_us":`...), l.DurationUS, 10)
+	return h.end(bp, b)
+}
+
+func appendTextField(b []byte, key, v string) []byte { return appendJSONText(append(b, key...), v) }
+
+// begin starts a line in a pooled buffer: time, level, message and the
+// attributes from WithAttrs.
+func (h *accessHandler) begin(t time.Time, level slog.Level, msg string) (*[]byte, []byte) {
+	bp := accessBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"`...)
+	b = append(b, level.String()...)
+	b = append(b, `","msg":`...)
+	b = appendJSONText(b, msg)
+	return bp, append(b, h.pre...)
+}
+
+// end closes the line, writes it and returns the buffer to the pool.
+func (h *accessHandler) end(bp *[]byte, b []byte) error {
 	b = append(b, '}', '\n')
 	_, err := h.w.Write(b)
 	if cap(b) <= 64<<10 { // a huge line's buffer is not kept

@@ -23,16 +23,22 @@ import (
 // attached, alternating three times so each ratio has its baseline from the same
 // minutes. It reports the ratios, the appliance's CPU per request against
 // the origin's, and the appliance's RSS after the runs, and writes
-// bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x.
+// bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x;
+// with PORTCULLIS_BENCH_CPUPROFILE=file it also writes a CPU profile of the
+// appliance over 4 s of the first 50-connection run.
 func BenchmarkLabKeepAlive(b *testing.B) {
 	lab.RequireRoot(b)
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Fatal("wrk not installed (scripts/deps.sh installs it)")
 	}
 	l := newE2ELab(b, "")
+	profile := os.Getenv("PORTCULLIS_BENCH_CPUPROFILE")
+	if profile != "" {
+		l.enablePProf(b)
+	}
 	r := newLabReport()
 	conns := []int{16, 50}
-	for range 3 {
+	for round := range 3 {
 		for _, c := range conns {
 			r.add(fmt.Sprintf("rps_keepalive_direct_c%d", c), l.wrkConns(b, c).rps)
 		}
@@ -41,7 +47,14 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			logged0 := accessRequests(l)
 			cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
 			rd0, wr0 := procSyscalls(b, l.proc.Process.Pid)
+			var profiled chan struct{}
+			if profile != "" && round == 0 && c == 50 {
+				profiled = l.cpuProfile(b, profile, 4*time.Second)
+			}
 			ka := l.wrkConns(b, c)
+			if profiled != nil {
+				<-profiled
+			}
 			cpuApp1, cpuOrigin1 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
 			rd1, wr1 := procSyscalls(b, l.proc.Process.Pid)
 			// Kernel networking is most of the appliance's CPU (perf: the

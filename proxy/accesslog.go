@@ -62,27 +62,67 @@ func (s *Server) logRequest(ci *ConnInfo, r *http.Request, st *requestState, rec
 }
 
 func (s *Server) accessLine(ci *ConnInfo, r *http.Request, st *requestState, rec *recorder, in int64, d time.Duration, user string) {
-	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, "request",
-		slog.String("id", st.id),
-		slog.String("mode", ci.Mode.String()),
-		slog.String("client", ci.addrText.client(ci)),
-		slog.String("dest", ci.addrText.dest(ci)),
-		slog.String("sni", ci.ServerName()),
-		slog.String("host", r.Host),
-		slog.String("user", user),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("proto", r.Proto),
-		slog.Int("status", rec.status),
-		slog.Int64("bytes_in", in),
-		slog.Int64("bytes_out", rec.n),
-		slog.String("decision", st.decision),
-		slog.String("reason", st.reason),
-		slog.String("ja4", ci.JA4),
-		slog.String("client_app", st.client.Client.String()),
-		slog.String("client_why", st.client.Why),
-		slog.Int64("duration_us", d.Microseconds()),
-	)
+	l := RequestLine{
+		ID: st.id, Mode: ci.Mode.String(), Client: ci.addrText.client(ci), Dest: ci.addrText.dest(ci),
+		SNI: ci.ServerName(), Host: r.Host, User: user, Method: r.Method, Path: r.URL.Path, Proto: r.Proto,
+		Status: rec.status, BytesIn: in, BytesOut: rec.n, Decision: st.decision, Reason: st.reason,
+		JA4: ci.JA4, ClientApp: st.client.Client.String(), ClientWhy: st.client.Why, DurationUS: d.Microseconds(),
+	}
+	if h := s.requestLines; h != nil {
+		if h.Enabled(context.Background(), slog.LevelInfo) {
+			_ = h.HandleRequestLine(time.Now(), &l)
+		}
+		return
+	}
+	s.cfg.AccessLog.LogAttrs(context.Background(), slog.LevelInfo, RequestLineMessage, l.Attrs()...)
+}
+
+// RequestLine is the access log's line for one intercepted request: its
+// message is RequestLineMessage and its attributes are Attrs, in order.
+type RequestLine struct {
+	ID, Mode, Client, Dest, SNI, Host, User, Method, Path, Proto string
+	Status                                                       int
+	BytesIn, BytesOut                                            int64
+	Decision, Reason, JA4, ClientApp, ClientWhy                  string
+	DurationUS                                                   int64
+}
+
+// RequestLineMessage is the message of every request's access-log line.
+const RequestLineMessage = "request"
+
+// Attrs are the line's attributes as the access log's slog.Logger gets them.
+func (l *RequestLine) Attrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("id", l.ID),
+		slog.String("mode", l.Mode),
+		slog.String("client", l.Client),
+		slog.String("dest", l.Dest),
+		slog.String("sni", l.SNI),
+		slog.String("host", l.Host),
+		slog.String("user", l.User),
+		slog.String("method", l.Method),
+		slog.String("path", l.Path),
+		slog.String("proto", l.Proto),
+		slog.Int("status", l.Status),
+		slog.Int64("bytes_in", l.BytesIn),
+		slog.Int64("bytes_out", l.BytesOut),
+		slog.String("decision", l.Decision),
+		slog.String("reason", l.Reason),
+		slog.String("ja4", l.JA4),
+		slog.String("client_app", l.ClientApp),
+		slog.String("client_why", l.ClientWhy),
+		slog.Int64("duration_us", l.DurationUS),
+	}
+}
+
+// RequestLineHandler is an access-log handler that also takes a request's
+// line as it is, without an slog.Record: one line per request makes slog's
+// record (the caller's PC, the attributes copied twice) a measurable part
+// of the request path. HandleRequestLine must write what Handle writes for
+// a record at t, level Info, message RequestLineMessage, with l.Attrs().
+type RequestLineHandler interface {
+	slog.Handler
+	HandleRequestLine(t time.Time, l *RequestLine) error
 }
 
 // connAddrText is a connection's addresses as text, made on the first

@@ -151,6 +151,9 @@ type Server struct {
 	h1conns  h1Conns
 	rproxy   *httputil.ReverseProxy
 	explicit *http.Server
+	// requestLines is the access log's handler when it takes request lines
+	// directly (RequestLineHandler).
+	requestLines RequestLineHandler
 
 	// allowLoopbackDest lets in-package tests use loopback origins through
 	// the explicit proxy; it is never set outside tests.
@@ -190,6 +193,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, inbox: newConnInbox(), resolver: net.DefaultResolver, upstreams: newUpstreamPool(1024), limits: newLimits(cfg.MaxConnsPerClient)}
 	s.tunnels = newTunnelSet(&s.Stats.TunnelsCut)
+	s.requestLines, _ = cfg.AccessLog.Handler().(RequestLineHandler)
 	s.dialer = net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	if cfg.ClientCerts != nil {
 		var err error

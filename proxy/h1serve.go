@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -256,7 +257,11 @@ func (hc *h1conn) serve() (handed, gentle bool) {
 			return false, false
 		}
 		hc.state.Store(h1Active)
-		_ = hc.c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
+		if !headBuffered(hc.br) {
+			// The head comes in parts: ReadHeaderTimeout bounds it
+			// (slowloris). A head already here needs no timer.
+			_ = hc.c.SetReadDeadline(time.Now().Add(s.cfg.ReadHeaderTimeout))
+		}
 		hr := &h1Request{}
 		ok, err := readPlainHead(hc.br, &hr.req, &hr.url, s.cfg.MaxHeaderCount, s.cfg.MaxHeaderBytes)
 		if err != nil {
@@ -273,6 +278,14 @@ func (hc *h1conn) serve() (handed, gentle bool) {
 			return false, clean
 		}
 	}
+}
+
+// headBuffered reports whether br already holds a blank line (CRLF CRLF):
+// readPlainHead then reads no socket, as it looks no further than the
+// first one.
+func headBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.Contains(buf, crlfCRLF)
 }
 
 // handOver gives the connection, from the first byte of the request the

@@ -242,6 +242,32 @@ func TestHostileHeaderAndIdleTimeouts(t *testing.T) {
 	if n := len(o.Requests()) + len(po.Requests()); n != 1 {
 		t.Errorf("origins got %d requests, want only the idle test's one", n)
 	}
+	// With a long idle timeout, a head that trickles in is still cut at
+	// ReadHeaderTimeout: the connection's first request and one after a
+	// served request (the pipeline's own HTTP/1.1 loop sets the header
+	// deadline only when the head is not already buffered).
+	lh := newHarness(t, func(c *Config) { c.ReadHeaderTimeout = timeout; c.IdleTimeout = 30 * time.Second })
+	lo := lh.rawTLSOrigin("origin.test", nil)
+	lfront := lh.limitedFront(lo.Addr)
+	t.Run("TLS slowloris, long idle timeout", func(t *testing.T) {
+		c := lh.dialTLS1(lfront, "", "origin.test")
+		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
+			t.Errorf("cut after %s, want about %s", d, timeout)
+		}
+	})
+	t.Run("TLS slowloris after a request, long idle timeout", func(t *testing.T) {
+		c := lh.dialTLS1(lfront, "", "origin.test")
+		_ = c.Send(nextReq)
+		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("%v %+v", err, resp)
+		}
+		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
+			t.Errorf("cut after %s, want about %s", d, timeout)
+		}
+	})
+	if n := len(lo.Requests()); n != 1 {
+		t.Errorf("origin got %d requests, want only the first served one", n)
+	}
 }
 
 // HTTP/2: MaxConcurrentStreams (default 100) is advertised and enforced.

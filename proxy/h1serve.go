@@ -459,6 +459,30 @@ type h1ReqCtx struct {
 	done   chan struct{}
 	err    error
 	after  []*h1After
+	// endW is the lean upstream watcher to fire with endGen when the
+	// request ends (requestEnd).
+	endW   *leanWatcher
+	endGen uint64
+}
+
+var _ requestEnd = (*h1ReqCtx)(nil)
+
+func (c *h1ReqCtx) watchEnd(w *leanWatcher, gen uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false // ended: the watcher's channel path sees Done closed
+	}
+	c.endW, c.endGen = w, gen
+	return true
+}
+
+func (c *h1ReqCtx) unwatchEnd(w *leanWatcher) {
+	c.mu.Lock()
+	if c.endW == w {
+		c.endW = nil
+	}
+	c.mu.Unlock()
 }
 
 type h1After struct{ f func() }
@@ -523,7 +547,12 @@ func (c *h1ReqCtx) cancel(err error) {
 	}
 	after := c.after
 	c.after = nil
+	w, gen := c.endW, c.endGen
+	c.endW = nil
 	c.mu.Unlock()
+	if w != nil {
+		w.fire(gen) // never blocks
+	}
 	for _, a := range after {
 		go a.f()
 	}

@@ -201,6 +201,20 @@ func (c *requestCtx) Value(key any) any {
 
 func (c *requestCtx) String() string { return "proxy request context" }
 
+var _ requestEnd = (*requestCtx)(nil)
+
+// watchEnd and unwatchEnd are the parent's when it is a requestEnd.
+func (c *requestCtx) watchEnd(w *leanWatcher, gen uint64) bool {
+	e, ok := c.Context.(requestEnd)
+	return ok && e.watchEnd(w, gen)
+}
+
+func (c *requestCtx) unwatchEnd(w *leanWatcher) {
+	if e, ok := c.Context.(requestEnd); ok {
+		e.unwatchEnd(w)
+	}
+}
+
 // heldRecord makes a request's record when its response is held for it.
 type heldRecord struct {
 	s    *Server

@@ -10,8 +10,32 @@ import (
 )
 
 // The watcher aborts the watched request when its context ends, never one
-// that ended first, nor a later request when an earlier one's context ends.
+// that ended first, nor a later request when an earlier one's context ends:
+// for a context of net/http's kind (watched by the watcher's goroutine) and
+// for the HTTP/1.1 loop's, under the pipeline's request context (which
+// calls the watcher itself and never makes its Done channel).
 func TestLeanWatcher(t *testing.T) {
+	t.Run("cancel context", func(t *testing.T) {
+		testLeanWatcher(t, func() (context.Context, func()) { return context.WithCancel(context.Background()) })
+	})
+	var loopCtxs []*h1ReqCtx
+	t.Run("loop context", func(t *testing.T) {
+		testLeanWatcher(t, func() (context.Context, func()) {
+			c := &h1ReqCtx{parent: context.Background()}
+			loopCtxs = append(loopCtxs, c)
+			return &requestCtx{Context: c}, func() { c.cancel(context.Canceled) }
+		})
+	})
+	// The last one had ended before it was watched: the goroutine sees its
+	// Done closed.
+	for i, c := range loopCtxs[:len(loopCtxs)-1] {
+		if c.done != nil {
+			t.Errorf("loop context %d: its Done channel was made (the watcher's goroutine watched it)", i)
+		}
+	}
+}
+
+func testLeanWatcher(t *testing.T, withCancel func() (context.Context, func())) {
 	c1, c2 := net.Pipe()
 	t.Cleanup(func() { _ = c2.Close() })
 	lc := &leanConn{conn: &framedConn{Conn: c1}}
@@ -39,7 +63,7 @@ func TestLeanWatcher(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := withCancel()
 	gen := lc.watcher.watch(ctx)
 	cancel()
 	if !aborted(5 * time.Second) {
@@ -49,7 +73,7 @@ func TestLeanWatcher(t *testing.T) {
 		t.Error("unwatch reported an aborted request as ended cleanly")
 	}
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel = withCancel()
 	gen = lc.watcher.watch(ctx)
 	if !lc.watcher.unwatch(gen) {
 		t.Fatal("unwatch of a request still running reported an abort")
@@ -59,10 +83,10 @@ func TestLeanWatcher(t *testing.T) {
 		t.Error("a request that had ended was aborted when its context ended")
 	}
 
-	old, cancelOld := context.WithCancel(context.Background())
+	old, cancelOld := withCancel()
 	gen = lc.watcher.watch(old)
 	lc.watcher.unwatch(gen)
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel = withCancel()
 	gen = lc.watcher.watch(ctx)
 	cancelOld()
 	if aborted(200 * time.Millisecond) {
@@ -74,7 +98,7 @@ func TestLeanWatcher(t *testing.T) {
 	}
 	lc.watcher.unwatch(gen)
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel = withCancel()
 	cancel()
 	gen = lc.watcher.watch(ctx)
 	if !aborted(5 * time.Second) {

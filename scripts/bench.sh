@@ -25,4 +25,7 @@ go test -run '^$' -bench '^BenchmarkLab$' -benchtime 1x -timeout 30m -v ./applia
 # Downloads through session policies (no policy vs monitor + DLP, held
 # block + DLP, monitor + clamd scan) and RSS for 1 GiB: lab-session-<date>.md.
 go test -run '^$' -bench '^BenchmarkLabSession$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-session-$stamp.txt"
+# Kernel-forwarded downloads (bypassed prefix, port not intercepted) with
+# their direct baselines alternated per round: lab-forwarding-<stamp>.md.
+go test -run '^$' -bench '^BenchmarkLabForwarding$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-forwarding-$stamp.txt"
 echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md $out/lab-session-$(date -u +%Y%m%d).md"

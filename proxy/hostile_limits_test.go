@@ -209,28 +209,36 @@ func TestHostileHeaderAndIdleTimeouts(t *testing.T) {
 		t.Fatal("whole slow header sent without being cut")
 		return 0
 	}
+	// cutInTime: a trickled head is cut at about ReadHeaderTimeout.
+	cutInTime := func(t *testing.T, c *rawhttp.Client) {
+		t.Helper()
+		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
+			t.Errorf("cut after %s, want about %s", d, timeout)
+		}
+	}
+	// served: one request on c is answered 200.
+	served := func(t *testing.T, c *rawhttp.Client) {
+		t.Helper()
+		_ = c.Send(nextReq)
+		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("%v %+v", err, resp)
+		}
+	}
 	t.Run("plain slowloris", func(t *testing.T) {
 		c, err := rawhttp.Dial(pfront, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
-			t.Errorf("cut after %s, want about %s", d, timeout)
-		}
+		cutInTime(t, c)
 	})
 	t.Run("TLS slowloris", func(t *testing.T) {
 		c := h.dialTLS1(front, "", "origin.test")
-		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
-			t.Errorf("cut after %s, want about %s", d, timeout)
-		}
+		cutInTime(t, c)
 	})
 	t.Run("idle keep-alive", func(t *testing.T) {
 		c := h.dialTLS1(front, "", "origin.test")
-		_ = c.Send(nextReq)
-		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
-			t.Fatalf("%v %+v", err, resp)
-		}
+		served(t, c)
 		start := time.Now()
 		if !c.Closed(5 * time.Second) {
 			t.Fatal("idle connection not closed")
@@ -251,19 +259,12 @@ func TestHostileHeaderAndIdleTimeouts(t *testing.T) {
 	lfront := lh.limitedFront(lo.Addr)
 	t.Run("TLS slowloris, long idle timeout", func(t *testing.T) {
 		c := lh.dialTLS1(lfront, "", "origin.test")
-		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
-			t.Errorf("cut after %s, want about %s", d, timeout)
-		}
+		cutInTime(t, c)
 	})
 	t.Run("TLS slowloris after a request, long idle timeout", func(t *testing.T) {
 		c := lh.dialTLS1(lfront, "", "origin.test")
-		_ = c.Send(nextReq)
-		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
-			t.Fatalf("%v %+v", err, resp)
-		}
-		if d := trickle(t, c); d < timeout || d > timeout+time.Second {
-			t.Errorf("cut after %s, want about %s", d, timeout)
-		}
+		served(t, c)
+		cutInTime(t, c)
 	})
 	if n := len(lo.Requests()); n != 1 {
 		t.Errorf("origin got %d requests, want only the first served one", n)

@@ -23,8 +23,9 @@ import (
 // A request of the pipeline's own HTTP/1.1 loop (h1ReqCtx) is watched
 // without the goroutine: its context calls fire when it ends, unless
 // unwatch came first (requestEnd). That saves the Done channel and two
-// goroutine switches a request (about 5% of the appliance's CPU at 50
-// keep-alive connections).
+// goroutine switches a request (the watcher's send, run and close were
+// about 5% of the appliance's CPU in a lab profile at 50 keep-alive
+// connections).
 type leanWatcher struct {
 	lc    *leanConn
 	gen   uint64        // the last request's generation (the request's goroutine only)

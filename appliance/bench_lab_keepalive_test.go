@@ -114,9 +114,16 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 // for 6 s (one thread, as BenchmarkLab).
 func (l *e2eLab) wrkConns(b testing.TB, c int) wrkResult {
 	b.Helper()
+	return l.wrkRun(b, c)
+}
+
+// wrkRun is wrkConns with more of wrk's arguments (a script: -s file).
+func (l *e2eLab) wrkRun(b testing.TB, c int, extra ...string) wrkResult {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := l.Client.Exec(ctx, "wrk", "-t1", "-c"+strconv.Itoa(c), "-d6s", "https://origin.lab/")
+	args := append([]string{"-t1", "-c" + strconv.Itoa(c), "-d6s"}, extra...)
+	out, err := l.Client.Exec(ctx, "wrk", append(args, "https://origin.lab/")...)
 	m, n := wrkRPS.FindSubmatch(out), wrkReqs.FindSubmatch(out)
 	if err != nil || m == nil || n == nil {
 		b.Fatalf("wrk: %v\n%s", err, out)

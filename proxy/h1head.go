@@ -26,9 +26,11 @@ import (
 // ending in CRLF with no other CR or LF, field names of token characters,
 // values of visible characters, spaces and tabs (no obs-fold), exactly one
 // valid Host, no Transfer-Encoding, Expect or Upgrade, a Connection of
-// keep-alive/close only, at most one Content-Length and only "0", at most
-// maxFields fields, and the whole head within br's buffer and within
-// maxBytes.
+// keep-alive/close only, at most one Content-Length and only of decimal
+// digits (plainLength), at most maxFields fields, and the whole head
+// within br's buffer and within maxBytes. The body, when the length is not
+// 0, is left in br: req.ContentLength says how much of what follows it is,
+// and req.Body stays http.NoBody for the caller to set (h1Body).
 //
 // The head's fields are substrings of one string, the head's copy: one
 // allocation where net/http makes one per value.
@@ -95,6 +97,7 @@ func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, m
 	h := make(http.Header, fields)
 	vals := make([]string, fields)
 	hosts := 0
+	length := int64(0)
 	for i := 0; ; i++ {
 		line, rest, _ = strings.Cut(rest, "\r\n")
 		if line == "" {
@@ -115,9 +118,11 @@ func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, m
 		case "Host":
 			hosts++
 		case "Content-Length":
-			if value != "0" || len(h["Content-Length"]) > 0 {
+			n, ok := plainLength(value)
+			if !ok || len(h["Content-Length"]) > 0 {
 				return false, nil
 			}
+			length = n
 		case "Connection":
 			for f := range strings.SplitSeq(value, ",") {
 				f = strings.Trim(f, " \t")
@@ -142,16 +147,17 @@ func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, m
 		}
 	}
 	*req = http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Body:       http.NoBody,
-		Host:       h["Host"][0],
-		RequestURI: target,
-		Close:      httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: length,
+		Host:          h["Host"][0],
+		RequestURI:    target,
+		Close:         httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
 	}
 	delete(h, "Host")
 	_, _ = br.Discard(len(head))
@@ -159,6 +165,33 @@ func readPlainHead(br *bufio.Reader, req *http.Request, u *url.URL, maxFields, m
 }
 
 var crlfCRLF = []byte("\r\n\r\n")
+
+// maxPlainLength bounds the Content-Length the loop takes (1 TiB): a
+// larger one is handed over, and net/http applies its own rules to it.
+const maxPlainLength = 1 << 40
+
+// plainLength parses a Content-Length value the loop takes: decimal
+// digits only, no sign, no leading zero but in "0" itself, no list, at
+// most maxPlainLength. Anything else ("+5", "05", "5, 5", " 5" inside the
+// trimmed value, hex) is for net/http, which refuses or reads it by its
+// own rules (and the hostile tests check that).
+func plainLength(v string) (int64, bool) {
+	if v == "" || len(v) > 13 || v[0] == '0' && len(v) > 1 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if n > maxPlainLength {
+		return 0, false
+	}
+	return n, true
+}
 
 // plainSoFar reports whether a partial head can still be plain, looking at
 // the bytes from from on: it is checked before waiting for more bytes, so

@@ -85,8 +85,10 @@ type h1conn struct {
 	header http.Header
 	// hold is a response's body held before its head (h1Writer).
 	hold [h1Hold]byte
-	// cur is the context of the request being served, for h1Out.
-	cur *h1ReqCtx
+	// cur is the context of the request being served, for h1Out; body
+	// its body, when it has one (h1Body).
+	cur  *h1ReqCtx
+	body *h1Body
 
 	// state is h1Idle between requests, h1Active while one is read or
 	// served; shutdown closes idle connections (drain.go's role for
@@ -303,10 +305,11 @@ func (hc *h1conn) handOver() bool {
 
 // h1Request is what the loop allocates for one request, as one object.
 type h1Request struct {
-	req http.Request
-	url url.URL
-	w   h1Writer
-	ctx h1ReqCtx
+	req  http.Request
+	url  url.URL
+	w    h1Writer
+	ctx  h1ReqCtx
+	body h1Body
 }
 
 // serveRequest runs one request through the pipeline and writes its
@@ -326,16 +329,34 @@ func (hc *h1conn) serveRequest(hr *h1Request) (keep, clean bool) {
 		w.closeAfter = true
 	}
 	hc.cur = &hr.ctx
-	if hc.br.Buffered() == 0 {
+	hc.body = nil
+	var parent context.Context = &hr.ctx
+	hasBody := r.ContentLength > 0
+	if hasBody {
+		// The body's bytes follow in br (h1Body), read under the same
+		// per-read deadline as net/http's request bodies (clientBody).
+		hr.body = h1Body{hc: hc, left: r.ContentLength}
+		hc.body = &hr.body
+		cb := s.newClientBody(&hr.body, &hr.body)
+		r.Body = cb
+		parent = context.WithValue(parent, clientBodyKey{}, cb)
+	} else if hc.br.Buffered() == 0 {
+		// The watch reads the connection, so it is not started while a
+		// body may still be read from it: a client that goes away
+		// mid-request is then noticed by the body's read or the
+		// response's write.
 		hc.watchStart(&hr.ctx)
 	}
-	aborted := hc.runHandler(hr, w, r)
+	aborted := hc.runHandler(parent, w, r)
 	hc.unwatch()
 	hr.ctx.cancel(context.Canceled)
 	hc.cur = nil
 	if aborted {
 		if w.committed {
 			_ = hc.bw.Flush()
+		}
+		if hasBody {
+			hr.body.end(false)
 		}
 		hc.releaseWriter()
 		return false, false
@@ -348,16 +369,20 @@ func (hc *h1conn) serveRequest(hr *h1Request) (keep, clean bool) {
 		}
 	}
 	hc.releaseWriter()
+	keep = err == nil && !hc.gone.Load() && !w.closeAfter && !r.Close
+	if hasBody && !hr.body.end(keep) {
+		keep = false
+	}
 	if err != nil || hc.gone.Load() {
 		return false, false
 	}
-	return !w.closeAfter && !r.Close, true
+	return keep, true
 }
 
 // runHandler calls the pipeline, reporting whether the handler aborted
 // (panicked): http.ErrAbortHandler silently, anything else logged with its
 // stack, as net/http does.
-func (hc *h1conn) runHandler(hr *h1Request, w *h1Writer, r *http.Request) (aborted bool) {
+func (hc *h1conn) runHandler(parent context.Context, w *h1Writer, r *http.Request) (aborted bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			aborted = true
@@ -366,7 +391,7 @@ func (hc *h1conn) runHandler(hr *h1Request, w *h1Writer, r *http.Request) (abort
 			}
 		}
 	}()
-	hc.s.serveRequestIn(&hr.ctx, w, r)
+	hc.s.serveRequestIn(parent, w, r)
 	return false
 }
 

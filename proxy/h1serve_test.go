@@ -29,13 +29,27 @@ var plainHeads = []string{
 	"OPTIONS /p HTTP/1.1\r\nHost: a.test\r\nPragma: no-cache\r\nConnection: keep-alive, close\r\n\r\n",
 	"GET //double/slash HTTP/1.1\r\nHost: a.test\r\nX-Empty:\r\nX-Sp:   padded \t \r\nX-Obs: caf\xc3\xa9\r\n\r\n",
 	"GET /p?q#frag HTTP/1.1\r\nHost: [::1]:443\r\nCookie: a=b; c=d\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc",
+	"PUT /f HTTP/1.1\r\nHost: a.test\r\ncontent-length:  10 \r\nContent-Type: text/plain\r\n\r\n0123456789",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1099511627776\r\n\r\n",
 }
 
 // notPlainHeads are handed to net/http (most of them are the hostile
 // tests' cases, which net/http refuses or normalises).
 var notPlainHeads = []string{
-	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc",
 	"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3, 3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: +3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 03\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0x3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3 3\r\n\r\nabc",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: -1\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1099511627777\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 99999999999999999999\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
 	"GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
 	"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n",
 	"GET / HTTP/1.1\nHost: a.test\n\n",
@@ -409,8 +423,9 @@ func rawExchange(t *testing.T, c net.Conn, req string) []byte {
 	}
 }
 
-// Through the pipeline: plain requests (pipelined too) are the loop's;
-// the first request with a body hands the connection to net/http, which
+// Through the pipeline: plain requests (pipelined too, and with a
+// Content-Length body) are the loop's; the first request that is not
+// plain (here an escaped path) hands the connection to net/http, which
 // reads that request from its first byte and serves the rest.
 func TestH1LoopServesPlainThenHandsOver(t *testing.T) {
 	h := newHarness(t, nil)
@@ -432,30 +447,37 @@ func TestH1LoopServesPlainThenHandsOver(t *testing.T) {
 	if resp, err := c.ReadResponse("POST", 5*time.Second); err != nil || resp.Status != 200 {
 		t.Fatalf("POST: %+v, %v", resp, err)
 	}
-	_ = c.Send("GET /four HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+	if got := h.srv.Stats.H1HandedOver.Load() - handed0; got != 0 {
+		t.Fatalf("%d hand-overs at a Content-Length body, want 0", got)
+	}
+	_ = c.Send("PUT /four%2F HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 5\r\n\r\nworld")
+	if resp, err := c.ReadResponse("PUT", 5*time.Second); err != nil || resp.Status != 200 {
+		t.Fatalf("PUT: %+v, %v", resp, err)
+	}
+	_ = c.Send("GET /five HTTP/1.1\r\nHost: origin.test\r\n\r\n")
 	if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
 		t.Fatalf("GET after the hand-over: %+v, %v", resp, err)
 	}
 	if got := h.srv.Stats.H1HandedOver.Load() - handed0; got != 1 {
 		t.Fatalf("%d hand-overs, want 1", got)
 	}
-	if got := h.srv.Stats.H1Plain.Load() - plain0; got != 2 {
-		t.Fatalf("the loop served %d plain requests after the hand-over, want still 2", got)
+	if got := h.srv.Stats.H1Plain.Load() - plain0; got != 3 {
+		t.Fatalf("the loop served %d plain requests, want 3 (the PUT and after are net/http's)", got)
 	}
 	var targets []string
 	for _, r := range o.Requests() {
 		targets = append(targets, r.Method+" "+r.Target)
-		if r.Target == "/three" && string(r.Body) != "hello" {
-			t.Fatalf("origin got POST body %q", r.Body)
+		if r.Target == "/three" && string(r.Body) != "hello" || r.Target == "/four%2F" && string(r.Body) != "world" {
+			t.Fatalf("origin got %s body %q", r.Target, r.Body)
 		}
 	}
-	if want := []string{"GET /one", "HEAD /two", "POST /three", "GET /four"}; !slices.Equal(targets, want) {
+	if want := []string{"GET /one", "HEAD /two", "POST /three", "PUT /four%2F", "GET /five"}; !slices.Equal(targets, want) {
 		t.Fatalf("origin got %v, want %v", targets, want)
 	}
 	// A client that asks to close gets its answer, then the close.
-	_ = c.Send("GET /five HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+	_ = c.Send("GET /six HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
 	c2 := h.dialTLS1(front, "", "origin.test")
-	_ = c2.Send("GET /six HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+	_ = c2.Send("GET /seven HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
 	resp, err := c2.ReadResponse("GET", 5*time.Second)
 	if err != nil || resp.Status != 200 || resp.Header.Get("Connection") != "close" || !c2.Closed(2*time.Second) {
 		t.Fatalf("Connection: close: %+v, %v", resp, err)

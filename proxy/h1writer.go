@@ -227,7 +227,7 @@ func (w *h1Writer) commit(first []byte) {
 	if w.req.Close || hasToken(w.req.Header.Get("Connection"), "close") || w.hc.s.closing.Load() {
 		w.closeAfter = true
 	}
-	if h.Get("Connection") == "close" {
+	if h.Get("Connection") == "close" || w.hc.bodyTooLongToDrain() {
 		w.closeAfter = true
 	}
 	var setType string

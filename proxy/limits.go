@@ -377,7 +377,7 @@ func (s *Server) limitRequests(next http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			// The error handler finds the body through the context: the
 			// ReverseProxy hands it the request with the body rewrapped.
-			cb := &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyReadTimeout, stats: &s.limits.stats}
+			cb := s.newClientBody(r.Body, http.NewResponseController(w))
 			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
 			r.Body = cb
 		}
@@ -425,7 +425,7 @@ func (s *Server) refuseRequest(w http.ResponseWriter, r *http.Request, code int,
 // so a failed round trip is answered as the client's error.
 type clientBody struct {
 	io.ReadCloser
-	rc      *http.ResponseController
+	rc      bodyDeadline
 	timeout time.Duration
 	stats   *LimitStats
 	armed   time.Time
@@ -441,6 +441,11 @@ type clientBody struct {
 }
 
 type clientBodyKey struct{}
+
+// newClientBody wraps body, whose read deadline rc moves.
+func (s *Server) newClientBody(body io.ReadCloser, rc bodyDeadline) *clientBody {
+	return &clientBody{ReadCloser: body, rc: rc, timeout: s.cfg.BodyReadTimeout, stats: &s.limits.stats}
+}
 
 // clientBodyError is an error reading the client's body.
 type clientBodyError struct {
@@ -477,7 +482,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	// The deadline must not outlive the body: HTTP/1.1's background read
 	// (which notices a client going away) and the next request use it.
 	_ = b.rc.SetReadDeadline(time.Time{})
-	if err == io.EOF {
+	if err == io.EOF || errors.Is(err, errBodyEnded) {
 		return n, err
 	}
 	ce := &clientBodyError{err: err}

@@ -28,4 +28,7 @@ go test -run '^$' -bench '^BenchmarkLabSession$' -benchtime 1x -timeout 30m -v .
 # Kernel-forwarded downloads (bypassed prefix, port not intercepted) with
 # their direct baselines alternated per round: lab-forwarding-<stamp>.md.
 go test -run '^$' -bench '^BenchmarkLabForwarding$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-forwarding-$stamp.txt"
+# GETs and 1 KiB POSTs mixed on keep-alive connections (wrk script), direct
+# and through the appliance alternated: lab-postmix-<stamp>.md.
+go test -run '^$' -bench '^BenchmarkLabPostMix$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-postmix-$stamp.txt"
 echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md $out/lab-session-$(date -u +%Y%m%d).md"

@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/lab"
+	"github.com/portcullis-gw/portcullis/internal/lab/rawhttp"
+)
+
+// smuggledBody is a body made of complete requests for /smuggled: if the
+// loop ever lost count of a body's bytes, it would read them as the
+// connection's next requests, and the origin would see them.
+func smuggledBody(n int) []byte {
+	one := "GET /smuggled HTTP/1.1\r\nHost: origin.test\r\n\r\n"
+	return []byte(strings.Repeat(one, n/len(one)+1)[:n])
+}
+
+func postHead(target string, n int) string {
+	return fmt.Sprintf("POST %s HTTP/1.1\r\nHost: origin.test\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", target, n)
+}
+
+// Requests with a Content-Length body are served by the loop: the body
+// reaches the origin exactly, the next request on the connection is read
+// where the body ends (pipelined in the same write too), and no body byte
+// is ever read as a request, whether the pipeline read the body, left it
+// unread (a blocked request), or the client stalled or left mid-body.
+func TestH1LoopRequestBodies(t *testing.T) {
+	blocked := RequestDeciderFunc(func(_ *ConnInfo, r *http.Request) RequestDecision {
+		if strings.HasPrefix(r.URL.Path, "/blocked") {
+			return RequestDecision{Block: true, Reason: "test", Message: "blocked"}
+		}
+		return RequestDecision{}
+	})
+	h := newHarness(t, func(c *Config) {
+		c.Request = blocked
+		c.BodyReadTimeout = 400 * time.Millisecond
+	})
+	o := h.rawTLSOrigin("origin.test", rawhttp.OK)
+	front := h.limitedFront(o.Addr)
+	st := &h.srv.Stats
+	noSmuggling := func(t *testing.T) {
+		t.Helper()
+		for _, r := range o.Requests() {
+			if r.Target == "/smuggled" {
+				t.Fatal("the origin got a request made of a body's bytes")
+			}
+		}
+	}
+
+	t.Run("read by the origin, pipelined", func(t *testing.T) {
+		plain0, handed0 := st.H1Plain.Load(), st.H1HandedOver.Load()
+		o.Reset()
+		body := smuggledBody(70_000) // many reads of the 4 KiB buffer
+		c := h.dialTLS1(front, "", "origin.test")
+		_ = c.Send(postHead("/up", len(body)) + string(body) + "GET /next HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+		for _, m := range []string{"POST", "GET"} {
+			if resp, err := c.ReadResponse(m, 5*time.Second); err != nil || resp.Status != 200 || !resp.Complete {
+				t.Fatalf("%s: %+v, %v", m, resp, err)
+			}
+		}
+		reqs := o.Requests()
+		if len(reqs) != 2 || reqs[0].Target != "/up" || !bytes.Equal(reqs[0].Body, body) || reqs[1].Target != "/next" {
+			t.Fatalf("origin got %d requests (first body %d bytes), want POST /up with the %d-byte body, then GET /next", len(reqs), len(reqs[0].Body), len(body))
+		}
+		if p, hd := st.H1Plain.Load()-plain0, st.H1HandedOver.Load()-handed0; p != 2 || hd != 0 {
+			t.Fatalf("loop served %d, handed over %d; want 2 and 0", p, hd)
+		}
+		noSmuggling(t)
+	})
+
+	t.Run("left unread, drained", func(t *testing.T) {
+		o.Reset()
+		req0 := st.Requests.Load()
+		body := smuggledBody(100 << 10) // within maxBodyDrain
+		c := h.dialTLS1(front, "", "origin.test")
+		_ = c.Send(postHead("/blocked", len(body)) + string(body))
+		resp, err := c.ReadResponse("POST", 5*time.Second)
+		if err != nil || resp.Status != http.StatusForbidden || resp.Header.Get("Connection") == "close" {
+			t.Fatalf("blocked POST: %+v, %v", resp, err)
+		}
+		_ = c.Send("GET /after HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("GET after the drained body: %+v, %v", resp, err)
+		}
+		if n := st.Requests.Load() - req0; n != 2 {
+			t.Fatalf("the pipeline saw %d requests, want 2", n)
+		}
+		if reqs := o.Requests(); len(reqs) != 1 || reqs[0].Target != "/after" {
+			t.Fatalf("origin got %d requests, want only GET /after", len(reqs))
+		}
+		noSmuggling(t)
+	})
+
+	t.Run("left unread, too long to drain", func(t *testing.T) {
+		o.Reset()
+		req0 := st.Requests.Load()
+		body := smuggledBody(1 << 20)
+		c := h.dialTLS1(front, "", "origin.test")
+		go func() { _ = c.Send(postHead("/blocked", len(body)) + string(body)) }()
+		resp, err := c.ReadResponse("POST", 5*time.Second)
+		if err != nil || resp.Status != http.StatusForbidden || resp.Header.Get("Connection") != "close" {
+			t.Fatalf("blocked POST: %+v, %v; want 403 with Connection: close", resp, err)
+		}
+		if !c.Closed(3 * time.Second) {
+			t.Fatal("connection still open after a body too long to drain")
+		}
+		if n := st.Requests.Load() - req0; n != 1 {
+			t.Fatalf("the pipeline saw %d requests, want 1", n)
+		}
+		if n := len(o.Requests()); n != 0 {
+			t.Fatalf("origin got %d requests, want none", n)
+		}
+	})
+
+	t.Run("stalled mid-body", func(t *testing.T) {
+		o.Reset()
+		timeouts0 := h.srv.limits.stats.ClientBodyTimeouts.Load()
+		c := h.dialTLS1(front, "", "origin.test")
+		_ = c.Send(postHead("/stall", 100) + "only part")
+		start := time.Now()
+		resp, err := c.ReadResponse("POST", 5*time.Second)
+		if err != nil || resp.Status != http.StatusRequestTimeout {
+			t.Fatalf("stalled body: %+v, %v; want 408", resp, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("stalled body answered after %v", d)
+		}
+		if n := h.srv.limits.stats.ClientBodyTimeouts.Load() - timeouts0; n != 1 {
+			t.Fatalf("%d body timeouts counted, want 1", n)
+		}
+		if !c.Closed(3 * time.Second) {
+			t.Fatal("connection still open after a stalled body")
+		}
+		for _, r := range o.Requests() {
+			if r.Target == "/stall" && len(r.Body) == 100 {
+				t.Fatal("origin got a complete request from a stalled body")
+			}
+		}
+	})
+
+	t.Run("client gone mid-body", func(t *testing.T) {
+		o.Reset()
+		c := h.dialTLS1(front, "", "origin.test")
+		_ = c.Send(postHead("/gone", 100) + "partial")
+		_ = c.Conn.Close()
+		// Other clients go on being served meanwhile.
+		c2 := h.dialTLS1(front, "", "origin.test")
+		_ = c2.Send("GET /other HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+		if resp, err := c2.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("another client: %+v, %v", resp, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for _, r := range o.Requests() {
+			if r.Target == "/gone" && len(r.Body) == 100 {
+				t.Fatal("origin got a complete request from a client that left mid-body")
+			}
+		}
+	})
+
+	t.Run("origin answers before reading", func(t *testing.T) {
+		early := earlyOrigin(t, h)
+		front := h.limitedFront(early)
+		req0 := st.Requests.Load()
+		body := smuggledBody(2 << 20)
+		c := h.dialTLS1(front, "", "origin.test")
+		go func() { _ = c.Send(postHead("/early", len(body)) + string(body)) }()
+		resp, err := c.ReadResponse("POST", 10*time.Second)
+		if err != nil || resp.Status != 200 || string(resp.Body) != "early" {
+			t.Fatalf("early answer: %+v, %v", resp, err)
+		}
+		// What is left of the body is not read as requests: the
+		// connection ends (where the transport stopped reading is not
+		// known), or, had the whole body been read, it serves the next.
+		_ = c.Send("GET /after HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+		if resp, err := c.ReadResponse("GET", 5*time.Second); err == nil && resp.Status != 200 {
+			t.Fatalf("after the early answer: %+v", resp)
+		}
+		if n := st.Requests.Load() - req0; n > 2 {
+			t.Fatalf("the pipeline saw %d requests, want at most 2", n)
+		}
+	})
+}
+
+// earlyOrigin is a TLS origin that answers every request at once without
+// reading its body (and so, net/http's server being what it is, closes a
+// connection with much of a body left).
+func earlyOrigin(t *testing.T, h *harness) netip.AddrPort {
+	t.Helper()
+	cert, err := h.labCA.Leaf(lab.LeafOptions{Names: []string{"origin.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "early")
+		}),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
+	}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return addrPortOf(ln.Addr())
+}
+
+// An h1Body yields exactly its length, whatever its reader asks for, and
+// leaves the rest for the next request; a body cut short is an error, and
+// nothing is read after Close.
+func TestH1BodyReadsExactly(t *testing.T) {
+	body := smuggledBody(10_000)
+	hc := &h1conn{br: bufio.NewReaderSize(bytes.NewReader(append(append([]byte{}, body...), "NEXT"...)), h1Buffer)}
+	b := &h1Body{hc: hc, left: int64(len(body))}
+	got, err := io.ReadAll(b) // asks for 512 bytes and more at a time
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, %v; want the %d of the body", len(got), err, len(body))
+	}
+	if rest, _ := io.ReadAll(hc.br); string(rest) != "NEXT" {
+		t.Fatalf("left %q for the next request, want NEXT", rest)
+	}
+
+	hc.br = bufio.NewReaderSize(strings.NewReader("short"), h1Buffer)
+	b = &h1Body{hc: hc, left: 10}
+	if got, err := io.ReadAll(b); string(got) != "short" || err != io.ErrUnexpectedEOF {
+		t.Fatalf("a short body: %q, %v; want its 5 bytes and io.ErrUnexpectedEOF", got, err)
+	}
+
+	hc.br = bufio.NewReaderSize(strings.NewReader("0123456789"), h1Buffer)
+	b = &h1Body{hc: hc, left: 10}
+	_ = b.Close()
+	if n, err := b.Read(make([]byte, 10)); n != 0 || err != http.ErrBodyReadAfterClose {
+		t.Fatalf("read after Close: %d, %v", n, err)
+	}
+	if hc.br.Buffered() != 0 {
+		t.Fatal("a closed body read the connection")
+	}
+}

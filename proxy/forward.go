@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -27,15 +29,38 @@ import (
 //   - a body that fails part-way aborts the client's response
 //     (http.ErrAbortHandler), so it never looks complete.
 //
+// It also takes a request with a small body (leanBodyEligible: a
+// Content-Length of at most maxLeanBody, a form or an API call): the body
+// is read whole first, through the pipeline's readers (the session's
+// inspection, the byte count, the client-body timeout), and goes out with
+// the head in one write. A body that fails or is refused while it is read
+// is answered as the ReverseProxy's error handler answers it, and the
+// origin gets nothing of it. Such a request is never retried on another
+// connection: the origin may have acted on it.
+//
 // It reports false, having done nothing, for a request it does not take;
 // the caller then uses the ReverseProxy.
 func (s *Server) forwardLean(w http.ResponseWriter, r *http.Request, ci *ConnInfo, st *requestState) bool {
 	lu, ok := ci.upstream.(*leanUpstream)
-	if !ok || !leanEligible(r) || !plainHopByHop(r.Header) || hasOwnCookie(r.Header) {
+	if !ok || !plainHopByHop(r.Header) || hasOwnCookie(r.Header) {
+		return false
+	}
+	var body []byte
+	switch {
+	case leanEligible(r):
+	case leanBodyEligible(r):
+		bp := copyBuffers.pool.Get().(*[]byte)
+		defer copyBuffers.pool.Put(bp)
+		var err error
+		if body, err = readWhole(r.Body, (*bp)[:r.ContentLength]); err != nil {
+			s.upstreamError(w, r, err)
+			return true
+		}
+	default:
 		return false
 	}
 	st.forward = w
-	resp, err := lu.roundTrip(r, st)
+	resp, err := lu.roundTrip(r, st, body)
 	st.forward = nil
 	if err != nil {
 		s.upstreamError(w, r, err)
@@ -201,4 +226,41 @@ func isEventStream(h http.Header) bool {
 	}
 	rest := ct[len(es):]
 	return rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t'
+}
+
+// maxLeanBody is the largest request body forwardLean takes: one of
+// copyBuffers' buffers.
+const maxLeanBody = 32 << 10
+
+// leanBodyEligible reports whether forwardLean takes r with its body: as
+// leanEligible, but any method but CONNECT, and a body of a known length
+// of at most maxLeanBody.
+func leanBodyEligible(r *http.Request) bool {
+	return r.ContentLength > 0 && r.ContentLength <= maxLeanBody && r.Body != nil && r.Body != http.NoBody &&
+		r.Method != http.MethodConnect && len(r.Trailer) == 0 && !r.Close &&
+		r.Header["Upgrade"] == nil && r.Header["Expect"] == nil && len(r.TransferEncoding) == 0
+}
+
+// errBodyLength is a body that is not as long as its Content-Length says
+// (a reader of the pipeline that changed it).
+var errBodyLength = errors.New("request body does not match its Content-Length")
+
+// readWhole fills buf from body, which must end there. The readers' own
+// errors (the client's body failing, the session refusing it) are returned
+// as they are, for upstreamError.
+func readWhole(body io.Reader, buf []byte) ([]byte, error) {
+	if _, err := io.ReadFull(body, buf); err != nil {
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			return nil, fmt.Errorf("%w: it ended early", errBodyLength)
+		}
+		return nil, err
+	}
+	var one [1]byte
+	switch n, err := io.ReadFull(body, one[:]); {
+	case n > 0:
+		return nil, fmt.Errorf("%w: it is longer", errBodyLength)
+	case err != io.EOF:
+		return nil, err
+	}
+	return buf, nil
 }

@@ -246,3 +246,48 @@ func TestH1BodyReadsExactly(t *testing.T) {
 		t.Fatal("a closed body read the connection")
 	}
 }
+
+// A small body (up to maxLeanBody) goes to the origin over the lean
+// upstream with its head, on the connection the GETs use; a larger one
+// over the Transport. Both arrive exactly, with one Content-Length.
+func TestLeanForwardsSmallBodies(t *testing.T) {
+	h := newHarness(t, nil)
+	o := h.rawTLSOrigin("origin.test", rawhttp.OK)
+	front := h.limitedFront(o.Addr)
+	c := h.dialTLS1(front, "", "origin.test")
+	small, large := smuggledBody(1000), smuggledBody(maxLeanBody+1)
+	send := func(method, target string, body []byte) {
+		t.Helper()
+		head := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: origin.test\r\n", method, target)
+		if body != nil {
+			head += fmt.Sprintf("Content-Length: %d\r\n", len(body))
+		}
+		_ = c.Send(head + "\r\n" + string(body))
+		if resp, err := c.ReadResponse(method, 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("%s %s: %+v, %v", method, target, resp, err)
+		}
+	}
+	send("GET", "/first", nil)
+	send("POST", "/small", small)
+	send("PUT", "/exact", smuggledBody(maxLeanBody))
+	if n := o.Conns(); n != 1 {
+		t.Fatalf("origin connections after a GET and two small bodies: %d, want 1 (the lean upstream's)", n)
+	}
+	send("POST", "/large", large)
+	if n := o.Conns(); n != 2 {
+		t.Fatalf("origin connections after a large body: %d, want 2 (the Transport's too)", n)
+	}
+	want := map[string][]byte{"/first": nil, "/small": small, "/exact": smuggledBody(maxLeanBody), "/large": large}
+	reqs := o.Requests()
+	if len(reqs) != len(want) {
+		t.Fatalf("origin got %d requests, want %d", len(reqs), len(want))
+	}
+	for _, r := range reqs {
+		if !bytes.Equal(r.Body, want[r.Target]) {
+			t.Errorf("%s: origin got a %d-byte body, want %d", r.Target, len(r.Body), len(want[r.Target]))
+		}
+		if cl := r.Get("Content-Length"); want[r.Target] != nil && (len(cl) != 1 || cl[0] != fmt.Sprint(len(want[r.Target]))) {
+			t.Errorf("%s: Content-Length %q", r.Target, cl)
+		}
+	}
+}

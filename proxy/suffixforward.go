@@ -45,7 +45,7 @@ func (s *Server) suffixForwardLean(w http.ResponseWriter, r *http.Request, st *r
 	o := &suffixOutgoingRequest{m: rewriteMapper{s: s, via: st.origin}}
 	out := o.from(r, st.origin)
 	st.forward = w
-	resp, err := pt.lean.roundTrip(out, st)
+	resp, err := pt.lean.roundTrip(out, st, nil)
 	st.forward = nil
 	if err != nil {
 		s.upstreamError(w, out, err)

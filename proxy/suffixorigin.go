@@ -29,7 +29,7 @@ func (t suffixTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	h2 := r.ProtoMajor == 2 && !upgradeIs(r.Header, "websocket")
 	pt := t.s.pooledFor(upstreamKey{dest: dest, name: st.origin, tls: true, h2: h2})
 	if pt.lean != nil && leanEligible(r) {
-		return pt.lean.roundTrip(r, st)
+		return pt.lean.roundTrip(r, st, nil)
 	}
 	return upstreamGuard{t.s, pt.t}.RoundTrip(r)
 }

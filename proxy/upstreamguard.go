@@ -40,7 +40,7 @@ func (g upstreamGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 		// The lean path guards the request itself (upstreamlean.go).
 		if ci := ConnInfoFrom(r.Context()); ci != nil {
 			if lu, ok := ci.upstream.(*leanUpstream); ok {
-				return lu.roundTrip(r, stateOf(r.Context()))
+				return lu.roundTrip(r, stateOf(r.Context()), nil)
 			}
 		}
 	}

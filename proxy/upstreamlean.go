@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -163,8 +165,10 @@ func (lu *leanUpstream) newConn(c net.Conn) (*leanConn, error) {
 	return lc, nil
 }
 
-// roundTrip sends r (leanEligible) over a pooled or new connection.
-func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState) (*http.Response, error) {
+// roundTrip sends r (leanEligible, or with body as its whole body:
+// leanBodyEligible) over a pooled or new connection. A request with a body
+// is not sent again when a reused connection fails.
+func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState, body []byte) (*http.Response, error) {
 	ctx := r.Context()
 	for attempt := 0; ; attempt++ {
 		lc, reused := lu.take()
@@ -177,22 +181,22 @@ func (lu *leanUpstream) roundTrip(r *http.Request, st *requestState) (*http.Resp
 				return nil, err
 			}
 		}
-		resp, gotBytes, err := lc.do(r, st)
+		resp, gotBytes, err := lc.do(r, st, body)
 		if err == nil {
 			return resp, nil
 		}
 		lc.close()
-		if reused && attempt == 0 && !gotBytes && ctx.Err() == nil && !errors.Is(err, ErrUpstreamIdle) {
+		if body == nil && reused && attempt == 0 && !gotBytes && ctx.Err() == nil && !errors.Is(err, ErrUpstreamIdle) {
 			continue
 		}
 		return nil, err
 	}
 }
 
-// do writes r and reads its response head; gotBytes says whether any byte
-// of a response arrived (a reused connection that fails before one may be
-// retried).
-func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, gotBytes bool, err error) {
+// do writes r (and reqBody, its body read whole, if any) and reads its
+// response head; gotBytes says whether any byte of a response arrived (a
+// reused connection that fails before one may be retried).
+func (lc *leanConn) do(r *http.Request, st *requestState, reqBody []byte) (resp *http.Response, gotBytes bool, err error) {
 	ctx := r.Context()
 	gen := lc.watcher.watch(ctx)
 	lc.arm()
@@ -202,8 +206,17 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 			err = lc.failure(ctx, err, "no response")
 		}
 	}()
-	if !writeHead(lc.bw, r, st != nil && st.forward != nil) {
-		if err = r.Write(lc.bw); err != nil {
+	if writeHead(lc.bw, r, st != nil && st.forward != nil, len(reqBody)) {
+		_, _ = lc.bw.Write(reqBody) // an error is Flush's
+	} else {
+		wr := r
+		if reqBody != nil {
+			// r's body was read whole: Request.Write sends the copy.
+			c := *r
+			c.Body = io.NopCloser(bytes.NewReader(reqBody))
+			wr = &c
+		}
+		if err = wr.Write(lc.bw); err != nil {
 			return nil, false, err
 		}
 	}
@@ -248,12 +261,14 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 	return resp, true, nil
 }
 
-// writeHead writes the head of r (leanEligible: no body) as Request.Write
-// writes it, without Request.Write's per-request allocations: the request
-// line, Host, User-Agent (Go's default when the field is absent, none when
-// it is empty), then every other field with a valid name and its value
-// trimmed (Content-Length, Transfer-Encoding and Trailer are Request.Write's
-// to decide, and a request without a body sends none). It writes nothing and
+// writeHead writes the head of r as Request.Write writes it, without
+// Request.Write's per-request allocations: the request line, Host,
+// User-Agent (Go's default when the field is absent, none when it is
+// empty), Content-Length when bodyLen (the length of the body that follows
+// the head, read whole: leanBodyEligible) is not 0, then every other field
+// with a valid name and its value trimmed (the client's Content-Length,
+// Transfer-Encoding and Trailer are not copied: a request without a body
+// sends none). It writes nothing and
 // reports false for what only Request.Write handles (an opaque target, a
 // Host it would rewrite or refuse, a control byte in the target, CR or LF in
 // a value): the caller then uses Request.Write.
@@ -262,7 +277,7 @@ func (lc *leanConn) do(r *http.Request, st *requestState) (resp *http.Response, 
 // it as the ReverseProxy would have sent it: without Connection (only
 // "keep-alive" reaches here), Forwarded and X-Forwarded-*, and without a
 // User-Agent when the client sent none.
-func writeHead(w *bufio.Writer, r *http.Request, forwarded bool) bool {
+func writeHead(w *bufio.Writer, r *http.Request, forwarded bool, bodyLen int) bool {
 	host := r.Host
 	if host == "" {
 		host = r.URL.Host
@@ -308,6 +323,12 @@ func writeHead(w *bufio.Writer, r *http.Request, forwarded bool) bool {
 	if ua = textproto.TrimString(ua); ua != "" {
 		w.WriteString("User-Agent: ")
 		w.WriteString(ua)
+		w.WriteString("\r\n")
+	}
+	if bodyLen > 0 {
+		var n [20]byte
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(n[:0], int64(bodyLen), 10))
 		w.WriteString("\r\n")
 	}
 	for k, vv := range r.Header {

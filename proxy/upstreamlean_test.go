@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -31,7 +32,7 @@ func TestWriteHeadAsRequestWrite(t *testing.T) {
 	for i, r := range same {
 		var a, b bytes.Buffer
 		wa := bufio.NewWriter(&a)
-		if !writeHead(wa, r, false) {
+		if !writeHead(wa, r, false, 0) {
 			t.Fatalf("%d: writeHead declined %s %s", i, r.Method, r.URL)
 		}
 		_ = wa.Flush()
@@ -60,8 +61,46 @@ func TestWriteHeadAsRequestWrite(t *testing.T) {
 	} {
 		var a bytes.Buffer
 		w := bufio.NewWriter(&a)
-		if writeHead(w, r, false) || w.Buffered() > 0 {
+		if writeHead(w, r, false, 0) || w.Buffered() > 0 {
 			t.Errorf("%d: writeHead wrote %q, want it left to Request.Write", i, a.String())
+		}
+	}
+}
+
+// With a body read whole, writeHead and the body after it are what
+// Request.Write sends for the request with that body: the same fields,
+// one Content-Length of the body's length (the client's own, even a wrong
+// one, is not copied), and the body.
+func TestWriteHeadWithBodyAsRequestWrite(t *testing.T) {
+	body := []byte("field=value&other=" + string(bytes.Repeat([]byte("x"), 5000)))
+	for _, cl := range []string{"", "5018", "3"} {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Cookie": {"s=1"}}
+		if cl != "" {
+			h["Content-Length"] = []string{cl}
+		}
+		u, _ := url.Parse("https://origin.test/save?x=1")
+		r := &http.Request{Method: "POST", URL: u, Host: "origin.test", Header: h, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, ContentLength: int64(len(body))}
+		var a, b bytes.Buffer
+		wa := bufio.NewWriter(&a)
+		if !writeHead(wa, r, false, len(body)) {
+			t.Fatal("writeHead declined a plain POST")
+		}
+		_, _ = wa.Write(body)
+		_ = wa.Flush()
+		rb := *r
+		rb.Body = io.NopCloser(bytes.NewReader(body))
+		if err := rb.Write(&b); err != nil {
+			t.Fatal(err)
+		}
+		sa, sb := a.String(), b.String()
+		ra, err := http.ReadRequest(bufio.NewReader(&a))
+		if err != nil {
+			t.Fatalf("client Content-Length %q: unreadable: %v\n%s", cl, err, sa)
+		}
+		gotBody, _ := io.ReadAll(ra.Body)
+		want, _ := http.ReadRequest(bufio.NewReader(&b))
+		if !reflect.DeepEqual(ra.Header, want.Header) || ra.ContentLength != int64(len(body)) || !bytes.Equal(gotBody, body) || len(sa) != len(sb) {
+			t.Errorf("client Content-Length %q: writeHead + body\n%q\nRequest.Write\n%q", cl, sa[:200], sb[:200])
 		}
 	}
 }

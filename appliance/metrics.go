@@ -29,7 +29,7 @@ func newProxyCollector(s *proxy.Stats, certs *proxy.CertStore) *proxyCollector {
 		latency:   prometheus.NewDesc("portcullis_proxy_request_duration_seconds", "Intercepted request durations, from request to the end of the response.", nil, nil),
 		h1Plain:   prometheus.NewDesc("portcullis_proxy_http1_plain_requests_total", "HTTP/1.1 requests the pipeline read and answered itself.", nil, nil),
 		h1HandedOver: prometheus.NewDesc("portcullis_proxy_http1_handovers_total",
-			"HTTP/1.1 connections handed to the general HTTP server at a request that was not plain (a body, an upgrade, an unusual or malformed head); it serves them from then on.", nil, nil),
+			"HTTP/1.1 connections handed to the general HTTP server at a request that was not plain (a chunked or oddly framed body, Expect, an upgrade, an unusual or malformed head); it serves them from then on.", nil, nil),
 	}
 }
 

@@ -19,14 +19,15 @@ import (
 // The pipeline serves HTTP/1.1 connections itself (h1conn) for as long as
 // their requests are plain: a request line in origin form, HTTP/1.1, header
 // fields that are all well-formed tokens and values, exactly one valid
-// Host, no body (no Content-Length but 0, no Transfer-Encoding), no Expect
-// and no upgrade (readPlainHead). That is most of what browsers and apps
-// send, and for it net/http's server costs about twenty allocations, a
-// goroutine, a header copy and a background read per request, which this
-// loop does not.
+// Host, no body or one framed by a single plain Content-Length (no
+// Transfer-Encoding), no Expect and no upgrade (readPlainHead; the body is
+// an h1Body). That is most of what browsers and apps send, and for it
+// net/http's server costs about twenty allocations, a goroutine, a header
+// copy and a background read per request, which this loop does not.
 //
-// At the first request that is anything else — a body, a malformed or
-// hostile head, a head larger than the read buffer, an upgrade — the
+// At the first request that is anything else — a chunked or oddly framed
+// body, a malformed or hostile head, a head larger than the read buffer,
+// an upgrade — the
 // connection is handed, with every byte read from it so far, to the shared
 // http.Server (replayConn), which reads that request again from its first
 // byte and serves the connection from then on. So whatever net/http
@@ -40,7 +41,12 @@ import (
 //   - the request context ends when the handler returns, and earlier when
 //     the client goes away while the handler runs (a read watches the
 //     connection from clientWatchDelay into the handler, when nothing is
-//     buffered; a pipelined request stays in the buffer);
+//     buffered and the request has no body; a pipelined request stays in
+//     the buffer);
+//   - a body is read under BodyReadTimeout per read, and what the handler
+//     left of it is read and dropped, up to 256 KiB, before the next
+//     request (more closes the connection, announced when the response
+//     has not started);
 //   - responses: Date added, Content-Type sniffed when absent,
 //     Content-Length computed for a body that ends within the first write
 //     buffer, chunked otherwise, trailers, 1xx sent at once, HEAD bodies

@@ -252,7 +252,9 @@ func (lc *leanConn) do(r *http.Request, st *requestState, reqBody []byte) (resp 
 		}
 	}
 	lc.lim.n = -1
-	lc.arm()
+	// No new deadline for the body: its reads touch the one set above
+	// (rearmed once a sixteenth of it has passed), so a response that
+	// comes at once costs no timer update.
 	if body == nil {
 		body = &leanBody{body: resp.Body}
 	}

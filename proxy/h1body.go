@@ -144,7 +144,8 @@ func (b *h1Body) end(drain bool) bool {
 
 // errBodyEnded is what a body read reports once the loop has ended the
 // body under it (h1Body.end woke it): not the client's fault, so clientBody
-// counts no timeout for it.
+// counts no error for it (nor for http.ErrBodyReadAfterClose, a read that
+// came after the end).
 var errBodyEnded = errors.New("request body ended with its request")
 
 var (

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"net/netip"
@@ -288,6 +289,67 @@ func TestLeanForwardsSmallBodies(t *testing.T) {
 		}
 		if cl := r.Get("Content-Length"); want[r.Target] != nil && (len(cl) != 1 || cl[0] != fmt.Sprint(len(want[r.Target]))) {
 			t.Errorf("%s: Content-Length %q", r.Target, cl)
+		}
+	}
+}
+
+// Random pipelines of GETs and bodies (0 to 40 KB of request-like bytes,
+// both sides of maxLeanBody and of the read buffer), written in random
+// pieces: the origin gets exactly the requests sent, in order, with their
+// bodies, and the client one response per request. Seeded, so a failure
+// repeats.
+func TestH1LoopRandomPipelines(t *testing.T) {
+	h := newHarness(t, nil)
+	o := h.rawTLSOrigin("origin.test", rawhttp.OK)
+	front := h.limitedFront(o.Addr)
+	for seed := int64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		o.Reset()
+		type sent struct {
+			method, target string
+			body           []byte
+		}
+		var want []sent
+		var stream []byte
+		for i := range 12 {
+			s := sent{method: "GET", target: fmt.Sprintf("/s%d/r%d", seed, i)}
+			head := ""
+			switch rng.Intn(3) {
+			case 1:
+				s.method, s.body = "POST", smuggledBody(rng.Intn(2000)+1)
+			case 2:
+				s.method, s.body = "PUT", smuggledBody(rng.Intn(40_000)+1)
+			}
+			if s.body != nil {
+				head = fmt.Sprintf("Content-Length: %d\r\n", len(s.body))
+			}
+			stream = append(stream, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: origin.test\r\n%s\r\n", s.method, s.target, head)...)
+			stream = append(stream, s.body...)
+			want = append(want, s)
+		}
+		c := h.dialTLS1(front, "", "origin.test")
+		go func() {
+			for rest := stream; len(rest) > 0; {
+				n := min(len(rest), rng.Intn(9000)+1)
+				if c.Send(string(rest[:n])) != nil {
+					return
+				}
+				rest = rest[n:]
+			}
+		}()
+		for i, s := range want {
+			if resp, err := c.ReadResponse(s.method, 10*time.Second); err != nil || resp.Status != 200 {
+				t.Fatalf("seed %d, request %d (%s %s): %+v, %v", seed, i, s.method, s.target, resp, err)
+			}
+		}
+		got := o.Requests()
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: origin got %d requests, want %d", seed, len(got), len(want))
+		}
+		for i, r := range got {
+			if r.Method != want[i].method || r.Target != want[i].target || !bytes.Equal(r.Body, want[i].body) {
+				t.Fatalf("seed %d, request %d: origin got %s %s with %d body bytes, want %s %s with %d", seed, i, r.Method, r.Target, len(r.Body), want[i].method, want[i].target, len(want[i].body))
+			}
 		}
 	}
 }

@@ -104,7 +104,7 @@ func (s *Server) serveRequestIn(parent context.Context, w http.ResponseWriter, r
 		rec.hold = &ra.hold
 	}
 	defer func() {
-		s.logRequest(ci, r, st, rec, body.n, time.Since(start))
+		s.logRequest(ci, r, st, rec, body.n.Load(), time.Since(start))
 		if st.sess != nil {
 			st.sess.Close()
 		}
@@ -226,7 +226,7 @@ type heldRecord struct {
 
 func (h *heldRecord) record(status int, out int64) error {
 	h.st.recorded = true
-	return h.s.recordDurable(h.s.requestRecord(h.ci, h.r, h.st, status, h.body.n, out))
+	return h.s.recordDurable(h.s.requestRecord(h.ci, h.r, h.st, status, h.body.n.Load(), out))
 }
 
 // sameHost compares a Host header with the connection's name, ignoring the
@@ -307,13 +307,16 @@ func (r *recorder) Flush() {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// countingBody counts the request body's bytes. The count is atomic: the
+// transport may still be reading the body (an origin that answered before
+// it read it all) when the handler logs the request.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }

@@ -482,7 +482,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	// The deadline must not outlive the body: HTTP/1.1's background read
 	// (which notices a client going away) and the next request use it.
 	_ = b.rc.SetReadDeadline(time.Time{})
-	if err == io.EOF || errors.Is(err, errBodyEnded) {
+	if err == io.EOF || errors.Is(err, errBodyEnded) || errors.Is(err, http.ErrBodyReadAfterClose) {
 		return n, err
 	}
 	ce := &clientBodyError{err: err}

@@ -27,12 +27,12 @@ import (
 //
 // At the first request that is anything else — a chunked or oddly framed
 // body, a malformed or hostile head, a head larger than the read buffer,
-// an upgrade — the
-// connection is handed, with every byte read from it so far, to the shared
-// http.Server (replayConn), which reads that request again from its first
-// byte and serves the connection from then on. So whatever net/http
-// refuses, answers or normalises is still refused, answered or normalised
-// by net/http, and the hostile-client tests hold on both.
+// an upgrade — the connection is handed, with every byte read from it so
+// far, to the shared http.Server (replayConn), which reads that request
+// again from its first byte and serves the connection from then on. So
+// whatever net/http refuses, answers or normalises is still refused,
+// answered or normalised by net/http, and the hostile-client tests hold on
+// both.
 //
 // What the loop does, as net/http's server does for such requests:
 //   - IdleTimeout while waiting for a request, ReadHeaderTimeout from its

@@ -89,7 +89,7 @@ func TestHostileLoadIdleAndSlowloris(t *testing.T) {
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHostileLoadHelper$", "-test.v")
 	cmd.Env = append(os.Environ(), "PORTCULLIS_LOADGEN="+front, "PORTCULLIS_LOADGEN_CA="+caFile,
@@ -127,12 +127,13 @@ func TestHostileLoadIdleAndSlowloris(t *testing.T) {
 	// The machine is shared: the rate is measured again once the
 	// slowloris clients are gone, and the one under attack is compared
 	// with the mean of the two around it, so drift in the load others put
-	// on the machine does not pass for the attack's effect. Up to three
+	// on the machine does not pass for the attack's effect. Up to five
 	// attacks, the best counts: a neighbour's burst during one window is
-	// not the attack's doing.
+	// not the attack's doing. (`make test` runs this test on its own, after
+	// the other packages, for the same reason.)
 	var during, after, ratio float64
 	prev := before
-	for attempt := 0; attempt < 3 && ratio < 0.9; attempt++ {
+	for attempt := 0; attempt < 5 && ratio < 0.9; attempt++ {
 		if _, err := io.WriteString(stdin, "slowloris\n"); err != nil {
 			t.Fatal(err)
 		}

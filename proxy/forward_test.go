@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -183,13 +184,19 @@ func TestForwardLean(t *testing.T) {
 // A client that goes away while the lean path waits for the origin ends
 // the origin's request at once (its connection is closed), not at
 // UpstreamIdleTimeout — before the response head, and in a body that
-// stalls — for HTTP/1.1 and HTTP/2 clients.
+// stalls — for HTTP/1.1 and HTTP/2 clients, and for an HTTP/1.1 upload
+// once its body has been sent (on the lean path and, past its body
+// limit, the Transport's).
 func TestForwardLeanClientGoneAbortsUpstream(t *testing.T) {
 	ended := make(chan string, 8)
 	h := newHarness(t, func(c *Config) { c.UpstreamIdleTimeout = time.Minute })
 	o := h.rawTLSOrigin("origin.test", func(c net.Conn, req *rawhttp.Request) bool {
 		switch req.Target {
-		case "/stall-head":
+		case "/stall-head", "/stall-post":
+			if req.Target == "/stall-post" && len(req.Body) == 0 {
+				ended <- "/stall-post without its body"
+				return false
+			}
 		case "/stall-body":
 			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
 		default:
@@ -225,6 +232,15 @@ func TestForwardLeanClientGoneAbortsUpstream(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			_ = c.Close()
 			wait(t, path)
+		})
+	}
+	for _, n := range []int{1000, 64 << 10} {
+		t.Run(fmt.Sprintf("HTTP/1.1 POST of %d bytes", n), func(t *testing.T) {
+			c := h.dialTLS1(front, "", "origin.test")
+			_ = c.Send(postHead("/stall-post", n) + strings.Repeat("u", n))
+			time.Sleep(300 * time.Millisecond) // the request reached the origin
+			c.Close()
+			wait(t, "/stall-post")
 		})
 	}
 	// The pipeline still serves on the lean path afterwards.

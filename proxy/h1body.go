@@ -58,6 +58,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if b.left == 0 {
+		b.hc.watchAfterBody()
 		return n, io.EOF
 	}
 	return n, nil
@@ -76,10 +77,15 @@ func (b *h1Body) Close() error {
 // moves the connection's read deadline only while the body is open, so a
 // reader that comes late cannot move the deadline the loop has set for the
 // next request meanwhile (its idle or header timeout).
+//
+// Nor once the body has been read to its end: no read of it touches the
+// connection again, and the client watch may be reading it (watchAfterBody
+// cleared the deadline for it; a zero deadline set after the watch was
+// woken would leave it blocked).
 func (b *h1Body) SetReadDeadline(t time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed || b.left == 0 {
 		return nil
 	}
 	return b.hc.c.SetReadDeadline(t)

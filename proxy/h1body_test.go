@@ -168,6 +168,42 @@ func TestH1LoopRequestBodies(t *testing.T) {
 		}
 	})
 
+	// The upload's client is watched once its body is in (the watch reads
+	// the connection): a request the client sends meanwhile stays in the
+	// buffer and is served after the upload's slow answer.
+	t.Run("slow answer, next request sent while waiting", func(t *testing.T) {
+		slow := h.rawTLSOrigin("origin.test", func(c net.Conn, req *rawhttp.Request) bool {
+			if req.Target == "/slow" {
+				time.Sleep(400 * time.Millisecond) // well past clientWatchDelay
+			}
+			return rawhttp.OK(c, req)
+		})
+		front := h.limitedFront(slow.Addr)
+		for _, n := range []int{1000, 64 << 10} {
+			slow.Reset()
+			body := smuggledBody(n)
+			c := h.dialTLS1(front, "", "origin.test")
+			_ = c.Send(postHead("/slow", n) + string(body))
+			time.Sleep(200 * time.Millisecond) // the body is in; the watch is reading
+			_ = c.Send("GET /next HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+			for _, m := range []string{"POST", "GET"} {
+				if resp, err := c.ReadResponse(m, 5*time.Second); err != nil || resp.Status != 200 || !resp.Complete {
+					t.Fatalf("%d bytes: %s: %+v, %v", n, m, resp, err)
+				}
+			}
+			reqs := slow.Requests()
+			if len(reqs) != 2 || reqs[0].Target != "/slow" || !bytes.Equal(reqs[0].Body, body) || reqs[1].Target != "/next" {
+				t.Fatalf("%d bytes: origin got %d requests, want POST /slow with its body, then GET /next", n, len(reqs))
+			}
+			// And the connection serves on.
+			_ = c.Send("GET /last HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+			if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+				t.Fatalf("%d bytes: last GET: %+v, %v", n, resp, err)
+			}
+		}
+		noSmuggling(t)
+	})
+
 	t.Run("origin answers before reading", func(t *testing.T) {
 		early := earlyOrigin(t, h)
 		front := h.limitedFront(early)

@@ -40,9 +40,9 @@ import (
 //     without an answer;
 //   - the request context ends when the handler returns, and earlier when
 //     the client goes away while the handler runs (a read watches the
-//     connection from clientWatchDelay into the handler, when nothing is
-//     buffered and the request has no body; a pipelined request stays in
-//     the buffer);
+//     connection from clientWatchDelay into the handler, or from the end
+//     of its body if that comes later, when nothing else is buffered; a
+//     pipelined request stays in the buffer);
 //   - a body is read under BodyReadTimeout per read, and what the handler
 //     left of it is read and dropped, up to 256 KiB, before the next
 //     request (more closes the connection, announced when the response
@@ -101,7 +101,9 @@ type h1conn struct {
 	// net/http's).
 	state atomic.Int32
 
-	// The client watch (watchStart, unwatch).
+	// The client watch (watchStart, watchAfterBody, unwatch): the timer
+	// and the fields below are used under watchMu, since a body's end may
+	// come on the transport's goroutine.
 	watchMu    sync.Mutex
 	watchState int
 	watchTimer *time.Timer
@@ -117,6 +119,10 @@ const (
 
 const (
 	h1WatchOff = iota
+	// h1WatchAfterBody: the request's body is being read; the watch is
+	// armed when it has all been (watchAfterBody), unless the handler
+	// returned first.
+	h1WatchAfterBody
 	h1WatchArmed
 	h1WatchReading
 )
@@ -346,11 +352,13 @@ func (hc *h1conn) serveRequest(hr *h1Request) (keep, clean bool) {
 		cb := s.newClientBody(&hr.body, &hr.body)
 		r.Body = cb
 		parent = context.WithValue(parent, clientBodyKey{}, cb)
+		// The watch reads the connection, so it is not started while the
+		// body may still be read from it (a client that goes away
+		// mid-body is noticed by the body's read), but once the body's
+		// last byte is read: an upload the origin is slow to answer is
+		// then ended when its client goes away, as a GET is.
+		hc.watchPending(&hr.ctx)
 	} else if hc.br.Buffered() == 0 {
-		// The watch reads the connection, so it is not started while a
-		// body may still be read from it: a client that goes away
-		// mid-request is then noticed by the body's read or the
-		// response's write.
 		hc.watchStart(&hr.ctx)
 	}
 	aborted := hc.runHandler(parent, w, r)
@@ -420,13 +428,40 @@ func (hc *h1conn) releaseWriter() {
 // watchStart arms the client watch for a request.
 func (hc *h1conn) watchStart(rc *h1ReqCtx) {
 	hc.watchMu.Lock()
-	hc.watchState, hc.watchReq = h1WatchArmed, rc
+	hc.armWatchLocked(rc)
 	hc.watchMu.Unlock()
+}
+
+func (hc *h1conn) armWatchLocked(rc *h1ReqCtx) {
+	hc.watchState, hc.watchReq = h1WatchArmed, rc
 	if hc.watchTimer == nil {
 		hc.watchTimer = time.AfterFunc(clientWatchDelay, hc.watchFire)
 	} else {
 		hc.watchTimer.Reset(clientWatchDelay)
 	}
+}
+
+// watchPending is watchStart for a request with a body: the watch is armed
+// by watchAfterBody.
+func (hc *h1conn) watchPending(rc *h1ReqCtx) {
+	hc.watchMu.Lock()
+	hc.watchState, hc.watchReq = h1WatchAfterBody, rc
+	hc.watchMu.Unlock()
+}
+
+// watchAfterBody arms the watch of a request whose body has just been read
+// to its end (h1Body.Read, holding the body's lock, so nothing reads the
+// connection meanwhile), if the request is still being served and nothing
+// of the client's next request is buffered (that request is not read
+// before this one's response).
+func (hc *h1conn) watchAfterBody() {
+	hc.watchMu.Lock()
+	if hc.watchState == h1WatchAfterBody && hc.br.Buffered() == 0 {
+		// The body's last read ran under its per-read deadline.
+		_ = hc.c.SetReadDeadline(time.Time{})
+		hc.armWatchLocked(hc.watchReq)
+	}
+	hc.watchMu.Unlock()
 }
 
 // watchFire runs clientWatchDelay into a request still being served: a
@@ -457,12 +492,13 @@ func (hc *h1conn) watchFire() {
 	}()
 }
 
-// unwatch ends the client watch when the handler returns.
+// unwatch ends the client watch when the handler returns: a body read to
+// its end after this arms nothing.
 func (hc *h1conn) unwatch() {
+	hc.watchMu.Lock()
 	if hc.watchTimer != nil {
 		hc.watchTimer.Stop()
 	}
-	hc.watchMu.Lock()
 	state, done := hc.watchState, hc.watchDone
 	hc.watchState, hc.watchReq, hc.watchDone = h1WatchOff, nil, nil
 	hc.watchMu.Unlock()
@@ -474,9 +510,11 @@ func (hc *h1conn) unwatch() {
 }
 
 func (hc *h1conn) unwatchTimer() {
+	hc.watchMu.Lock()
 	if hc.watchTimer != nil {
 		hc.watchTimer.Stop()
 	}
+	hc.watchMu.Unlock()
 }
 
 // h1ReqCtx is a request's context: the connection's values, ended (with

@@ -43,6 +43,8 @@ type Appliance struct {
 	cfg       *Config
 	log       *slog.Logger
 	accessOut io.WriteCloser
+	// accessFile is accessOut's file when log.access names one.
+	accessFile *accessFile
 
 	ca       *proxy.CA
 	certs    *proxy.CertStore
@@ -137,8 +139,11 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.exporters, err = a.newExporterSet(cfg); err != nil {
 		return nil, err
 	}
-	if a.accessOut, err = openAccessLog(cfg.Log.Access, logOut); err != nil {
+	if a.accessOut, a.accessFile, err = openAccessLog(cfg.Log, logOut); err != nil {
 		return nil, err
+	}
+	if a.accessFile != nil {
+		a.accessFile.onError = func(err error) { a.log.Warn("access log", "err", err) }
 	}
 	a.usage = newUsageCounters()
 	suffix, err := suffixConfig(context.Background(), cfg, a.policies, roots)
@@ -203,6 +208,9 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		debug.FreeOSMemory()
 	}
 	a.registry.MustRegister(a.idle.collector())
+	if a.accessFile != nil {
+		a.registry.MustRegister(a.accessFile.collectors()...)
+	}
 
 	if cfg.Transparent.Enabled {
 		if err := a.listenTransparent(); err != nil {
@@ -420,18 +428,21 @@ func rootsFrom(key string, pool *x509.CertPool, files []string) (*x509.CertPool,
 	return pool, nil
 }
 
-func openAccessLog(dest string, fallback io.Writer) (io.WriteCloser, error) {
-	switch strings.ToLower(dest) {
+// openAccessLog opens the access log c.Access names: stdout, stderr
+// (fallback) or a file rotated by size (accessFile, returned too so its
+// counters can be registered).
+func openAccessLog(c LogConfig, fallback io.Writer) (io.WriteCloser, *accessFile, error) {
+	switch strings.ToLower(c.Access) {
 	case "", "stdout":
-		return newBufferedLog(nopCloser{os.Stdout}), nil
+		return newBufferedLog(nopCloser{os.Stdout}), nil, nil
 	case "stderr":
-		return newBufferedLog(nopCloser{fallback}), nil
+		return newBufferedLog(nopCloser{fallback}), nil, nil
 	}
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	f, err := openAccessFile(c.Access, int64(c.AccessMaxMiB)<<20, c.AccessFiles)
 	if err != nil {
-		return nil, fmt.Errorf("log.access: %w", err)
+		return nil, nil, fmt.Errorf("log.access: %w", err)
 	}
-	return newBufferedLog(f), nil
+	return newBufferedLog(f), f, nil
 }
 
 type nopCloser struct{ io.Writer }

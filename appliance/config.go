@@ -60,7 +60,11 @@ type ManagementConfig struct {
 
 type LogConfig struct {
 	Access string `mapstructure:"access"`
-	Level  string `mapstructure:"level"`
+	// AccessMaxMiB and AccessFiles rotate an access log file: at this
+	// size it is renamed <file>.1, and this many rotated files are kept.
+	AccessMaxMiB int    `mapstructure:"access_max_mib"`
+	AccessFiles  int    `mapstructure:"access_files"`
+	Level        string `mapstructure:"level"`
 }
 
 type TransparentConfig struct {
@@ -299,6 +303,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Activity.MaxAge < 0 || c.Activity.MaxBytes < 0 {
 		bad("activity", "max_age and max_bytes cannot be negative")
+	}
+	if c.Log.AccessMaxMiB < 1 || c.Log.AccessMaxMiB > 1<<16 {
+		bad("log.access_max_mib", "%d is not between 1 and 65536", c.Log.AccessMaxMiB)
+	}
+	if c.Log.AccessFiles < 1 || c.Log.AccessFiles > 1000 {
+		bad("log.access_files", "%d is not between 1 and 1000", c.Log.AccessFiles)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -57,6 +57,8 @@ func TestConfigErrorsSayWhere(t *testing.T) {
 		"bad duration":    {"timeouts:\n  idle: soon\n", "portcullis.yaml:2:3: timeouts.idle: time: invalid duration"},
 		"bad on_stop":     {"datapath:\n  on_stop: maybe\n", "datapath.on_stop: \"maybe\" is not one of keep, detach"},
 		"bad yaml":        {"datapath: [\n", "portcullis.yaml"},
+		"access log size": {"log:\n  access_max_mib: 0\n", "log.access_max_mib: 0 is not between 1 and 65536"},
+		"access log files": {"log:\n  access_files: -2\n", "log.access_files: -2 is not between 1 and 1000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadConfig(writeConfig(t, tc.body))

@@ -281,6 +281,12 @@ func (a *Appliance) settingGroupsOf(c *Config, act ActivityConfig, dev DevicesCo
 			live(set("activity.kafka.sasl.user", "Kafka SASL user", act.Kafka.SASL.User)),
 			live(set("activity.kafka.sasl.password_file", "Kafka SASL password file", act.Kafka.SASL.PasswordFile)),
 		}},
+		{Name: "Logs", Settings: []console.Setting{
+			set("log.access", "Access log", c.Log.Access, "stdout, stderr or a file (the packaged service: /var/log/portcullis/access.log). One JSON line per request."),
+			set("log.access_max_mib", "Rotate the access log file at (MiB)", c.Log.AccessMaxMiB),
+			set("log.access_files", "Rotated access log files kept", c.Log.AccessFiles),
+			set("log.level", "Operational log level", c.Log.Level, "debug, info, warn or error."),
+		}},
 		{Name: "SNMP", Settings: []console.Setting{
 			set("snmp.agentx_socket", "snmpd's AgentX socket", c.SNMP.AgentXSocket, "Empty: SNMP off."),
 			set("snmp.notify_interval", "Notification rate limit", c.SNMP.NotifyInterval),

@@ -53,13 +53,17 @@ fi
 HEAD
 	# The packaged service sees only its own directory of bpffs (see
 	# /usr/lib/systemd/system/portcullis.service): datapath.pin_dir is set
-	# below it, so the datapath section is live.
+	# below it, so the datapath section is live. Its access log goes to
+	# the file in its LogsDirectory, not to the journal.
 	"$host_bin" config default | sed -E \
 		-e '/^[[:space:]]*(#|$)/! s/^/#/' \
 		-e 's|^#datapath:$|datapath:|' \
-		-e 's|^#  pin_dir: /sys/fs/bpf/portcullis$|  # The packaged service sees only /sys/fs/bpf/portcullis of bpffs.\n  pin_dir: /sys/fs/bpf/portcullis/datapath|'
+		-e 's|^#  pin_dir: /sys/fs/bpf/portcullis$|  # The packaged service sees only /sys/fs/bpf/portcullis of bpffs.\n  pin_dir: /sys/fs/bpf/portcullis/datapath|' \
+		-e 's|^#log:$|log:|' \
+		-e 's|^#  access: stdout$|  # The packaged service writes its access log here (LogsDirectory).\n  access: /var/log/portcullis/access.log|'
 } >"$stage/portcullis.yaml"
 grep -q '^  pin_dir: /sys/fs/bpf/portcullis/datapath$' "$stage/portcullis.yaml"
+grep -q '^  access: /var/log/portcullis/access.log$' "$stage/portcullis.yaml"
 # It must stay a valid configuration.
 "$host_bin" config check --config "$stage/portcullis.yaml" >/dev/null
 

@@ -84,12 +84,12 @@ func TestDebInstallUpgradeRemovePurge(t *testing.T) {
 
 	// The admin edits the conffile; an upgrade keeps the edit and the state.
 	conf := filepath.Join(root, "etc/portcullis/portcullis.yaml")
-	appendFile(t, conf, "\nlog:\n  level: debug\n")
+	appendFile(t, conf, "\ntimeouts:\n  idle: 90s\n")
 	in("dpkg", "-i", "/tmp/"+filepath.Base(v2))
 	if got := in("dpkg-query", "-W", "-f", "${Status} ${Version}", "portcullis"); got != "install ok installed "+version2 {
 		t.Fatalf("after upgrade: %q", got)
 	}
-	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "level: debug") {
+	if b, _ := os.ReadFile(conf); !strings.Contains(string(b), "idle: 90s") {
 		t.Error("the upgrade replaced the edited conffile")
 	}
 	if _, err := os.Stat(conf + ".dpkg-dist"); err == nil {

@@ -133,6 +133,10 @@ func TestServiceUnderSystemd(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
 	}
+	// The access log is a file of the service user's, not the journal.
+	if out := must("stat", "-c", "%a %U %n", "/var/log/portcullis", "/var/log/portcullis/access.log"); out != "750 portcullis /var/log/portcullis\n640 portcullis /var/log/portcullis/access.log" {
+		t.Errorf("access log directory and file:\n%s", out)
+	}
 	pins := filepath.Join(bpffs, "portcullis", "datapath")
 	if _, err := os.Stat(filepath.Join(pins, "listeners")); err != nil {
 		t.Errorf("no datapath pins in the service's bpffs directory: %v", err)

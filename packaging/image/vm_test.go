@@ -191,6 +191,14 @@ func TestApplianceVM(t *testing.T) {
 	if out := retrySSH(t, ssh, ctx, "portcullis activity search --config "+conffile+" --text intercept.test --since 1h", "intercept.test", 20*time.Second); out == "" {
 		t.Error("the intercepted request is not in the activity log")
 	}
+	// And in the access log file (not the journal), 0640 in a 0750
+	// directory of the service user's.
+	if out := retrySSH(t, ssh, ctx, "stat -c '%a %U %n' /var/log/portcullis /var/log/portcullis/access.log && grep -c '\"host\":\"intercept.test\"' /var/log/portcullis/access.log", "750 portcullis /var/log/portcullis\n640 portcullis /var/log/portcullis/access.log\n", 20*time.Second); out == "" {
+		t.Error("the intercepted request is not in /var/log/portcullis/access.log, or its modes are not 0750/0640")
+	}
+	if out, _ := ssh.run(ctx, "", "journalctl -b --no-pager -u portcullis -o cat | grep -c '\"msg\":\"request\"'"); strings.TrimSpace(out) != "0" {
+		t.Errorf("access-log lines in the journal: %q", out)
+	}
 
 	// /metrics from the LAN, the datapath steering by route (the default
 	// for the default fail-closed configuration: rules and sk_lookup).

@@ -51,13 +51,13 @@ func TestConfigOverlay(t *testing.T) {
 
 func TestConfigErrorsSayWhere(t *testing.T) {
 	for name, tc := range map[string]struct{ body, want string }{
-		"unknown key":     {"datapath:\n  interface: lan0\n  bogus_key: 1\n", ":3:3: unknown key \"datapath.bogus_key\""},
-		"unknown section": {"\nfrobnicate:\n  a: 1\n", ":2:1: unknown key \"frobnicate\""},
-		"bad prefix":      {"datapath:\n  bypass_prefixes: [not-a-prefix]\n", "portcullis.yaml:2:21: datapath.bypass_prefixes[0]: netip.ParsePrefix"},
-		"bad duration":    {"timeouts:\n  idle: soon\n", "portcullis.yaml:2:3: timeouts.idle: time: invalid duration"},
-		"bad on_stop":     {"datapath:\n  on_stop: maybe\n", "datapath.on_stop: \"maybe\" is not one of keep, detach"},
-		"bad yaml":        {"datapath: [\n", "portcullis.yaml"},
-		"access log size": {"log:\n  access_max_mib: 0\n", "log.access_max_mib: 0 is not between 1 and 65536"},
+		"unknown key":      {"datapath:\n  interface: lan0\n  bogus_key: 1\n", ":3:3: unknown key \"datapath.bogus_key\""},
+		"unknown section":  {"\nfrobnicate:\n  a: 1\n", ":2:1: unknown key \"frobnicate\""},
+		"bad prefix":       {"datapath:\n  bypass_prefixes: [not-a-prefix]\n", "portcullis.yaml:2:21: datapath.bypass_prefixes[0]: netip.ParsePrefix"},
+		"bad duration":     {"timeouts:\n  idle: soon\n", "portcullis.yaml:2:3: timeouts.idle: time: invalid duration"},
+		"bad on_stop":      {"datapath:\n  on_stop: maybe\n", "datapath.on_stop: \"maybe\" is not one of keep, detach"},
+		"bad yaml":         {"datapath: [\n", "portcullis.yaml"},
+		"access log size":  {"log:\n  access_max_mib: 0\n", "log.access_max_mib: 0 is not between 1 and 65536"},
 		"access log files": {"log:\n  access_files: -2\n", "log.access_files: -2 is not between 1 and 1000"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -2,11 +2,15 @@ package appliance
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The access log file rotates at its size: every file holds whole lines,
@@ -109,5 +113,69 @@ func TestAccessFileReopenAndRotationFailure(t *testing.T) {
 	}
 	if f.rotationErrors.Load() == 0 || len(logged) == 0 || !strings.Contains(logged[0].Error(), "rotate") {
 		t.Fatalf("rotation errors %d, logged %v", f.rotationErrors.Load(), logged)
+	}
+}
+
+// failingDst fails its writes while fail is set.
+type failingDst struct {
+	mu   sync.Mutex
+	fail bool
+	got  bytes.Buffer
+}
+
+func (d *failingDst) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fail {
+		return 0, errors.New("no space left on device")
+	}
+	return d.got.Write(p)
+}
+
+func (d *failingDst) Close() error { return nil }
+
+// A failed write (a full disk) does not end the access log: the lines
+// buffered then are dropped, the failure counted and logged once, and the
+// lines after it are written when the destination takes them again
+// (bufio.Writer alone would return its first error for good).
+func TestBufferedLogGoesOnAfterAFailedWrite(t *testing.T) {
+	dst := &failingDst{}
+	l := newBufferedLog(dst)
+	var logged []error
+	var mu sync.Mutex
+	l.onError = func(err error) { mu.Lock(); logged = append(logged, err); mu.Unlock() }
+	dst.mu.Lock()
+	dst.fail = true
+	dst.mu.Unlock()
+	line := strings.Repeat("x", 1000) + "\n"
+	for range 200 { // more than the 64 KiB buffer: writes fail on the way
+		_, _ = l.Write([]byte("lost " + line))
+	}
+	// The flusher's next tick fails too and drops the last of them.
+	e0 := l.writeErrors.Load()
+	for deadline := time.Now().Add(5 * time.Second); l.writeErrors.Load() == e0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flusher did not try again within 5s")
+		}
+	}
+	dst.mu.Lock()
+	dst.fail = false
+	dst.mu.Unlock()
+	for range 3 {
+		if _, err := l.Write([]byte("kept " + line)); err != nil {
+			t.Fatalf("write after the destination recovered: %v", err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := dst.got.String()
+	if strings.Count(got, "kept ") != 3 || strings.Contains(got, "lost ") {
+		t.Fatalf("after recovery the log holds %d kept and %d lost lines, want 3 and 0", strings.Count(got, "kept "), strings.Count(got, "lost "))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if l.writeErrors.Load() < 2 || len(logged) != 1 || !strings.Contains(logged[0].Error(), "no space left") {
+		t.Fatalf("%d write errors counted, logged %v; want at least 2 and one log line", l.writeErrors.Load(), logged)
 	}
 }

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-gw/portcullis/proxy"
 )
@@ -18,12 +22,22 @@ import (
 // bufferedLog batches access-log lines into few writes: one write(2) per
 // request costs more than the rest of the log line. Lines reach the file
 // within flushEvery, and everything buffered is written on Close.
+//
+// A write that fails (a full disk) drops what was buffered and the log
+// goes on: bufio.Writer keeps its first error for good, so without the
+// reset one failure would end the access log until a restart. Failures
+// are counted (portcullis_access_log_write_errors_total) and logged at
+// most once a minute.
 type bufferedLog struct {
 	mu   sync.Mutex
 	w    *bufio.Writer
 	dst  io.WriteCloser
 	stop chan struct{}
 	done chan struct{}
+
+	onError     func(error) // set before the first write; may be nil
+	writeErrors atomic.Uint64
+	lastLogged  time.Time // under mu
 }
 
 const flushEvery = 200 * time.Millisecond
@@ -37,7 +51,22 @@ func newBufferedLog(dst io.WriteCloser) *bufferedLog {
 func (l *bufferedLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	n, err := l.w.Write(p)
+	if err != nil {
+		l.failedLocked(err)
+	}
+	return n, err
+}
+
+// failedLocked drops what is buffered after a failed write, so the next
+// lines are written again, and counts and (rate-limited) logs the failure.
+func (l *bufferedLog) failedLocked(err error) {
+	l.w.Reset(l.dst)
+	l.writeErrors.Add(1)
+	if now := time.Now(); l.onError != nil && now.Sub(l.lastLogged) >= time.Minute {
+		l.lastLogged = now
+		l.onError(fmt.Errorf("access log: %w (buffered lines dropped; %d failed writes so far)", err, l.writeErrors.Load()))
+	}
 }
 
 func (l *bufferedLog) flusher() {
@@ -48,7 +77,9 @@ func (l *bufferedLog) flusher() {
 		select {
 		case <-t.C:
 			l.mu.Lock()
-			_ = l.w.Flush()
+			if err := l.w.Flush(); err != nil {
+				l.failedLocked(err)
+			}
 			l.mu.Unlock()
 		case <-l.stop:
 			return
@@ -67,6 +98,14 @@ func (l *bufferedLog) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// collector counts the failed writes, read at scrape time.
+func (l *bufferedLog) collector() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "portcullis_access_log_write_errors_total",
+		Help: "Access log writes that failed (a full disk): the lines buffered then were dropped, and the log went on.",
+	}, func() float64 { return float64(l.writeErrors.Load()) })
 }
 
 // accessHandler writes the access log's JSON lines by hand into a pooled

@@ -42,7 +42,7 @@ var grafanaDashboard []byte
 type Appliance struct {
 	cfg       *Config
 	log       *slog.Logger
-	accessOut io.WriteCloser
+	accessOut *bufferedLog
 	// accessFile is accessOut's file when log.access names one.
 	accessFile *accessFile
 
@@ -142,8 +142,9 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 	if a.accessOut, a.accessFile, err = openAccessLog(cfg.Log, logOut); err != nil {
 		return nil, err
 	}
+	a.accessOut.onError = func(err error) { a.log.Warn("access log", "err", err) }
 	if a.accessFile != nil {
-		a.accessFile.onError = func(err error) { a.log.Warn("access log", "err", err) }
+		a.accessFile.onError = a.accessOut.onError
 	}
 	a.usage = newUsageCounters()
 	suffix, err := suffixConfig(context.Background(), cfg, a.policies, roots)
@@ -208,6 +209,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		debug.FreeOSMemory()
 	}
 	a.registry.MustRegister(a.idle.collector())
+	a.registry.MustRegister(a.accessOut.collector())
 	if a.accessFile != nil {
 		a.registry.MustRegister(a.accessFile.collectors()...)
 	}
@@ -431,7 +433,7 @@ func rootsFrom(key string, pool *x509.CertPool, files []string) (*x509.CertPool,
 // openAccessLog opens the access log c.Access names: stdout, stderr
 // (fallback) or a file rotated by size (accessFile, returned too so its
 // counters can be registered).
-func openAccessLog(c LogConfig, fallback io.Writer) (io.WriteCloser, *accessFile, error) {
+func openAccessLog(c LogConfig, fallback io.Writer) (*bufferedLog, *accessFile, error) {
 	switch strings.ToLower(c.Access) {
 	case "", "stdout":
 		return newBufferedLog(nopCloser{os.Stdout}), nil, nil

@@ -42,7 +42,8 @@ type accessFile struct {
 const accessFileMode = 0o640
 
 func openAccessFile(path string, maxBytes int64, keep int) (*accessFile, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, accessFileMode)
+	// Read and write: the last byte of what is there is read below.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, accessFileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -56,13 +57,8 @@ func openAccessFile(path string, maxBytes int64, keep int) (*accessFile, error) 
 		// A line the last run left unfinished (a crash mid-write) is
 		// ended, so the first line of this run is whole.
 		last := make([]byte, 1)
-		if rf, err := os.Open(path); err == nil {
-			if _, err := rf.ReadAt(last, a.size-1); err == nil && last[0] != '\n' {
-				if n, err := f.Write([]byte{'\n'}); err == nil {
-					a.size += int64(n)
-				}
-			}
-			rf.Close()
+		if _, err := f.ReadAt(last, a.size-1); err == nil && last[0] != '\n' {
+			_, _ = a.write([]byte{'\n'})
 		}
 	}
 	return a, nil

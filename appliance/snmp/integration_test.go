@@ -67,7 +67,11 @@ rouser %s priv
 
 // runSnmpd starts snmpd in the foreground with exactly cfg as its only
 // configuration (no system snmpd.conf, no MIB loading, a private persistent
-// directory) and waits for its AgentX socket.
+// directory) and waits until it has finished starting. The socket existing
+// is not enough: snmpd binds it and only then applies agentXPerms, so a
+// test that looks at the socket's mode as soon as it appears can see the
+// umask's 0755 (it did, under CI load). snmpd writes its pid file after
+// every listener is set up, so that is what this waits for.
 func runSnmpd(t *testing.T, dir, cfg, sock string) {
 	t.Helper()
 	snmpd := requireTool(t, "snmpd")
@@ -96,8 +100,12 @@ func runSnmpd(t *testing.T, dir, cfg, sock string) {
 		}
 	})
 	deadline := time.Now().Add(10 * time.Second)
+	pidFile := filepath.Join(dir, "snmpd.pid")
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+			if _, err := os.Stat(sock); err != nil {
+				t.Fatalf("snmpd started without its AgentX socket %s: %v", sock, err)
+			}
 			return
 		}
 		select {
@@ -107,7 +115,7 @@ func runSnmpd(t *testing.T, dir, cfg, sock string) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("snmpd did not create its AgentX socket")
+			t.Fatal("snmpd did not finish starting (no pid file) within 10 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -228,7 +228,7 @@ func NewServer(cfg Config) (*Server, error) {
 		ErrorLog:     slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
 	s.h1 = &http.Server{
-		Handler:           s.limitRequests(http.HandlerFunc(s.serveRequest)),
+		Handler:           newWarmPool(cfg.Log).handler(s.limitRequests(http.HandlerFunc(s.serveRequest))),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

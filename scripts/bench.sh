@@ -31,4 +31,8 @@ go test -run '^$' -bench '^BenchmarkLabForwarding$' -benchtime 1x -timeout 30m -
 # GETs and 1 KiB POSTs mixed on keep-alive connections (wrk script), direct
 # and through the appliance alternated: lab-postmix-<stamp>.md.
 go test -run '^$' -bench '^BenchmarkLabPostMix$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-postmix-$stamp.txt"
+# HTTP/2 keep-alive, the protocol browsers speak to the appliance (h2load),
+# direct and intercepted alternated, HTTP/1.1 in the same rounds:
+# lab-h2-<stamp>.md.
+go test -run '^$' -bench '^BenchmarkLabH2$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-h2-$stamp.txt"
 echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md $out/lab-session-$(date -u +%Y%m%d).md"

@@ -27,7 +27,7 @@ fi
 # bench measures against, squid with ssl-bump (Debian builds it with OpenSSL
 # only in squid-openssl).
 if [ "${1:-}" = bench ]; then
-  pkgs+=(squid-openssl)
+  pkgs+=(squid-openssl nghttp2-client) # nghttp2-client: h2load, for BenchmarkLabH2
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -46,6 +46,7 @@ func BenchmarkLabH2(b *testing.B) {
 		l.start()
 		logged0 := accessRequests(l)
 		cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+		rd0, wr0 := procSyscalls(b, l.proc.Process.Pid)
 		var profiled chan struct{}
 		if profile != "" && round == 0 {
 			profiled = l.cpuProfile(b, profile, 4*time.Second)
@@ -55,6 +56,11 @@ func BenchmarkLabH2(b *testing.B) {
 			<-profiled
 		}
 		cpuApp1, cpuOrigin1 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+		rd1, wr1 := procSyscalls(b, l.proc.Process.Pid)
+		// h2load's requests of the measured 6 s; the warm-up second's
+		// system calls are counted too, so these are upper bounds.
+		r.add("read_syscalls_per_request_h2", (rd1-rd0)/h2.requests)
+		r.add("write_syscalls_per_request_h2", (wr1-wr0)/h2.requests)
 		r.add("rps_h2_intercepted", h2.rps)
 		r.add("cpu_per_request_ratio_h2", (cpuApp1-cpuApp0)/(cpuOrigin1-cpuOrigin0))
 		r.add("cpu_per_request_appliance_us_h2", (cpuApp1-cpuApp0)/h2.requests*1e6)
@@ -64,8 +70,12 @@ func BenchmarkLabH2(b *testing.B) {
 			b.Fatalf("h2load made %.0f requests, the access log has %d: not intercepted", h2.requests, n)
 		}
 		cpuApp0, cpuOrigin0 = procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+		rd0, wr0 = procSyscalls(b, l.proc.Process.Pid)
 		h1 := l.wrkConns(b, conns)
 		cpuApp1, cpuOrigin1 = procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
+		rd1, wr1 = procSyscalls(b, l.proc.Process.Pid)
+		r.add("read_syscalls_per_request_h1", (rd1-rd0)/h1.requests)
+		r.add("write_syscalls_per_request_h1", (wr1-wr0)/h1.requests)
 		r.add("rps_h1_intercepted", h1.rps)
 		r.add("cpu_per_request_ratio_h1", (cpuApp1-cpuApp0)/(cpuOrigin1-cpuOrigin0))
 		r.add("cpu_per_request_appliance_us_h1", (cpuApp1-cpuApp0)/h1.requests*1e6)

@@ -134,6 +134,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg   Config
 	Stats Stats
+	warm  *warmPool // runs HTTP/2 handlers (warmstack.go)
 
 	clientTLS   *tls.Config // shared by every intercepted connection
 	upstreamTLS *tls.Config // template cloned per connection with its ServerName
@@ -227,8 +228,9 @@ func NewServer(cfg Config) (*Server, error) {
 		BufferPool:   copyBuffers,
 		ErrorLog:     slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
+	s.warm = newWarmPool(cfg.Log)
 	s.h1 = &http.Server{
-		Handler:           newWarmPool(cfg.Log).handler(s.limitRequests(http.HandlerFunc(s.serveRequest))),
+		Handler:           s.warm.handler(s.limitRequests(http.HandlerFunc(s.serveRequest))),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -467,6 +469,7 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.upstreams.closeAll()
+	s.warm.close()
 	// What was cut writes its record before Close returns (bounded).
 	final := ctx
 	if ctx.Err() != nil {

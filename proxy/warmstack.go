@@ -43,8 +43,12 @@ const (
 
 type warmPool struct {
 	jobs    chan *warmJob // unbuffered: a send succeeds only to a waiting worker
-	workers atomic.Int32
+	workers atomic.Int32  // started and not yet ended
 	log     *slog.Logger
+
+	closeOnce sync.Once
+	quit      chan struct{} // closed by close: idle workers end
+	closed    atomic.Bool
 }
 
 type warmJob struct {
@@ -65,7 +69,20 @@ type warmResult struct {
 var warmJobs = sync.Pool{New: func() any { return &warmJob{done: make(chan warmResult, 1)} }}
 
 func newWarmPool(log *slog.Logger) *warmPool {
-	return &warmPool{jobs: make(chan *warmJob), log: log}
+	return &warmPool{jobs: make(chan *warmJob), log: log, quit: make(chan struct{})}
+}
+
+// close ends the idle workers, and the busy ones when they finish; a
+// request that comes later runs in place. The server closes its pool once
+// its HTTP servers are done.
+func (p *warmPool) close() {
+	if p == nil {
+		return
+	}
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		close(p.quit)
+	})
 }
 
 // handler wraps h so that its HTTP/2 requests run on the pool.
@@ -102,7 +119,7 @@ func (p *warmPool) handler(h http.Handler) http.Handler {
 func (p *warmPool) start(j *warmJob) bool {
 	for {
 		n := p.workers.Load()
-		if n >= warmMaxWorkers {
+		if n >= warmMaxWorkers || p.closed.Load() {
 			return false
 		}
 		if p.workers.CompareAndSwap(n, n+1) {
@@ -130,6 +147,9 @@ func (p *warmPool) work(j *warmJob) {
 			// A job sent between the timer firing and the count dropping
 			// cannot be lost: a send only succeeds to a receiver, and this
 			// goroutine no longer receives.
+			return
+		case <-p.quit:
+			p.workers.Add(-1)
 			return
 		}
 	}

@@ -240,3 +240,32 @@ func BenchmarkWarmPool(b *testing.B) {
 		})
 	})
 }
+
+// TestWarmPoolClose: closing the pool ends its idle workers, and a request
+// after that is served in place.
+func TestWarmPoolClose(t *testing.T) {
+	p := newWarmPool(slog.New(slog.DiscardHandler))
+	onPool := make(chan bool, 1)
+	h := p.handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		onPool <- bytes.Contains(stackOf(), []byte("(*warmPool).work"))
+	}))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.ProtoMajor, r.ProtoMinor, r.Proto = 2, 0, "HTTP/2.0"
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if !<-onPool || p.workers.Load() != 1 {
+		t.Fatalf("first request: not on the pool, or %d workers", p.workers.Load())
+	}
+	p.close()
+	p.close() // twice is harmless
+	for deadline := time.Now().Add(5 * time.Second); p.workers.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers 5 s after close", p.workers.Load())
+		}
+	}
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if <-onPool {
+		t.Error("served on a pool worker after close")
+	}
+	var nilPool *warmPool
+	nilPool.close()
+}

@@ -43,7 +43,7 @@ const (
 
 type warmPool struct {
 	jobs    chan *warmJob // unbuffered: a send succeeds only to a waiting worker
-	workers atomic.Int32  // started and not yet ended
+	workers atomic.Int32  // running, busy or idle
 	log     *slog.Logger
 
 	closeOnce sync.Once
@@ -134,11 +134,9 @@ func (p *warmPool) work(j *warmJob) {
 	idle := time.NewTimer(warmIdle)
 	defer idle.Stop()
 	for {
-		if !p.run(j) {
-			// The handler called runtime.Goexit: this goroutine is ending
-			// with it (run's defer told the stream's goroutine).
-			return
-		}
+		// A handler that calls runtime.Goexit ends this goroutine inside
+		// run (whose defer tells the stream's goroutine and the count).
+		p.run(j)
 		idle.Reset(warmIdle)
 		select {
 		case j = <-p.jobs:
@@ -155,15 +153,14 @@ func (p *warmPool) work(j *warmJob) {
 	}
 }
 
-// run serves one job and reports how it ended; false when the handler
-// called runtime.Goexit (the worker then ends too).
-func (p *warmPool) run(j *warmJob) (ok bool) {
-	normal := false
+// run serves one job and hands back how it ended. A panic is recovered
+// here (the worker goes on); runtime.Goexit cannot be, and takes the
+// worker with it.
+func (p *warmPool) run(j *warmJob) {
+	// What the defer reports unless ServeHTTP returns or panics: recover()
+	// is nil while Goexit unwinds.
+	res := warmResult{goexit: true}
 	defer func() {
-		if normal {
-			return
-		}
-		var res warmResult
 		if v := recover(); v != nil {
 			res = warmResult{panicked: true, value: v}
 			if v != http.ErrAbortHandler {
@@ -171,18 +168,13 @@ func (p *warmPool) run(j *warmJob) (ok bool) {
 				// that explains it is this one.
 				p.log.Error("http2: handler panic", "panic", v, "stack", string(debug.Stack()))
 			}
-			ok = true
-		} else {
-			// recover() is nil while Goexit unwinds.
-			res = warmResult{goexit: true}
+		}
+		if res.goexit {
 			p.workers.Add(-1)
 		}
 		j.h, j.w, j.r = nil, nil, nil
 		j.done <- res
 	}()
 	j.h.ServeHTTP(j.w, j.r)
-	normal = true
-	j.h, j.w, j.r = nil, nil, nil
-	j.done <- warmResult{}
-	return true
+	res = warmResult{}
 }

@@ -10,6 +10,17 @@ type peekedConn struct {
 	net.Conn
 	peeked []byte
 	ci     *ConnInfo
+	// batch gathers the TLS records of an HTTP/2 connection's writes
+	// (recordbatch.go); set before the connection is handed to HTTP/2, nil
+	// for HTTP/1.
+	batch *recordBatch
+}
+
+func (c *peekedConn) Write(p []byte) (int, error) {
+	if c.batch != nil {
+		return c.batch.write(c.Conn, p)
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *peekedConn) Read(p []byte) (int, error) {

@@ -237,15 +237,26 @@ func NewServer(cfg Config) (*Server, error) {
 		ConnContext:       s.limitConnContext,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 	}
-	if err := http2.ConfigureServer(s.h1, &http2.Server{
+	h2s := &http2.Server{
 		IdleTimeout:          cfg.IdleTimeout,
 		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 		MaxReadFrameSize:     h2MaxReadFrameSize,
 		// What a client may upload ahead of the pipeline (x/net buffers it).
 		MaxUploadBufferPerConnection: cfg.H2MaxUploadBufferPerConnection,
 		MaxUploadBufferPerStream:     cfg.H2MaxUploadBufferPerStream,
-	}); err != nil {
+	}
+	if err := http2.ConfigureServer(s.h1, h2s); err != nil {
 		return nil, fmt.Errorf("configure http2: %w", err)
+	}
+	// x/net's own "h2" hook, but serving the connection with its records
+	// batched (recordbatch.go). The same http2.Server serves it, so its
+	// graceful shutdown (registered by ConfigureServer) still covers it.
+	s.h1.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		var ctx context.Context
+		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+			ctx = bc.BaseContext() // net/http's per-connection context, ConnContext's
+		}
+		h2s.ServeConn(batchedH2(c), &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
 	}
 	if cfg.HoldForRecord {
 		d, ok := cfg.Recorder.(DurableRecorder)
@@ -425,6 +436,7 @@ func (s *Server) intercept(pc *peekedConn, ci *ConnInfo) {
 	h2 := tc.ConnectionState().NegotiatedProtocol == "h2"
 	ci.upstream = s.upstreamFor(ci, h2)
 	if h2 {
+		pc.batch = &recordBatch{}
 		s.inbox.push(tc)
 		return
 	}

@@ -130,6 +130,7 @@ func (s *Server) handleSuffix(c net.Conn, ci *ConnInfo) {
 	s.Stats.Intercepted.Add(1)
 	s.noteClientCert(ci, tc)
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		pc.batch = &recordBatch{}
 		s.inbox.push(tc)
 		return
 	}

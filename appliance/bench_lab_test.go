@@ -268,14 +268,16 @@ func (r *labReport) write(b testing.TB) {
 }
 
 // download fetches size bytes with curl in the client namespace and returns
-// bytes per second.
-func (l *e2eLab) download(b testing.TB, name string, addr netip.Addr, port, size int, caFile string) float64 {
+// bytes per second. curl offers h2 first, as browsers do; extra are more
+// curl arguments (--http1.1).
+func (l *e2eLab) download(b testing.TB, name string, addr netip.Addr, port, size int, caFile string, extra ...string) float64 {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	url := fmt.Sprintf("https://%s:%d/bytes/%d", name, port, size)
-	out, err := l.Client.Exec(ctx, "curl", "-sS", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
-		"--cacert", caFile, "--resolve", fmt.Sprintf("%s:%d:%s", name, port, addr), url)
+	args := append([]string{"-sS", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}",
+		"--cacert", caFile, "--resolve", fmt.Sprintf("%s:%d:%s", name, port, addr)}, extra...)
+	out, err := l.Client.Exec(ctx, "curl", append(args, url)...)
 	if err != nil {
 		b.Fatalf("curl %s via %s: %v: %s", url, addr, err, out)
 	}

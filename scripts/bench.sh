@@ -35,4 +35,7 @@ go test -run '^$' -bench '^BenchmarkLabPostMix$' -benchtime 1x -timeout 30m -v .
 # direct and intercepted alternated, HTTP/1.1 in the same rounds:
 # lab-h2-<stamp>.md.
 go test -run '^$' -bench '^BenchmarkLabH2$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-h2-$stamp.txt"
+# Bulk download over HTTP/2 and HTTP/1.1, direct and intercepted alternated,
+# with CPU and system calls per MiB: lab-download-<stamp>.md.
+go test -run '^$' -bench '^BenchmarkLabDownload$' -benchtime 1x -timeout 30m -v ./appliance | tee "$out/lab-download-$stamp.txt"
 echo "results: $out/go-$stamp.txt $out/lab-$stamp.txt $out/lab-latest.md $out/lab-session-$(date -u +%Y%m%d).md"

@@ -132,6 +132,13 @@ func (h *harness) plainOrigin() netip.AddrPort {
 // transparent connections to dest — what socket assignment gives in the lab.
 func (h *harness) front(dest netip.AddrPort) string {
 	h.t.Helper()
+	return h.frontWrapped(dest, nil)
+}
+
+// frontWrapped is front with each accepted connection passed through wrap
+// (when set) before the pipeline gets it.
+func (h *harness) frontWrapped(dest netip.AddrPort, wrap func(net.Conn) net.Conn) string {
+	h.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
@@ -142,6 +149,9 @@ func (h *harness) front(dest netip.AddrPort) string {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if wrap != nil {
+				c = wrap(c)
 			}
 			ci := h.srv.newConnInfo(ModeTransparent, c)
 			ci.Dest = dest

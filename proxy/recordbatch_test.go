@@ -112,29 +112,15 @@ func TestH2RecordsBatched(t *testing.T) {
 	h := newHarness(t, nil)
 	origin := h.origin(nil, "origin.test")
 	var writes, written atomic.Int64
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			cc := &countingConn{TCPConn: c.(*net.TCPConn), writes: &writes, written: &written}
-			ci := h.srv.newConnInfo(ModeTransparent, cc)
-			ci.Dest = origin
-			h.srv.goHandle(cc, ci)
-		}
-	}()
+	front := h.frontWrapped(origin, func(c net.Conn) net.Conn {
+		return &countingConn{TCPConn: c.(*net.TCPConn), writes: &writes, written: &written}
+	})
 	const size = 8 << 20
 	for _, h2 := range []bool{true, false} {
 		tr := h.client(origin, h2).Transport.(*http.Transport)
 		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "tcp", ln.Addr().String())
+			return d.DialContext(ctx, "tcp", front)
 		}
 		client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 		w0, b0 := writes.Load(), written.Load()

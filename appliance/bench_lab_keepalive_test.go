@@ -44,7 +44,7 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 		}
 		l.start()
 		for _, c := range conns {
-			logged0 := accessRequests(l)
+			logged0 := markAccessLog(b, l)
 			cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
 			rd0, wr0 := procSyscalls(b, l.proc.Process.Pid)
 			var profiled chan struct{}
@@ -69,7 +69,7 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			// Every request wrk made went through the pipeline: the access
 			// log has a line for each (it is flushed within 200 ms).
 			time.Sleep(500 * time.Millisecond)
-			if n := accessRequests(l) - logged0; float64(n) < ka.requests {
+			if n := accessRequestsSince(b, l, logged0); float64(n) < ka.requests {
 				b.Fatalf("%d connections: wrk made %.0f requests, the access log has %d: not intercepted", c, ka.requests, n)
 			}
 		}
@@ -160,18 +160,55 @@ func rssParts(b testing.TB, pid int) (anon, file int64) {
 
 var accessRequestLine = regexp.MustCompile(`"msg":"request"`)
 
-// accessRequests counts the request lines in the lab appliance's access
-// log, its rotated files included (log.access_max_mib: a benchmark's runs
-// write more than one file's worth; the default keeps four, which the
-// runs do not fill).
-func accessRequests(l *e2eLab) int {
-	files, _ := filepath.Glob(filepath.Join(l.dir, "access.log*"))
+// accessMark is a place in the lab appliance's access log: the current
+// file (by inode, which rotation keeps) and its size then.
+type accessMark struct {
+	ino  uint64
+	size int64
+}
+
+// markAccessLog marks the end of the access log, for accessRequestsSince.
+func markAccessLog(b testing.TB, l *e2eLab) accessMark {
+	b.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(l.dir, "access.log"), &st); err != nil {
+		b.Fatalf("access log: %v", err)
+	}
+	return accessMark{ino: st.Ino, size: st.Size}
+}
+
+// accessRequestsSince counts the request lines written to the access log
+// after m: those of the files rotated since (access.log, .1, .2, ... back
+// to the one that was current at m) and, in that file, the ones past m's
+// size. A benchmark's runs write several files' worth (log.access_max_mib),
+// and the oldest file is removed on rotation, so counting every file
+// before and after a run undercounts; a run that rotated m's file away
+// altogether is reported as such.
+func accessRequestsSince(b testing.TB, l *e2eLab, m accessMark) int {
+	b.Helper()
 	n := 0
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
+	base := filepath.Join(l.dir, "access.log")
+	for i := 0; ; i++ {
+		path := base
+		if i > 0 {
+			path = base + "." + strconv.Itoa(i)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			b.Fatalf("access log: the file current when the run began was rotated away (%v): raise log.access_files for this run", err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			b.Fatalf("access log: %v", err)
+		}
+		if st.Ino == m.ino {
+			if int64(len(data)) < m.size {
+				b.Fatalf("access log %s shrank from %d to %d bytes", path, m.size, len(data))
+			}
+			return n + len(accessRequestLine.FindAllIndex(data[m.size:], -1))
+		}
 		n += len(accessRequestLine.FindAllIndex(data, -1))
 	}
-	return n
 }
 
 // promValue is the value of an unlabelled metric in a Prometheus text

@@ -55,7 +55,7 @@ func BenchmarkLabPostMix(b *testing.B) {
 	for round := range 3 {
 		r.add("rps_mix_direct_c50", l.wrkRun(b, c, "-s", script).rps)
 		l.start()
-		logged0 := accessRequests(l)
+		logged0 := markAccessLog(b, l)
 		plain0 := l.metric(b, "portcullis_proxy_http1_plain_requests_total")
 		cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())
 		var profiled chan struct{}
@@ -72,7 +72,7 @@ func BenchmarkLabPostMix(b *testing.B) {
 		r.add("cpu_per_request_appliance_us_mix_c50", (cpuApp1-cpuApp0)/mix.requests*1e6)
 		r.add("loop_share_mix_c50", (l.metric(b, "portcullis_proxy_http1_plain_requests_total")-plain0)/mix.requests)
 		time.Sleep(500 * time.Millisecond)
-		if n := accessRequests(l) - logged0; float64(n) < mix.requests {
+		if n := accessRequestsSince(b, l, logged0); float64(n) < mix.requests {
 			b.Fatalf("wrk made %.0f requests, the access log has %d: not intercepted", mix.requests, n)
 		}
 		l.stop(syscall.SIGTERM)

@@ -22,7 +22,7 @@ import (
 // appliance binary with the default configuration and its datapath
 // attached, alternating three times so each ratio has its baseline from the same
 // minutes. It reports the ratios, the appliance's CPU per request against
-// the origin's, and the appliance's RSS after the runs, and writes
+// the origin's, and the appliance's RSS at start and after the runs, and writes
 // bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x;
 // with PORTCULLIS_BENCH_CPUPROFILE=file it also writes a CPU profile of the
 // appliance over 4 s of the first 50-connection run.
@@ -43,6 +43,12 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			r.add(fmt.Sprintf("rps_keepalive_direct_c%d", c), l.wrkConns(b, c).rps)
 		}
 		l.start()
+		// The memory before any request: the file pages are already most of
+		// the binary's text and read-only data mapped, each page package
+		// initialisation touched mapped with the pages around it.
+		anon0, file0 := rssParts(b, l.proc.Process.Pid)
+		r.add("rss_anon_at_start_bytes", float64(anon0))
+		r.add("rss_file_at_start_bytes", float64(file0))
 		for _, c := range conns {
 			logged0 := markAccessLog(b, l)
 			cpuApp0, cpuOrigin0 := procCPU(b, l.proc.Process.Pid), procCPU(b, os.Getpid())

@@ -92,8 +92,11 @@ func TestApplianceVM(t *testing.T) {
 	}
 	v := startVM(t, cfg)
 	t.Logf("qemu started (accel %s)", cfg.accel)
-	client.IP("route", "add", "default", "via", lanVM)
-	origin.IP("route", "add", "198.18.41.0/24", "via", wanVM)
+	v.routed = func() {
+		client.IP("route", "add", "default", "via", lanVM)
+		origin.IP("route", "add", "198.18.41.0/24", "via", wanVM)
+	}
+	v.routed()
 	originCA := startOrigin(t, origin)
 
 	mgmt := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
@@ -345,12 +348,28 @@ func waitHealthy(t *testing.T, v *vm, c *http.Client, base string, d time.Durati
 	t.Helper()
 	deadline := time.Now().Add(d)
 	quick := &http.Client{Transport: c.Transport, Timeout: 3 * time.Second}
+	from := len(v.console())
 	for {
 		resp, err := quick.Get(base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return time.Since(v.started)
+			}
+		}
+		// A panicked guest never answers: say so now rather than at the
+		// deadline. One panic before init under TCG is the emulator's
+		// (bootPanic) and gets one power cycle; any other fails the test.
+		if out := v.console(); len(out) > from {
+			if p := bootPanic(out[from:]); p != "" && v.accel == "tcg" && v.powerCycles == 0 {
+				t.Logf("guest kernel panicked before init under TCG (%s): power-cycling once", p)
+				v.powerCycle()
+				from = len(v.console())
+				deadline = time.Now().Add(d)
+				continue
+			}
+			if p := kernelPanic(out[from:]); p != "" {
+				t.Fatalf("guest kernel panicked while waiting for the appliance: %s", p)
 			}
 		}
 		if v.exited() {

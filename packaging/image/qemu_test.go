@@ -23,12 +23,11 @@ import (
 // another, its serial console written to a file.
 type vm struct {
 	t       *testing.T
-	dir     string
-	serial  string
-	accel   string
 	cfg     vmConfig
+	serial  string
 	args    []string // qemu's command line
 	taps    [2]string
+	log     *os.File // qemu's output, all boots
 	cmd     *exec.Cmd
 	done    chan struct{}
 	exitErr error
@@ -88,7 +87,7 @@ func startVM(t *testing.T, c vmConfig) *vm {
 	}
 	id := randHex(3)
 	wanTap, lanTap := "pcvw"+id, "pcvl"+id
-	v := &vm{t: t, dir: c.dir, serial: filepath.Join(c.dir, "serial.log"), accel: c.accel, cfg: c, taps: [2]string{wanTap, lanTap}}
+	v := &vm{t: t, cfg: c, serial: filepath.Join(c.dir, "serial.log"), taps: [2]string{wanTap, lanTap}}
 	v.args = []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
 		"-machine", "pc", "-m", c.memory, "-smp", "2",
@@ -112,18 +111,14 @@ func startVM(t *testing.T, c vmConfig) *vm {
 		// The binary form keeps commas and spaces out of qemu's option syntax.
 		v.args = append(v.args, "-smbios", "type=11,value=io.systemd.credential.binary:"+name+"="+base64.StdEncoding.EncodeToString([]byte(value)))
 	}
-	log, err := os.Create(filepath.Join(c.dir, "qemu.log"))
-	if err != nil {
+	var err error
+	if v.log, err = os.Create(filepath.Join(c.dir, "qemu.log")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		v.kill()
-		log.Close()
-		for _, tap := range v.taps {
-			_ = exec.Command("ip", "link", "del", tap).Run()
-			_ = exec.Command("ip", "-n", c.wan.Name, "link", "del", tap).Run()
-			_ = exec.Command("ip", "-n", c.lan.Name, "link", "del", tap).Run()
-		}
+		v.log.Close()
+		v.deleteTaps()
 		if t.Failed() {
 			if b, err := os.ReadFile(v.serial); err == nil {
 				t.Logf("serial console (last 6000 bytes):\n%s", tail(string(b), 6000))
@@ -133,16 +128,26 @@ func startVM(t *testing.T, c vmConfig) *vm {
 			}
 		}
 	})
-	v.launch(log)
+	v.launch()
 	return v
 }
 
+// deleteTaps removes the taps wherever they are (qemu's go with it, but a
+// failed start can leave one in the host namespace).
+func (v *vm) deleteTaps() {
+	for _, tap := range v.taps {
+		_ = exec.Command("ip", "link", "del", tap).Run()
+		_ = exec.Command("ip", "-n", v.cfg.wan.Name, "link", "del", tap).Run()
+		_ = exec.Command("ip", "-n", v.cfg.lan.Name, "link", "del", tap).Run()
+	}
+}
+
 // launch starts qemu and puts its taps into their namespaces.
-func (v *vm) launch(log *os.File) {
+func (v *vm) launch() {
 	t, c := v.t, v.cfg
 	t.Helper()
 	v.cmd = exec.Command("qemu-system-x86_64", v.args...)
-	v.cmd.Stdout, v.cmd.Stderr = log, log
+	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	done := make(chan struct{})
 	v.done = done
 	v.started = time.Now()
@@ -190,12 +195,8 @@ func (v *vm) launch(log *os.File) {
 // exception in interrupt" about 3.4 s into the boot. That is the emulator
 // not keeping the vCPUs' code coherent, not the appliance.
 func bootPanic(console string) string {
-	p := kernelPanic(console)
-	if p == "" {
-		return ""
-	}
-	before := console[:strings.Index(console, "Kernel panic - not syncing")]
-	if strings.Contains(before, "Run /init as init process") || strings.Contains(before, "Run /sbin/init as init process") {
+	p, at := kernelPanicAt(console)
+	if p == "" || strings.Contains(console[:at], "Run /init as init process") || strings.Contains(console[:at], "Run /sbin/init as init process") {
 		return ""
 	}
 	return p
@@ -203,33 +204,27 @@ func bootPanic(console string) string {
 
 // kernelPanic is the first kernel panic line in console output, or "".
 func kernelPanic(console string) string {
+	p, _ := kernelPanicAt(console)
+	return p
+}
+
+// kernelPanicAt is kernelPanic and where in console the line starts.
+func kernelPanicAt(console string) (string, int) {
 	i := strings.Index(console, "Kernel panic - not syncing")
 	if i < 0 {
-		return ""
+		return "", 0
 	}
-	line := console[i:]
-	if j := strings.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	return strings.TrimSpace(line)
+	line, _, _ := strings.Cut(console[i:], "\n")
+	return strings.TrimSpace(line), i
 }
 
 // powerCycle stops qemu and boots the same disk again.
 func (v *vm) powerCycle() {
 	v.t.Helper()
 	v.kill()
-	for _, tap := range v.taps {
-		// qemu's taps go with it; make sure before it makes them again.
-		_ = exec.Command("ip", "-n", v.cfg.wan.Name, "link", "del", tap).Run()
-		_ = exec.Command("ip", "-n", v.cfg.lan.Name, "link", "del", tap).Run()
-	}
-	log, err := os.OpenFile(filepath.Join(v.dir, "qemu.log"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	v.t.Cleanup(func() { log.Close() })
+	v.deleteTaps()
 	v.powerCycles++
-	v.launch(log)
+	v.launch()
 	if v.routed != nil {
 		v.routed()
 	}

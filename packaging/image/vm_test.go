@@ -361,7 +361,7 @@ func waitHealthy(t *testing.T, v *vm, c *http.Client, base string, d time.Durati
 		// deadline. One panic before init under TCG is the emulator's
 		// (bootPanic) and gets one power cycle; any other fails the test.
 		if out := v.console(); len(out) > from {
-			if p := bootPanic(out[from:]); p != "" && v.accel == "tcg" && v.powerCycles == 0 {
+			if p := bootPanic(out[from:]); p != "" && v.cfg.accel == "tcg" && v.powerCycles == 0 {
 				t.Logf("guest kernel panicked before init under TCG (%s): power-cycling once", p)
 				v.powerCycle()
 				from = len(v.console())

@@ -280,6 +280,39 @@ func (l *e2eLab) client(dest netip.AddrPort, roots *x509.CertPool, h2 bool) *htt
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
+// getOnce is one HTTPS GET of https://origin.lab/ on a connection of its
+// own to dest, from the client namespace, all of it (the dial included)
+// bounded by timeout, and nothing left behind when it returns. A probe of a
+// fail mode must use it rather than an http.Client with a Timeout: the
+// Transport lets a timed-out request's dial go on in the background, and a
+// SYN it retransmits once the appliance is back gets intercepted with a
+// client that does not trust the appliance CA -- which the proxy learns as
+// a certificate-pinning client and splices from then on.
+func (l *e2eLab) getOnce(dest netip.AddrPort, roots *x509.CertPool, timeout time.Duration) (*http.Response, tls.ConnectionState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	raw, err := l.Client.Dial(ctx, "tcp", dest.String())
+	if err != nil {
+		return nil, tls.ConnectionState{}, err
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	c := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "origin.lab", NextProtos: []string{"http/1.1"}})
+	if err := c.HandshakeContext(ctx); err != nil {
+		return nil, tls.ConnectionState{}, err
+	}
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: origin.lab\r\nConnection: close\r\n\r\n"); err != nil {
+		return nil, c.ConnectionState(), err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return nil, c.ConnectionState(), err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, c.ConnectionState(), err
+}
+
 func (l *e2eLab) accessLog() []map[string]any {
 	f, err := os.Open(filepath.Join(l.dir, "access.log"))
 	if err != nil {

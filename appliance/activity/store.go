@@ -120,6 +120,13 @@ func Open(path string, opt Options) (*Store, error) {
 }
 
 // writeDSN configures the write connection.
+//   - txlock=immediate: every transaction takes the write lock at BEGIN,
+//     so a writer that finds it held waits (busy_timeout) instead of
+//     failing. A deferred transaction that reads first (SummarizeAlerts,
+//     RaiseAlert) and then writes gets SQLITE_BUSY at once, without the
+//     busy handler, when another connection committed after its read:
+//     what `portcullis activity search` (which opens the store, and so
+//     summarizes) met beside the running daemon's group commits.
 //   - auto_vacuum=incremental lets size retention hand freed pages back to
 //     the file system; it only takes effect on a new database.
 //   - synchronous=FULL makes every group commit fsync the WAL: an event
@@ -143,7 +150,7 @@ func Open(path string, opt Options) (*Store, error) {
 //     three (an index insertion point each). It was 64 MiB before 16 (RSS
 //     +48 MiB for no measured gain).
 func writeDSN(path string) string {
-	return path + "?_busy_timeout=10000&_journal_mode=WAL&_synchronous=FULL&_auto_vacuum=incremental" +
+	return path + "?_busy_timeout=10000&_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_auto_vacuum=incremental" +
 		"&_pragma=temp_store(memory)&_pragma=cache_size(-4096)"
 }
 

@@ -14,9 +14,7 @@ func TestSecondStoreWritesBesideRunningWriter(t *testing.T) {
 	daemon, path := openTest(t, Options{})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -28,7 +26,7 @@ func TestSecondStoreWritesBesideRunningWriter(t *testing.T) {
 				time.Sleep(200 * time.Microsecond) // many small groups: many commits
 			}
 		}
-	}()
+	})
 	defer func() { close(stop); wg.Wait() }()
 
 	start := daemon.Stats().Written

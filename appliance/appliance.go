@@ -260,6 +260,14 @@ func withFD(ln *net.TCPListener, fn func(fd uintptr) error) error {
 func (a *Appliance) Run(ctx context.Context) error {
 	// Before any traffic is served: request paths may call notifyAlert.
 	a.startSNMP()
+	// Start-up is over: its pages of the executable go back to the page
+	// cache before anything is served (textpages.go); serving faults back
+	// the ones it uses.
+	if kib, err := releaseStartupPages(); err != nil {
+		a.log.Warn("release start-up pages of the executable", "err", err)
+	} else {
+		a.log.Debug("released start-up pages of the executable", "kib", kib)
+	}
 	errc := make(chan error, len(a.transparent)+4)
 	var wg sync.WaitGroup
 	serve := func(fn func() error) {

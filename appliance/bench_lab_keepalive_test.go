@@ -43,9 +43,10 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			r.add(fmt.Sprintf("rps_keepalive_direct_c%d", c), l.wrkConns(b, c).rps)
 		}
 		l.start()
-		// The memory before any request: the file pages are already most of
-		// the binary's text and read-only data mapped, each page package
-		// initialisation touched mapped with the pages around it.
+		// The memory before any request. Package initialisation maps most
+		// of the binary's text and read-only data (each page it touches with
+		// the pages around it); the appliance unmaps them once it serves
+		// (textpages.go), so the file pages here are what it touched since.
 		anon0, file0 := rssParts(b, l.proc.Process.Pid)
 		r.add("rss_anon_at_start_bytes", float64(anon0))
 		r.add("rss_file_at_start_bytes", float64(file0))
@@ -58,6 +59,11 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 				profiled = l.cpuProfile(b, profile, 4*time.Second)
 			}
 			ka := l.wrkConns(b, c)
+			// The memory at the end of the load, before the idle releaser
+			// gives anything back: the file pages are the request path's.
+			anonLoad, fileLoad := rssParts(b, l.proc.Process.Pid)
+			r.add(fmt.Sprintf("rss_anon_end_of_load_c%d_bytes", c), float64(anonLoad))
+			r.add(fmt.Sprintf("rss_file_end_of_load_c%d_bytes", c), float64(fileLoad))
 			if profiled != nil {
 				<-profiled
 			}

@@ -25,7 +25,8 @@ import (
 // the origin's, and the appliance's RSS at start and after the runs, and writes
 // bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x;
 // with PORTCULLIS_BENCH_CPUPROFILE=file it also writes a CPU profile of the
-// appliance over 4 s of the first 50-connection run.
+// appliance over 4 s of the first 50-connection run, and with
+// PORTCULLIS_BENCH_HEAPPROFILE=file a heap profile after the last round.
 func BenchmarkLabKeepAlive(b *testing.B) {
 	lab.RequireRoot(b)
 	if _, err := exec.LookPath("wrk"); err != nil {
@@ -33,7 +34,8 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 	}
 	l := newE2ELab(b, "")
 	profile := os.Getenv("PORTCULLIS_BENCH_CPUPROFILE")
-	if profile != "" {
+	heapProfile := os.Getenv("PORTCULLIS_BENCH_HEAPPROFILE")
+	if profile != "" || heapProfile != "" {
 		l.enablePProf(b)
 	}
 	r := newLabReport()
@@ -86,6 +88,12 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			}
 		}
 		r.add("rss_after_keepalive_bytes", float64(rss(b, l.proc.Process.Pid)))
+		if heapProfile != "" && round == 2 {
+			// What the Go heap holds after the runs (go tool pprof -sample_index=inuse_space).
+			if err := os.WriteFile(heapProfile, []byte(l.get("http://127.0.0.1:9780/debug/pprof/heap")), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		// What of the anonymous memory is Go's (heap in use, heap held
 		// from the OS, stacks; the rest is SQLite's C heap, the page
 		// cache among it, and the runtime's own).

@@ -67,7 +67,9 @@ func activityPath(cfg *Config) string {
 // store's query API on the command line, one JSON event per line, newest
 // first, with the next page's token on stderr.
 func activitySearch(cfg *Config, q activity.Query, stdout, stderr io.Writer) error {
-	st, err := activity.Open(activityPath(cfg), activity.Options{})
+	// Read-only: the daemon owns the store (its writer, pruner and alert
+	// summaries); a second owner beside it would compete for the lock.
+	st, err := activity.OpenReader(activityPath(cfg))
 	if err != nil {
 		return fmt.Errorf("activity: %w", err)
 	}

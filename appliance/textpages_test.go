@@ -58,12 +58,14 @@ Anonymous:           664 kB
 // The test binary's own start-up pages: released, they leave RssFile, and
 // the code keeps running (what it uses faults back in).
 func TestReleaseStartupPagesShrinksFileRSS(t *testing.T) {
-	before := rssFileKiB(t)
+	_, before := rssParts(t, os.Getpid())
+	before >>= 10
 	kib, err := releaseStartupPages()
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := rssFileKiB(t)
+	_, after := rssParts(t, os.Getpid())
+	after >>= 10
 	if kib < 1024 {
 		t.Fatalf("released %d KiB of the executable, want at least 1 MiB (RssFile %d KiB before)", kib, before)
 	}
@@ -75,23 +77,4 @@ func TestReleaseStartupPagesShrinksFileRSS(t *testing.T) {
 		t.Fatalf("got %q", s)
 	}
 	t.Logf("RssFile %d KiB before, %d KiB after; %d KiB released", before, after, kib)
-}
-
-func rssFileKiB(t *testing.T) int64 {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "RssFile:" {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no RssFile in /proc/self/status")
-	return 0
 }

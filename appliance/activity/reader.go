@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 )
 
 // Reader searches a store that another process (the running daemon) owns
@@ -24,8 +23,8 @@ type Reader struct {
 // and hold this build's schema (the daemon migrates an older one when it
 // starts).
 func OpenReader(path string) (*Reader, error) {
-	if path == "" || strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("activity store path %q: empty or contains '?'", path)
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -73,9 +73,8 @@ type Store struct {
 // starts its writer, its alert summarizer and its pruner (which does
 // nothing while no retention is set).
 func Open(path string, opt Options) (*Store, error) {
-	if path == "" || strings.ContainsRune(path, '?') {
-		// The driver splits its DSN at the first '?'.
-		return nil, fmt.Errorf("activity store path %q: empty or contains '?'", path)
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
 	opt = opt.withDefaults()
 	dsn := writeDSN(path)
@@ -119,14 +118,23 @@ func Open(path string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// checkPath refuses a store path the driver cannot take: it splits its DSN
+// at the first '?'.
+func checkPath(path string) error {
+	if path == "" || strings.ContainsRune(path, '?') {
+		return fmt.Errorf("activity store path %q: empty or contains '?'", path)
+	}
+	return nil
+}
+
 // writeDSN configures the write connection.
 //   - txlock=immediate: every transaction takes the write lock at BEGIN,
 //     so a writer that finds it held waits (busy_timeout) instead of
 //     failing. A deferred transaction that reads first (SummarizeAlerts,
 //     RaiseAlert) and then writes gets SQLITE_BUSY at once, without the
 //     busy handler, when another connection committed after its read:
-//     what `portcullis activity search` (which opens the store, and so
-//     summarizes) met beside the running daemon's group commits.
+//     what a second owner of the file (`portcullis activity search`, before
+//     it opened a Reader) met beside the running daemon's group commits.
 //   - auto_vacuum=incremental lets size retention hand freed pages back to
 //     the file system; it only takes effect on a new database.
 //   - synchronous=FULL makes every group commit fsync the WAL: an event

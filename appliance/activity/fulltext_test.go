@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -186,5 +187,118 @@ func TestFullTextRetention(t *testing.T) {
 	p, err = s.Search(Query{Text: "report-73.pdf"})
 	if err != nil || len(p.Events) != 1 {
 		t.Fatalf("kept event: %d, %v", len(p.Events), err)
+	}
+}
+
+// ftsCount is how many rows of the index hold a trigram, and whether FTS5's
+// own integrity check passes.
+func ftsCount(t *testing.T, s *Store, trigram string) int {
+	t.Helper()
+	if _, err := s.wdb.Exec(`INSERT INTO events_fts (events_fts) VALUES ('integrity-check')`); err != nil {
+		t.Fatalf("full-text index integrity check: %v", err)
+	}
+	n, err := s.IndexedWith(trigram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Retention deletes from the index only what the index holds: events pruned
+// before the writer indexed them (the tail after fts_mark) are not deleted
+// from it, so the index stays sound and counts exactly what it indexes
+// afterwards. The trigger gives FTS5's 'delete' the row's own text; a
+// delete of a row the index never had would corrupt it.
+func TestFullTextRetentionOfUnindexedEvents(t *testing.T) {
+	s, _ := openTest(t, Options{MaxAge: time.Hour, ftsBatch: 40})
+	emitN(t, s, 0, 100)
+	waitWritten(t, s, 100)
+	mark := func() (m int64) {
+		if err := s.rdb.QueryRow("SELECT coalesce(max(seq), 0) FROM fts_mark").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	written := 100
+	if mark() == int64(written) {
+		// Every event indexed: one more stays pending (1 < ftsBatch).
+		emitN(t, s, 100, 101)
+		written++
+		waitWritten(t, s, uint64(written))
+	}
+	if m := mark(); m == 0 || m >= int64(written) {
+		t.Fatalf("fts_mark %d of %d events: want some indexed and some pending", m, written)
+	}
+	if n, m := ftsCount(t, s, "doc"), mark(); n != int(m) {
+		t.Fatalf("index holds %d rows for doc before the prune, want %d (the mark)", n, m)
+	}
+	// Every event is past MaxAge: all go, indexed or not.
+	if _, err := s.Prune(testEpoch.Add(3 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ftsCount(t, s, "doc"); n != 0 {
+		t.Fatalf("index holds %d rows for doc after pruning every event", n)
+	}
+	emitN(t, s, 10000, 10200)
+	waitWritten(t, s, uint64(written+200))
+	var indexed int
+	if err := s.rdb.QueryRow("SELECT count(*) FROM events WHERE seq <= ?", mark()).Scan(&indexed); err != nil {
+		t.Fatal(err)
+	}
+	if n := ftsCount(t, s, "doc"); n != indexed || indexed < 160 {
+		t.Fatalf("index holds %d rows for doc, %d events are indexed (want equal, at least 160)", n, indexed)
+	}
+	p, err := s.Search(Query{Text: "report-10150.pdf"})
+	if err != nil || len(p.Events) != 1 {
+		t.Fatalf("search after the prune: %d events, %v", len(p.Events), err)
+	}
+}
+
+// A database made before the index dropped its token counts keeps its
+// form (contentless_delete, deleting by seq): the store opens it as it is,
+// indexes into it and prunes from it.
+func TestFullTextOlderFormKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "activity.db")
+	s, err := Open(path, Options{ftsBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP TRIGGER events_fts_del", "DROP TABLE events_fts",
+		`CREATE VIRTUAL TABLE events_fts USING fts5(host, path, file_name, user_name,
+			content='', contentless_delete=1, detail=none, tokenize='trigram case_sensitive 0')`,
+		`CREATE TRIGGER events_fts_del AFTER DELETE ON events BEGIN
+			DELETE FROM events_fts WHERE rowid = old.seq;
+		END`,
+	} {
+		if _, err := s.wdb.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{MaxAge: time.Hour, ftsBatch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var form string
+	if err := s.rdb.QueryRow("SELECT sql FROM sqlite_master WHERE name = 'events_fts'").Scan(&form); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(form, "contentless_delete=1") {
+		t.Fatalf("the older index was replaced: %s", form)
+	}
+	emitN(t, s, 0, 100)
+	waitWritten(t, s, 100)
+	if n := ftsCount(t, s, "doc"); n != 100 {
+		t.Fatalf("older index holds %d rows for doc, want 100", n)
+	}
+	if _, err := s.Prune(testEpoch.Add(time.Hour + 50*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ftsCount(t, s, "doc"); n != 50 {
+		t.Fatalf("older index holds %d rows for doc after the prune, want 50", n)
 	}
 }

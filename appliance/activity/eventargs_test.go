@@ -56,6 +56,35 @@ func TestWriterStoresWhatIsBound(t *testing.T) {
 		g2 = append(g2, ev)
 	}
 	groups = append(groups, g2, []Event{mk(99)}, []Event{{}})
+	// Plain traffic: every row of a chunk leaves the same text columns at
+	// their usual value, which the INSERT then writes itself (eventRowFor);
+	// in the second group one row sets some of them, so that chunk binds
+	// them for every row.
+	var g3, g4 []Event
+	for i := 0; i < 37; i++ {
+		g3 = append(g3, plainEvent(i))
+		ev := plainEvent(100 + i)
+		if i == 5 {
+			ev.User, ev.FileName, ev.Action, ev.ClientApp = "alice@corp.example", "it's.pdf", "block", "mobile"
+		}
+		g4 = append(g4, ev)
+	}
+	groups = append(groups, g3, g4)
+	// More sets of such columns than the writer prepares INSERTs for
+	// (maxFixedSets): the later ones bind every column.
+	for i, set := range []func(*Event){
+		func(ev *Event) { ev.Activity = "download" },
+		func(ev *Event) { ev.Reason = "p1" },
+		func(ev *Event) { ev.FileType = "pdf" },
+		func(ev *Event) { ev.FileLabel = "secret" },
+		func(ev *Event) { ev.ClientWhy = "ja4" },
+		func(ev *Event) { ev.FileSHA256 = "ab" },
+	} {
+		g := []Event{plainEvent(200 + 2*i), plainEvent(201 + 2*i)}
+		set(&g[0])
+		set(&g[1])
+		groups = append(groups, g)
+	}
 
 	s, _ := openTest(t, Options{})
 	for _, g := range groups {
@@ -67,6 +96,10 @@ func TestWriterStoresWhatIsBound(t *testing.T) {
 		if err := s.withWriter(func() error { return s.commit(g) }); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	if n := len(s.ins.fixedSets); n != maxFixedSets {
+		t.Errorf("the writer prepared INSERTs for %d sets of fixed columns, want the bound, %d", n, maxFixedSets)
 	}
 
 	plain, err := sql.Open("sqlite", writeDSN(filepath.Join(t.TempDir(), "plain.db")))

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -28,14 +29,17 @@ const (
 // of the writer's allocations. Statements are prepared on the connection
 // they run on, and again if the pool ever replaces it.
 type inserter struct {
-	db      *sql.DB
-	conn    any // the driver connection the statements belong to
-	stmts   map[string]driver.Stmt
-	args    []any
-	box     argBoxer // boxes args' values (eventargs.go)
-	side    []any    // a side table's rows, when bound (sideRows)
-	nv      []driver.NamedValue
-	nextSeq int64 // seq of the next event; reset from the table on failure
+	db    *sql.DB
+	conn  any // the driver connection the statements belong to
+	stmts map[string]driver.Stmt
+	args  []any
+	box   argBoxer // boxes args' values (eventargs.go)
+	side  []any    // a side table's rows, when bound (sideRows)
+	nv    []driver.NamedValue
+	// fixedSets are the sets of text columns the events INSERTs are
+	// prepared for (fixedSet).
+	fixedSets []uint32
+	nextSeq   int64 // seq of the next event; reset from the table on failure
 	// rollups: the group's counts are added up here as its rows are bound
 	// and written as one upsert per bucket (rollupgroup.go).
 	rollups bool
@@ -103,16 +107,25 @@ func (in *inserter) close() error {
 	})
 }
 
-func stmtKey(table string, rows int) string { return table + "/" + strconv.Itoa(rows) }
+func stmtKey(table string, rows int, fixed uint32) string {
+	return table + "/" + strconv.Itoa(rows) + "/" + strconv.FormatUint(uint64(fixed), 16)
+}
 
-// stmt returns the INSERT of rows rows into table prepared on dc.
-func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
+// maxFixedSets bounds the sets of fixed text columns (eventRowFor) the
+// writer prepares INSERTs for: each costs up to six statements of C heap
+// (a 32-row one is ~100 KiB). A chunk with a new set past it binds every
+// column (fixed 0).
+const maxFixedSets = 4
+
+// stmt returns the INSERT of rows rows into table prepared on dc; for
+// events, with the text columns of fixed written as their usual value.
+func (in *inserter) stmt(dc any, table string, rows int, fixed uint32) (driver.Stmt, error) {
 	if dc != in.conn {
 		// A new connection: the old statements died with the old one.
 		clear(in.stmts)
 		in.conn = dc
 	}
-	key := stmtKey(table, rows)
+	key := stmtKey(table, rows, fixed)
 	if st, ok := in.stmts[key]; ok {
 		return st, nil
 	}
@@ -134,7 +147,7 @@ func (in *inserter) stmt(dc any, table string, rows int) (driver.Stmt, error) {
 	n := strings.Count(cols, ",") + 1
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
 	if table == "events" {
-		row = eventRowPlaceholders
+		row = eventRowFor(fixed)
 	}
 	// OR IGNORE on the side tables: an event listing a policy twice stores
 	// one row. OR ROLLBACK on events: any failure dooms the group anyway, and
@@ -205,7 +218,11 @@ func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) e
 		if chunk == 0 {
 			return fmt.Errorf("insert into %s: %d values are not rows of %d", table, len(args), width)
 		}
-		st, err := in.stmt(dc, table, chunk)
+		var fixed uint32
+		if table == "events" && width == len(eventRowText) {
+			fixed = in.fixedSet(chunkFixed(args[:chunk*width]))
+		}
+		st, err := in.stmt(dc, table, chunk, fixed)
 		if err != nil {
 			return err
 		}
@@ -215,7 +232,10 @@ func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) e
 		}
 		nv := in.nv[:0]
 		for i, v := range args[:chunk*width] {
-			nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
+			if fixed != 0 && fixed&eventRowText[i%width] != 0 {
+				continue // written by the statement itself
+			}
+			nv = append(nv, driver.NamedValue{Ordinal: len(nv) + 1, Value: v})
 		}
 		in.nv = nv
 		_, err = ex.ExecContext(context.Background(), nv)
@@ -226,6 +246,19 @@ func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) e
 		args = args[chunk*width:]
 	}
 	return nil
+}
+
+// fixedSet is fixed if the writer prepares INSERTs for it (one of the
+// first maxFixedSets sets seen on this connection), else 0.
+func (in *inserter) fixedSet(fixed uint32) uint32 {
+	if fixed == 0 || slices.Contains(in.fixedSets, fixed) {
+		return fixed
+	}
+	if len(in.fixedSets) == maxFixedSets {
+		return 0
+	}
+	in.fixedSets = append(in.fixedSets, fixed)
+	return fixed
 }
 
 // commit writes events in one transaction, numbering them from nextSeq.

@@ -249,7 +249,10 @@ func (in *inserter) exec(dc any, table string, args []any, width, maxRows int) e
 }
 
 // fixedSet is fixed if the writer prepares INSERTs for it (one of the
-// first maxFixedSets sets seen on this connection), else 0.
+// first maxFixedSets sets the inserter has seen, kept for its life, over
+// connections), else 0. The first sets are not always the commonest (a
+// burst of logins may come first); a set shut out costs what every chunk
+// cost before, its binds.
 func (in *inserter) fixedSet(fixed uint32) uint32 {
 	if fixed == 0 || slices.Contains(in.fixedSets, fixed) {
 		return fixed

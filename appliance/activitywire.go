@@ -218,6 +218,11 @@ type activityCollector struct {
 	store        *activity.Store
 	events, lag  *prometheus.Desc
 	depth, sound *prometheus.Desc
+	// The writer's and retention's counters: an operator reads events per
+	// fsync from commits, a failing disk from write errors, and retention
+	// outrunning an exporter from pruned_unsent.
+	commits, writeErrors, capacity, lastSize *prometheus.Desc
+	pruned, prunedUnsent, pruneErrors        *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*activityCollector)(nil)
@@ -229,6 +234,14 @@ func newActivityCollector(s *activity.Store) *activityCollector {
 		lag:    prometheus.NewDesc("portcullis_activity_commit_lag_seconds", "Time from the oldest event of the last group to its commit.", nil, nil),
 		depth:  prometheus.NewDesc("portcullis_activity_queue_depth", "Events waiting for the store writer.", nil, nil),
 		sound:  prometheus.NewDesc("portcullis_activity_store_healthy", "1 when the last commit succeeded.", nil, nil),
+		commits: prometheus.NewDesc("portcullis_activity_commits_total",
+			"Group commits of the activity store (one fsync each); events_total{outcome=\"written\"} over this is the events per fsync.", nil, nil),
+		writeErrors:  prometheus.NewDesc("portcullis_activity_write_errors_total", "Failed group commits (each is retried).", nil, nil),
+		capacity:     prometheus.NewDesc("portcullis_activity_queue_capacity", "Events the store writer's queue holds at most.", nil, nil),
+		lastSize:     prometheus.NewDesc("portcullis_activity_last_commit_events", "Events in the last group committed.", nil, nil),
+		pruned:       prometheus.NewDesc("portcullis_activity_pruned_total", "Events deleted by retention.", nil, nil),
+		prunedUnsent: prometheus.NewDesc("portcullis_activity_pruned_unsent_total", "Events retention deleted before some exporter had sent them.", nil, nil),
+		pruneErrors:  prometheus.NewDesc("portcullis_activity_prune_errors_total", "Retention passes that failed.", nil, nil),
 	}
 }
 
@@ -237,6 +250,9 @@ func (c *activityCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.depth
 	ch <- c.sound
+	for _, d := range []*prometheus.Desc{c.commits, c.writeErrors, c.capacity, c.lastSize, c.pruned, c.prunedUnsent, c.pruneErrors} {
+		ch <- d
+	}
 }
 
 func (c *activityCollector) Collect(ch chan<- prometheus.Metric) {
@@ -247,6 +263,13 @@ func (c *activityCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, st.LastCommitLag.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(st.QueueDepth))
 	ch <- prometheus.MustNewConstMetric(c.sound, prometheus.GaugeValue, gaugeOf(st.Healthy))
+	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(st.Commits))
+	ch <- prometheus.MustNewConstMetric(c.writeErrors, prometheus.CounterValue, float64(st.WriteErrors))
+	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(st.QueueCapacity))
+	ch <- prometheus.MustNewConstMetric(c.lastSize, prometheus.GaugeValue, float64(st.LastCommitSize))
+	ch <- prometheus.MustNewConstMetric(c.pruned, prometheus.CounterValue, float64(st.Pruned))
+	ch <- prometheus.MustNewConstMetric(c.prunedUnsent, prometheus.CounterValue, float64(st.PrunedUndelivered))
+	ch <- prometheus.MustNewConstMetric(c.pruneErrors, prometheus.CounterValue, float64(st.PruneErrors))
 }
 
 func gaugeOf(b bool) float64 {

@@ -103,6 +103,12 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 				r.add(m, v)
 			}
 		}
+		// The store's group size over the round: events per commit (fsync).
+		written, ok1 := promValue(metrics, `portcullis_activity_events_total{outcome="written"}`)
+		commits, ok2 := promValue(metrics, "portcullis_activity_commits_total")
+		if ok1 && ok2 && commits > 0 {
+			r.add("activity_events_per_commit", written/commits)
+		}
 		// What the resident memory is: anonymous (Go heap, stacks, SQLite's
 		// page cache) or file pages (the binary's text touched).
 		anon, file := rssParts(b, l.proc.Process.Pid)

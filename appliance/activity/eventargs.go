@@ -2,6 +2,7 @@ package activity
 
 import (
 	"encoding/json"
+	mbits "math/bits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -12,7 +13,7 @@ import (
 
 // eventInsertWidth is the number of values per event row: seq and the
 // eventColumns.
-var eventInsertWidth = strings.Count(eventColumns, ",") + 2
+var eventInsertWidth = len(eventRowNames)
 
 // The driver spends more on a bound text value than SQLite spends storing
 // it: a C copy (malloc under the C heap's lock), the bind under the
@@ -75,49 +76,47 @@ var textDefault = func() (d [numTextCols]string) {
 	return d
 }()
 
-// eventRowText is, for each value of an events row (seq, then
-// eventColumns), the bit of its text column (1 << textCol), or 0 for a
-// column that is not one of them.
+// eventRowNames are the columns of an events row as the writer binds it:
+// seq, then eventColumns.
+var eventRowNames = strings.Split(strings.Join(strings.Fields("seq, "+eventColumns), ""), ",")
+
+// eventRowText is, for each value of an events row (eventRowNames), the
+// bit of its text column (1 << textCol), or 0 for a column that is not one
+// of them.
 var eventRowText = func() []uint32 {
-	var bits []uint32
-	for _, name := range strings.Split(strings.Join(strings.Fields("seq, "+eventColumns), ""), ",") {
-		bit := uint32(0)
+	bits := make([]uint32, len(eventRowNames))
+	for i, name := range eventRowNames {
 		for c, col := range textColumns {
 			if col.name == name {
-				bit = 1 << c
+				bits[i] = 1 << c
 			}
 		}
-		bits = append(bits, bit)
 	}
 	return bits
 }()
 
-// eventRowFor is one row of the writer's INSERT into events (seq, then
-// eventColumns): a plain parameter for every column but the text ones,
-// which take their usual value when bound NULL, and the text columns of
-// fixed (bits of eventRowText) written as their usual value, with no
-// parameter at all.
+// eventRowFor is one row of the writer's INSERT into events (eventRowNames):
+// a plain parameter for every column but the text ones, which take their
+// usual value when bound NULL, and the text columns of fixed (bits of
+// eventRowText) written as their usual value, with no parameter at all.
 //
 // Binding a NULL still costs the driver a call into SQLite under the
 // connection's mutex, and plain traffic leaves nine or ten text columns at
 // their usual value in every row of a group, so the writer prepares the
 // INSERT for the columns a chunk's rows all leave at it (chunkFixed).
 func eventRowFor(fixed uint32) string {
-	var p []string
-	for i, name := range strings.Split(strings.Join(strings.Fields("seq, "+eventColumns), ""), ",") {
-		ph := "?"
-		for c, col := range textColumns {
-			if col.name != name {
-				continue
-			}
-			lit := "'" + strings.ReplaceAll(textDefault[c], "'", "''") + "'"
-			if fixed&eventRowText[i] != 0 {
-				ph = lit
-			} else {
-				ph = "coalesce(?, " + lit + ")"
-			}
+	p := make([]string, len(eventRowNames))
+	for i, bit := range eventRowText {
+		if bit == 0 {
+			p[i] = "?"
+			continue
 		}
-		p = append(p, ph)
+		lit := "'" + strings.ReplaceAll(textDefault[mbits.TrailingZeros32(bit)], "'", "''") + "'"
+		if fixed&bit != 0 {
+			p[i] = lit
+		} else {
+			p[i] = "coalesce(?, " + lit + ")"
+		}
 	}
 	return "(" + strings.Join(p, ", ") + ")"
 }

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A Reader beside the running owner: it finds what the owner committed,
@@ -18,13 +17,7 @@ func TestReaderSearchesBesideOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for owner.Stats().Written < 50 {
-		if time.Now().After(deadline) {
-			t.Fatalf("owner wrote %d of 50 events in 10 s", owner.Stats().Written)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitWritten(t, owner, 50)
 	r, err := OpenReader(path)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +49,7 @@ func TestReaderSearchesBesideOwner(t *testing.T) {
 			}
 		}
 	}
-	for owner.Stats().Written < 250 {
-		if time.Now().After(deadline) {
-			t.Fatalf("owner wrote %d of 250 events", owner.Stats().Written)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitWritten(t, owner, 250)
 	page, err = r.Search(Query{Text: "report-241.pdf"})
 	if err != nil || len(page.Events) != 1 {
 		t.Fatalf("an event committed after the reader opened: %+v, %v", page.Events, err)

@@ -26,7 +26,9 @@ import (
 // bench/results/lab-keepalive-<stamp>.{md,json}. Run with -benchtime=1x;
 // with PORTCULLIS_BENCH_CPUPROFILE=file it also writes a CPU profile of the
 // appliance over 4 s of the first 50-connection run, and with
-// PORTCULLIS_BENCH_HEAPPROFILE=file a heap profile after the last round.
+// PORTCULLIS_BENCH_HEAPPROFILE=file a heap profile after the last round
+// (PORTCULLIS_BENCH_PROBE=command: run as "command pid round moment" where
+// the RSS is read, to look at the appliance's memory then).
 func BenchmarkLabKeepAlive(b *testing.B) {
 	lab.RequireRoot(b)
 	if _, err := exec.LookPath("wrk"); err != nil {
@@ -50,6 +52,7 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 		// the pages around it); the appliance unmaps them once it serves
 		// (textpages.go), so the file pages here are what it touched since.
 		anon0, file0 := rssParts(b, l.proc.Process.Pid)
+		probe(b, l.proc.Process.Pid, round, "start")
 		r.add("rss_anon_at_start_bytes", float64(anon0))
 		r.add("rss_file_at_start_bytes", float64(file0))
 		for _, c := range conns {
@@ -88,6 +91,7 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			}
 		}
 		r.add("rss_after_keepalive_bytes", float64(rss(b, l.proc.Process.Pid)))
+		probe(b, l.proc.Process.Pid, round, "after")
 		if heapProfile != "" && round == 2 {
 			// What the Go heap holds after the runs (go tool pprof -sample_index=inuse_space).
 			if err := os.WriteFile(heapProfile, []byte(l.get("http://127.0.0.1:9780/debug/pprof/heap")), 0o644); err != nil {
@@ -160,6 +164,19 @@ func (l *e2eLab) wrkRun(b testing.TB, c int, extra ...string) wrkResult {
 	rps, _ := strconv.ParseFloat(string(m[1]), 64)
 	reqs, _ := strconv.ParseFloat(string(n[1]), 64)
 	return wrkResult{rps: rps, requests: reqs}
+}
+
+// probe runs PORTCULLIS_BENCH_PROBE, if set, with the appliance's pid, the
+// round and the moment ("start", "after"): a look at its memory (smaps,
+// pagemap) at the moments the benchmark reads its RSS.
+func probe(b testing.TB, pid, round int, moment string) {
+	cmd := os.Getenv("PORTCULLIS_BENCH_PROBE")
+	if cmd == "" {
+		return
+	}
+	if out, err := exec.Command(cmd, strconv.Itoa(pid), strconv.Itoa(round), moment).CombinedOutput(); err != nil {
+		b.Fatalf("PORTCULLIS_BENCH_PROBE %s: %v\n%s", cmd, err, out)
+	}
 }
 
 // rssParts is a process's RssAnon and RssFile in bytes.

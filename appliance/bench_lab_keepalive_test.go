@@ -28,7 +28,8 @@ import (
 // appliance over 4 s of the first 50-connection run, and with
 // PORTCULLIS_BENCH_HEAPPROFILE=file a heap profile after the last round
 // (PORTCULLIS_BENCH_PROBE=command: run as "command pid round moment" where
-// the RSS is read, to look at the appliance's memory then).
+// the RSS is read, to look at the appliance's memory then; internal/lab/cmd/
+// memprobe records its smaps and the executable's resident pages).
 func BenchmarkLabKeepAlive(b *testing.B) {
 	lab.RequireRoot(b)
 	if _, err := exec.LookPath("wrk"); err != nil {

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,7 +205,7 @@ func New(cfg *Config, logOut io.Writer) (_ *Appliance, err error) {
 		if err := a.activity.store.ReleaseMemory(); err != nil {
 			a.log.Warn("idle memory release", "err", err)
 		}
-		debug.FreeOSMemory()
+		freeIdleHeap()
 	}
 	a.registry.MustRegister(a.idle.collector())
 	a.registry.MustRegister(a.accessOut.collector())

@@ -2,11 +2,14 @@ package appliance
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // The decision alone: a busy stretch then two quiet readings release once;
@@ -150,4 +153,25 @@ func BenchmarkHeapReading(b *testing.B) {
 	for b.Loop() {
 		readHeap(samples)
 	}
+}
+
+// A release empties the sync.Pools: what a burst left pooled is garbage
+// after freeIdleHeap, where one debug.FreeOSMemory (one collection) only
+// moves it to the pool's victim cache and keeps it live.
+func TestFreeIdleHeapEmptiesPools(t *testing.T) {
+	var pool sync.Pool
+	w := putBuffer(&pool)
+	freeIdleHeap()
+	if w.Value() != nil {
+		t.Fatal("a pooled buffer is still live after the release")
+	}
+	runtime.KeepAlive(&pool)
+}
+
+// putBuffer pools a new buffer and returns a weak pointer to it: nothing
+// but the pool holds it once putBuffer has returned.
+func putBuffer(pool *sync.Pool) weak.Pointer[[32 << 10]byte] {
+	b := new([32 << 10]byte)
+	pool.Put(b)
+	return weak.Make(b)
 }

@@ -22,9 +22,10 @@ import (
 //
 // It costs the request path nothing: it reads the runtime's counters
 // (runtime/metrics, no stop-the-world) ten times a second from its own
-// goroutine and never releases while allocations go on. A release costs one
-// collection of the (small, idle) heap and, on the next burst, the page
-// faults of the memory given back: a few milliseconds of CPU per burst.
+// goroutine and never releases while allocations go on. A release costs two
+// collections of the (small, idle) heap and, on the next burst, the page
+// faults of the memory given back and the pooled buffers made again: a few
+// milliseconds of CPU per burst.
 type idleReleaser struct {
 	// interval is how often the counters are read; quietIntervals readings
 	// in a row with at most quietBytes allocated each make the appliance
@@ -33,7 +34,7 @@ type idleReleaser struct {
 	quietIntervals int
 	quietBytes     uint64
 	busyBytes      uint64
-	// minRetained: a release is worth its collection only when the heap
+	// minRetained: a release is worth its collections only when the heap
 	// holds at least this much beyond the live heap.
 	minRetained uint64
 	release     func()

@@ -146,7 +146,7 @@ require (
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
-	modernc.org/memory v1.12.1 // indirect
+	modernc.org/memory v1.12.1
 	software.sslmate.com/src/go-pkcs12 v0.7.2
 )
 

@@ -1,6 +1,8 @@
 package activity
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +55,81 @@ func TestReleaseMemoryEmptiesWriterCache(t *testing.T) {
 	}
 	if st := s.Stats(); st.Written != n+10 {
 		t.Fatalf("written %d, want %d", st.Written, n+10)
+	}
+}
+
+// What a burst freed in SQLite's C heap stays resident in the allocator's
+// retained pages until trimCHeap hands them back (cheap.go).
+func TestReleaseMemoryTrimsCHeap(t *testing.T) {
+	s, _ := openTest(t, Options{Durability: AuditStrict})
+	const n = 20000
+	for i := 0; i < n; i++ {
+		for s.Emit(sampleEvent(i)) != nil {
+			time.Sleep(time.Millisecond) // audit-strict: the queue is full
+		}
+	}
+	for s.Stats().Written < n {
+		time.Sleep(time.Millisecond)
+	}
+	// ReleaseMemory's steps before the trim.
+	if err := s.withWriter(func() error {
+		if _, err := s.wdb.Exec("PRAGMA shrink_memory"); err != nil {
+			return err
+		}
+		return s.ins.close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before := cHeapBytes()
+	if err := trimCHeap(); err != nil {
+		t.Fatal(err)
+	}
+	after := cHeapBytes()
+	t.Logf("C heap resident %.1f -> %.1f MiB", float64(before)/(1<<20), float64(after)/(1<<20))
+	if before-after < 2<<20 {
+		t.Fatalf("trim gave back %d bytes of C heap, want at least 2 MiB", before-after)
+	}
+	// The statements are prepared again and the allocator maps again.
+	emitN(t, s, n, n+100)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Written != n+100 {
+		t.Fatalf("written %d, want %d", st.Written, n+100)
+	}
+}
+
+// cheap.go reaches into modernc.org/libc by name; a new libc or memory must
+// be read again before the versions here move. (A test binary's build info
+// lists no dependencies, so the versions come from go.mod.)
+func TestCHeapTrimVersions(t *testing.T) {
+	b, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "require" {
+			f = f[1:]
+		}
+		if len(f) < 2 {
+			continue
+		}
+		want, ok := cHeapTrimChecked[f[0]]
+		if !ok {
+			continue
+		}
+		seen++
+		if f[1] != want {
+			t.Errorf("go.mod has %s %s; cheap.go was checked against %s: check that libc's allocator is still a memory.Allocator whose every use holds allocatorMu, then update cHeapTrimChecked",
+				f[0], f[1], want)
+		}
+	}
+	if strings.Contains(string(b), "replace modernc.org/libc") || strings.Contains(string(b), "replace modernc.org/memory") {
+		t.Error("go.mod replaces modernc.org/libc or memory: cheap.go was checked against the released modules")
+	}
+	if seen != len(cHeapTrimChecked) {
+		t.Fatalf("found %d of the %d modules cheap.go depends on in go.mod", seen, len(cHeapTrimChecked))
 	}
 }

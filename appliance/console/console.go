@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -120,7 +119,7 @@ type Console struct {
 	searches *savedSearches
 	oidc     *oidcLogin // nil: no single sign-on
 	ro       *sql.DB    // read-only connection to the activity store; nil without one
-	pages    map[string]*template.Template
+	pages    pageSet    // parsed on first use (render.go)
 	static   fs.FS
 	// policyMu serialises policy saves: validate, compare, write, reload.
 	policyMu sync.Mutex
@@ -162,9 +161,6 @@ func New(o Options) (*Console, error) {
 	c.sessions = newSessions(o.IdleTimeout, o.SessionLifetime, o.Now)
 	c.pending = &pendingLogins{m: map[string]pendingLogin{}, now: o.Now}
 	c.limiter = newLoginLimiter(o.LoginsPerMinute, o.Now)
-	if c.pages, err = parsePages(); err != nil {
-		return nil, err
-	}
 	if c.static, err = fs.Sub(assets, "assets/static"); err != nil {
 		return nil, err
 	}

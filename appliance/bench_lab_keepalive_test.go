@@ -100,10 +100,13 @@ func BenchmarkLabKeepAlive(b *testing.B) {
 			}
 		}
 		// What of the anonymous memory is Go's (heap in use, heap held
-		// from the OS, stacks; the rest is SQLite's C heap, the page
-		// cache among it, and the runtime's own).
+		// from the OS, stacks, the runtime's own structures; the rest is
+		// SQLite's C heap, the page cache among it) and how many goroutines
+		// hold stacks.
 		metrics := l.get("http://127.0.0.1:9780/metrics")
-		for _, m := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "portcullis_memory_idle_releases_total"} {
+		for _, m := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_heap_released_bytes",
+			"go_memstats_stack_inuse_bytes", "go_memstats_mspan_inuse_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes",
+			"go_memstats_sys_bytes", "go_goroutines", "portcullis_memory_idle_releases_total"} {
 			if v, ok := promValue(metrics, m); ok {
 				r.add(m, v)
 			}

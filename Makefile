@@ -12,8 +12,9 @@ FUZZTIME ?= 60s
 
 all: build
 
+# portcullis is built as it ships (no cgo, PIE): make demo runs what installs.
 build:
-	$(GO) build -o $(BIN)/portcullis ./cmd/portcullis
+	GO=$(GO) scripts/build-portcullis.sh $(BIN)/portcullis
 	$(GO) build -o $(BIN)/lab-origin ./internal/lab/cmd/lab-origin
 
 # Regenerates the committed eBPF objects (needs clang; go build does not).

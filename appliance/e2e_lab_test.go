@@ -44,8 +44,8 @@ var (
 )
 
 // portcullisBinary builds cmd/portcullis once per test run, the way the
-// package builds it (packaging/build-deb.sh): no cgo, position independent,
-// no build paths. The tests and the lab benchmarks then run the binary that
+// package builds it (scripts/build-portcullis.sh): no cgo, position
+// independent, no build paths. The tests and the lab benchmarks then run the binary that
 // ships, and what they measure is its: a cgo build maps libc and starts
 // its threads through it, a non-PIE build keeps its type data in file pages
 // where the PIE's relocated copy is anonymous memory (~4 MiB here).
@@ -58,11 +58,9 @@ func portcullisBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "portcullis")
-		cmd := exec.Command("go", "build", "-buildmode=pie", "-trimpath", "-o", binPath, "../cmd/portcullis")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
+		out, err := exec.Command("../scripts/build-portcullis.sh", binPath).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+			buildErr = fmt.Errorf("scripts/build-portcullis.sh: %v: %s", err, out)
 		}
 	})
 	if buildErr != nil {

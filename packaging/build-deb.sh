@@ -23,11 +23,11 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 umask 022
 
-# No cgo, position independent (ASLR; the only ELF dependency is the dynamic
-# loader), and no build paths, build ids or VCS stamps in it: only the
-# commit's sources and VERSION decide the bytes.
-CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH $GO build -buildmode=pie -trimpath -buildvcs=false \
-	-ldflags="-s -w -buildid= -X main.version=$VERSION" -o "$stage/portcullis" ./cmd/portcullis
+# The shipped build (scripts/build-portcullis.sh: no cgo, position
+# independent, no build paths or VCS stamps), without build ids or symbols:
+# only the commit's sources and VERSION decide the bytes.
+GO=$GO GOOS=linux GOARCH=$ARCH scripts/build-portcullis.sh "$stage/portcullis" \
+	-ldflags="-s -w -buildid= -X main.version=$VERSION"
 # Generated files come from the host's build of the same sources.
 host_bin="$stage/portcullis"
 if [[ $ARCH != "$($GO env GOHOSTARCH)" ]]; then

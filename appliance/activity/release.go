@@ -11,7 +11,7 @@ const readIdleConns = 2
 // knows traffic has stopped (the appliance's idle releaser): the writer's
 // page cache (up to 4 MiB of pages in about 8 MiB of C heap, writeDSN), its
 // prepared INSERTs (about 0.5 MiB: up to 32 rows each, for every chunk size
-// and set of fixed columns in use), the idle read connections with their
+// and set of fixed columns in use) and argument buffers, the idle read connections with their
 // caches, schemas and lookaside, and then the C allocator's empty pages
 // (cheap.go). The next group reads the pages it needs back from the OS's
 // page cache (a pread of about 2 µs each, a few hundred after a release)
@@ -25,7 +25,7 @@ func (s *Store) ReleaseMemory() error {
 		if _, err := s.wdb.Exec("PRAGMA shrink_memory"); err != nil {
 			return fmt.Errorf("activity store: release memory: %w", err)
 		}
-		if err := s.ins.close(); err != nil {
+		if err := s.ins.release(); err != nil {
 			return fmt.Errorf("activity store: release memory: %w", err)
 		}
 		return nil

@@ -76,7 +76,7 @@ func TestReleaseMemoryTrimsCHeap(t *testing.T) {
 		if _, err := s.wdb.Exec("PRAGMA shrink_memory"); err != nil {
 			return err
 		}
-		return s.ins.close()
+		return s.ins.release()
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,13 @@ const readIdleConns = 2
 // knows traffic has stopped (the appliance's idle releaser): the writer's
 // page cache (up to 4 MiB of pages in about 8 MiB of C heap, writeDSN), its
 // prepared INSERTs (about 0.5 MiB: up to 32 rows each, for every chunk size
-// and set of fixed columns in use) and argument buffers, the idle read connections with their
-// caches, schemas and lookaside, and then the C allocator's empty pages
-// (cheap.go). The next group reads the pages it needs back from the OS's
-// page cache (a pread of about 2 µs each, a few hundred after a release)
-// and prepares its statements again (a few milliseconds, once per burst);
-// the next search opens a connection. Events are not affected: nothing
-// queued or committed is touched.
+// and set of fixed columns in use) and argument buffers, the idle read
+// connections with their caches, schemas and lookaside, and then the C
+// allocator's empty pages (cheap.go). The next group reads the pages it
+// needs back from the OS's page cache (a pread of about 2 µs each, a few
+// hundred after a release) and prepares its statements again (a few
+// milliseconds, once per burst); the next search opens a connection.
+// Events are not affected: nothing queued or committed is touched.
 func (s *Store) ReleaseMemory() error {
 	s.rdb.SetMaxIdleConns(0) // closes the idle ones
 	s.rdb.SetMaxIdleConns(readIdleConns)

@@ -3,11 +3,13 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // writeHead writes what Request.Write writes for a request without a body
@@ -102,5 +104,56 @@ func TestWriteHeadWithBodyAsRequestWrite(t *testing.T) {
 		if !reflect.DeepEqual(ra.Header, want.Header) || ra.ContentLength != int64(len(body)) || !bytes.Equal(gotBody, body) || len(sa) != len(sb) {
 			t.Errorf("client Content-Length %q: writeHead + body\n%q\nRequest.Write\n%q", cl, sa[:200], sb[:200])
 		}
+	}
+}
+
+// A pooled upstream connection holds no buffers while it waits (attach,
+// detach): requests on one client connection reuse one origin connection,
+// and between them the idle connection has neither reader nor writer.
+func TestLeanIdleConnectionHoldsNoBuffers(t *testing.T) {
+	h := newHarness(t, nil)
+	o := h.rawTLSOrigin("origin.test", forwardOrigin(make(chan struct{})))
+	front := h.limitedFront(o.Addr)
+	c := h.dialTLS1(front, "", "origin.test")
+	for i := range 3 {
+		_ = c.Send(fmt.Sprintf("GET /n%d HTTP/1.1\r\nHost: origin.test\r\n\r\n", i))
+		if resp, err := c.ReadResponse("GET", 5*time.Second); err != nil || resp.Status != 200 {
+			t.Fatalf("request %d: %+v, %v", i, resp, err)
+		}
+		idle := leanIdle(t, h.srv)
+		if len(idle) != 1 {
+			t.Fatalf("after request %d: %d idle upstream connections, want 1", i, len(idle))
+		}
+		if idle[0].br != nil || idle[0].bw != nil {
+			t.Fatalf("after request %d: the idle upstream connection holds its reader %v and writer %v", i, idle[0].br != nil, idle[0].bw != nil)
+		}
+	}
+	if n := o.Conns(); n != 1 {
+		t.Fatalf("origin saw %d connections for 3 requests, want 1 (reused)", n)
+	}
+}
+
+// leanIdle is a copy of the idle lists of the server's lean upstreams.
+func leanIdle(t *testing.T, s *Server) []*leanConn {
+	t.Helper()
+	var out []*leanConn
+	// The response reaches the client before its body ends on the proxy's
+	// side: wait (bounded) for the connection to be put back.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		out = out[:0]
+		s.upstreams.mu.Lock()
+		for e := s.upstreams.lru.Front(); e != nil; e = e.Next() {
+			if lu := e.Value.(*pooledTransport).lean; lu != nil {
+				lu.mu.Lock()
+				out = append(out, lu.idle...)
+				lu.mu.Unlock()
+			}
+		}
+		s.upstreams.mu.Unlock()
+		if len(out) > 0 || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -108,8 +108,9 @@ func TestWriteHeadWithBodyAsRequestWrite(t *testing.T) {
 }
 
 // A pooled upstream connection holds no buffers while it waits (attach,
-// detach): requests on one client connection reuse one origin connection,
-// and between them the idle connection has neither reader nor writer.
+// detach), nor a goroutine: requests on one client connection reuse one
+// origin connection, and between them the idle connection has neither
+// reader nor writer, and no watcher goroutine (leanWatcher.start).
 func TestLeanIdleConnectionHoldsNoBuffers(t *testing.T) {
 	h := newHarness(t, nil)
 	o := h.rawTLSOrigin("origin.test", forwardOrigin(make(chan struct{})))
@@ -126,6 +127,11 @@ func TestLeanIdleConnectionHoldsNoBuffers(t *testing.T) {
 		}
 		if idle[0].br != nil || idle[0].bw != nil {
 			t.Fatalf("after request %d: the idle upstream connection holds its reader %v and writer %v", i, idle[0].br != nil, idle[0].bw != nil)
+		}
+		// The HTTP/1.1 loop's requests end their own watch: no watcher
+		// goroutine was started for the connection.
+		if idle[0].watcher.next != nil {
+			t.Fatalf("after request %d: the idle upstream connection has a watcher goroutine", i)
 		}
 	}
 	if n := o.Conns(); n != 1 {

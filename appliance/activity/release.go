@@ -19,9 +19,19 @@ const readIdleConns = 2
 // milliseconds, once per burst); the next search opens a connection.
 // Events are not affected: nothing queued or committed is touched.
 func (s *Store) ReleaseMemory() error {
+	err := s.releaseCaches()
+	if terr := trimCHeap(); terr != nil && err == nil {
+		err = fmt.Errorf("activity store: trim C heap: %w", terr)
+	}
+	return err
+}
+
+// releaseCaches is ReleaseMemory before the trim: what SQLite and the
+// writer free into the C heap.
+func (s *Store) releaseCaches() error {
 	s.rdb.SetMaxIdleConns(0) // closes the idle ones
 	s.rdb.SetMaxIdleConns(readIdleConns)
-	err := s.withWriter(func() error {
+	return s.withWriter(func() error {
 		if _, err := s.wdb.Exec("PRAGMA shrink_memory"); err != nil {
 			return fmt.Errorf("activity store: release memory: %w", err)
 		}
@@ -30,8 +40,4 @@ func (s *Store) ReleaseMemory() error {
 		}
 		return nil
 	})
-	if terr := trimCHeap(); terr != nil && err == nil {
-		err = fmt.Errorf("activity store: trim C heap: %w", terr)
-	}
-	return err
 }

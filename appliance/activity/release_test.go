@@ -15,14 +15,7 @@ import (
 func TestReleaseMemoryEmptiesWriterCache(t *testing.T) {
 	s, _ := openTest(t, Options{Durability: AuditStrict})
 	const n = 20000
-	for i := 0; i < n; i++ {
-		for s.Emit(sampleEvent(i)) != nil {
-			time.Sleep(time.Millisecond) // audit-strict: the queue is full
-		}
-	}
-	for s.Stats().Written < n {
-		time.Sleep(time.Millisecond)
-	}
+	burst(t, s, n)
 	if _, err := s.Search(Query{Text: "example"}); err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +42,7 @@ func TestReleaseMemoryEmptiesWriterCache(t *testing.T) {
 	if heapBefore-heapAfter < 2<<20 {
 		t.Fatalf("C heap %d -> %d bytes: under 2 MiB given back", heapBefore, heapAfter)
 	}
-	emitN(t, s, n, n+10)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st := s.Stats(); st.Written != n+10 {
-		t.Fatalf("written %d, want %d", st.Written, n+10)
-	}
+	emitAndClose(t, s, n, n+10)
 }
 
 // What a burst freed in SQLite's C heap stays resident in the allocator's
@@ -63,21 +50,9 @@ func TestReleaseMemoryEmptiesWriterCache(t *testing.T) {
 func TestReleaseMemoryTrimsCHeap(t *testing.T) {
 	s, _ := openTest(t, Options{Durability: AuditStrict})
 	const n = 20000
-	for i := 0; i < n; i++ {
-		for s.Emit(sampleEvent(i)) != nil {
-			time.Sleep(time.Millisecond) // audit-strict: the queue is full
-		}
-	}
-	for s.Stats().Written < n {
-		time.Sleep(time.Millisecond)
-	}
+	burst(t, s, n)
 	// ReleaseMemory's steps before the trim.
-	if err := s.withWriter(func() error {
-		if _, err := s.wdb.Exec("PRAGMA shrink_memory"); err != nil {
-			return err
-		}
-		return s.ins.release()
-	}); err != nil {
+	if err := s.releaseCaches(); err != nil {
 		t.Fatal(err)
 	}
 	before := cHeapBytes()
@@ -90,12 +65,33 @@ func TestReleaseMemoryTrimsCHeap(t *testing.T) {
 		t.Fatalf("trim gave back %d bytes of C heap, want at least 2 MiB", before-after)
 	}
 	// The statements are prepared again and the allocator maps again.
-	emitN(t, s, n, n+100)
+	emitAndClose(t, s, n, n+100)
+}
+
+// burst emits n events into an audit-strict store, waiting while its queue
+// is full, and returns once all are written.
+func burst(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		for s.Emit(sampleEvent(i)) != nil {
+			time.Sleep(time.Millisecond) // audit-strict: the queue is full
+		}
+	}
+	for s.Stats().Written < uint64(n) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// emitAndClose emits events from..to after a release, closes the store and
+// checks that every event was written.
+func emitAndClose(t *testing.T, s *Store, from, to int) {
+	t.Helper()
+	emitN(t, s, from, to)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Written != n+100 {
-		t.Fatalf("written %d, want %d", st.Written, n+100)
+	if st := s.Stats(); st.Written != uint64(to) {
+		t.Fatalf("written %d, want %d", st.Written, to)
 	}
 }
 
